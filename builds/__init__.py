@@ -1,0 +1,1 @@
+"""Build configurations and board descriptions (YAML), shipped as package data."""

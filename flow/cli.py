@@ -1,0 +1,86 @@
+"""The ``qnnflow`` command: build, steps, models.
+
+Exit codes: 0 success, 1 the build failed (a step or a verification), 2 bad input
+(command line, build YAML, model or board).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from qnnflow.flow.errors import QnnflowError
+
+EXIT_BUILD_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qnnflow", description="Quantized networks to FPGA dataflow, verified.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    build = sub.add_parser("build", help="run a build described by a YAML file")
+    build.add_argument("build_file", help="e.g. builds/cnv_w1a1.yaml")
+    build.add_argument("--board", help="override the board (pynq-z1, ultra96, ultra96-v2)")
+    build.add_argument("--out", help="output directory (default out/<build>-<board>)")
+    build.add_argument("--from", dest="from_step", metavar="STEP", help="start at STEP, reusing earlier outputs")
+    build.add_argument("--to", dest="to_step", metavar="STEP", help="stop after STEP")
+    build.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override a field; dots for nested fields, value parsed as YAML (repeatable)",
+    )
+    sub.add_parser("steps", help="list the registered build steps")
+    sub.add_parser("models", help="list the model zoo")
+    return parser
+
+
+def _cmd_build(args) -> int:
+    from qnnflow.flow.config import load_config
+    from qnnflow.flow.runner import Runner
+
+    overrides = list(args.overrides) + ([f"board={args.board}"] if args.board else [])
+    try:
+        cfg = load_config(args.build_file, overrides)
+        out = Path(args.out) if args.out else Path("out") / f"{cfg['name']}-{cfg.board['id']}"
+        runner = Runner(cfg, out)
+        runner.step_range(args.from_step, args.to_step)
+    except QnnflowError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"qnnflow: building {cfg['name']} ({cfg['model']}) for {cfg.board['name']} into {out}")
+    try:
+        log = runner.run(args.from_step, args.to_step)
+    except QnnflowError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BUILD_FAILED
+    delivered = ", ".join(f"{k}: {out / v}" for k, v in log["outputs"].items())
+    print(f"qnnflow: done in {log['seconds']:.2f} s; {delivered}")
+    return 0
+
+
+def _cmd_steps(args) -> int:
+    from qnnflow.flow.registry import registered_steps
+
+    for step in registered_steps().values():
+        print(f"{step.name:<14} {step.doc}")
+    return 0
+
+
+def _cmd_models(args) -> int:
+    from qnnflow.models.zoo import zoo_table
+
+    rows = zoo_table()
+    print(f"{'name':<10} {'dataset':<8} {'W':>2} {'A':>2} {'params':>10}  input")
+    for r in rows:
+        shape = "x".join(str(d) for d in r["input_shape"])
+        print(f"{r['name']:<10} {r['dataset']:<8} {r['weight_bits']:>2} {r['act_bits']:>2} {r['params']:>10,}  {shape}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    return {"build": _cmd_build, "steps": _cmd_steps, "models": _cmd_models}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

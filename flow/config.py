@@ -1,0 +1,256 @@
+"""Build configuration: the YAML schema, overrides and validation.
+
+A build file is plain data. Every field is declared once in ``SCHEMA``; validation walks
+the schema, so an unknown key, a wrong type or a bad value is reported as one line that
+names the file and the field (``builds/x.yaml: golden.count: ...``) and says how to fix it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from qnnflow.flow.boards import known_boards, load_board
+from qnnflow.flow.errors import QnnflowError
+
+
+@dataclass(frozen=True)
+class Field:
+    """One config field: accepted types, default, whether required, and an extra value check.
+
+    ``check(value, cfg) -> str | None`` returns a problem description, or None when fine.
+    A field whose ``fields`` is set is a nested section validated the same way.
+    """
+
+    types: tuple
+    default: Any = None
+    required: bool = False
+    check: Callable[[Any, dict], str | None] | None = None
+    fields: dict[str, "Field"] | None = None
+    doc: str = ""
+
+
+def _positive(value, cfg):
+    return None if value > 0 else "must be > 0"
+
+
+def _known_model(value, cfg):
+    from qnnflow.models.source import model_source_problem
+
+    return model_source_problem(value)
+
+
+def _known_board(value, cfg):
+    if value in known_boards() or value.endswith((".yaml", ".yml")):
+        return None
+    return _choice_problem("board", value, known_boards())
+
+
+def _known_steps(value, cfg):
+    from qnnflow.flow.registry import step_problem
+
+    for name in value:
+        problem = step_problem(name)
+        if problem:
+            return problem
+    if not value or value[0] != "export":
+        return "the first step must be 'export' (it makes the model and its golden I/O)"
+    if len(set(value)) != len(value):
+        dup = next(n for n in value if value.count(n) > 1)
+        return f"step '{dup}' is listed twice; each step runs once"
+    return None
+
+
+def _verify_subset(value, cfg):
+    if value in ("all", "none"):
+        return None
+    if isinstance(value, str):
+        return "must be 'all', 'none' or a list of step names"
+    steps = cfg.get("steps", DEFAULT_STEPS)
+    for name in value:
+        if name not in steps:
+            return f"'{name}' is not in steps ({', '.join(steps)}); verify only steps that run"
+    return None
+
+
+def _outputs_producible(value, cfg):
+    from qnnflow.flow.registry import output_producers
+
+    producers = output_producers()
+    steps = cfg.get("steps", DEFAULT_STEPS)
+    for kind in value:
+        if kind not in producers:
+            return _choice_problem("output", kind, sorted(producers))
+        if not any(s in steps for s in producers[kind]):
+            return f"'{kind}' is made by step {' or '.join(producers[kind])}, which is not in steps; add it"
+    return None
+
+
+def _choice_problem(what: str, value: str, choices) -> str:
+    close = difflib.get_close_matches(str(value), list(choices), n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return f"unknown {what} '{value}'{hint} (choose from {', '.join(choices)})"
+
+
+DEFAULT_STEPS = ["export", "tidy"]
+
+SCHEMA: dict[str, Field] = {
+    "name": Field((str,), doc="build name; defaults to the YAML file's stem"),
+    "model": Field(
+        (str,),
+        required=True,
+        check=_known_model,
+        doc="zoo name, path to a QONNX .onnx file, or package.module:function",
+    ),
+    "weights": Field((str,), default="random", doc="'random' (seeded) or a checkpoint path"),
+    "board": Field((str,), required=True, check=_known_board, doc="board name or board YAML path"),
+    "clock_ns": Field((int, float), check=_positive, doc="target clock period; default: the board's"),
+    "steps": Field((list,), default=DEFAULT_STEPS, check=_known_steps, doc="steps to run, in order"),
+    "verify": Field((list, str), default="all", check=_verify_subset, doc="steps whose output is checked"),
+    "outputs": Field(
+        (list,), default=["qonnx", "build_log"], check=_outputs_producible, doc="artifacts the build must deliver"
+    ),
+    "golden": Field(
+        (dict,),
+        default={},
+        fields={
+            "count": Field((int,), default=8, check=_positive, doc="number of golden inputs"),
+            "seed": Field((int,), default=0, doc="seed for generated golden inputs"),
+        },
+        doc="golden I/O used to verify every step",
+    ),
+}
+
+
+@dataclass
+class BuildConfig:
+    """A validated build: the resolved field values plus where they came from."""
+
+    values: dict
+    source: str
+    board: dict = field(default_factory=dict)
+
+    def __getitem__(self, key):
+        return self.values[key]
+
+    def get(self, key, default=None):
+        return self.values.get(key, default)
+
+    def subset(self, keys) -> dict:
+        """The values of ``keys`` (dotted paths allowed), for cache keys."""
+        return {k: _get_path(self.values, k) for k in keys}
+
+    @property
+    def clock_ns(self) -> float:
+        return float(self.values["clock_ns"] if self.values.get("clock_ns") is not None else self.board["clock_ns"])
+
+    def verifies(self, step: str) -> bool:
+        verify = self.values["verify"]
+        return verify == "all" or (verify != "none" and step in verify)
+
+
+def _get_path(values: dict, dotted: str):
+    node = values
+    for part in dotted.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``key.sub=value`` -> (['key', 'sub'], value parsed as YAML)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise QnnflowError(f"--set {text}: expected key=value, e.g. --set golden.count=4")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as err:
+        raise QnnflowError(f"--set {text}: value is not valid YAML ({_first_line(err)})") from None
+    return key.strip().split("."), value
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> set[str]:
+    """Apply ``--set`` overrides in place; returns the dotted paths they touched."""
+    touched = set()
+    for text in overrides:
+        path, value = parse_override(text)
+        node = raw
+        for part in path[:-1]:
+            if not isinstance(node.get(part, {}), dict):
+                raise QnnflowError(f"--set {text}: '{part}' is not a section")
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+        touched.add(".".join(path))
+    return touched
+
+
+def _type_names(types) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", list: "a list", dict: "a mapping", bool: "true/false"}
+    return " or ".join(names[t] for t in types)
+
+
+def _validate(raw: dict, schema: dict[str, Field], prefix: str, cfg: dict, where) -> dict:
+    out = {}
+    for key in raw:
+        if key not in schema:
+            close = difflib.get_close_matches(str(key), list(schema), n=1)
+            hint = f"did you mean '{prefix}{close[0]}'?" if close else f"known keys: {', '.join(schema)}"
+            raise QnnflowError(f"{where(prefix + str(key))}: unknown key; {hint}")
+    for key, spec in schema.items():
+        path = prefix + key
+        if key not in raw or raw[key] is None:
+            if spec.required:
+                raise QnnflowError(f"{where(path)}: required field is missing ({spec.doc})")
+            value = spec.default
+            if spec.fields is not None:
+                value = _validate({}, spec.fields, path + ".", cfg, where)
+            out[key] = value
+            continue
+        value = raw[key]
+        is_bool = isinstance(value, bool) and bool not in spec.types
+        if is_bool or not isinstance(value, spec.types):
+            raise QnnflowError(f"{where(path)}: expected {_type_names(spec.types)}, got {value!r}")
+        if spec.fields is not None:
+            value = _validate(value, spec.fields, path + ".", cfg, where)
+        elif spec.check is not None:
+            problem = spec.check(value, cfg)
+            if problem:
+                raise QnnflowError(f"{where(path)}: {problem}")
+        out[key] = value
+    return out
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> BuildConfig:
+    """Read, override and validate a build YAML. Raises QnnflowError with a one-line message."""
+    path = Path(path)
+    label = str(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise QnnflowError(f"{label}: build file not found; see builds/ for examples") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise QnnflowError(f"{label}: not valid YAML: {_first_line(err)}") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise QnnflowError(f"{label}: expected a mapping of fields (model:, board:, ...), got {type(raw).__name__}")
+    touched = apply_overrides(raw, list(overrides))
+
+    def where(field_path: str) -> str:
+        origin = " (from --set)" if field_path in touched else ""
+        return f"{label}: {field_path}{origin}"
+
+    values = _validate(raw, SCHEMA, "", raw, where)
+    if values["name"] is None:
+        values["name"] = path.stem
+    return BuildConfig(values=values, source=label, board=load_board(values["board"]))
+
+
+def _first_line(err: Exception) -> str:
+    return " ".join(str(err).split())
+

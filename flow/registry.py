@@ -1,0 +1,103 @@
+"""The step registry: named build steps, and user steps given as ``package.module:function``.
+
+A step is ``fn(model, ctx) -> model``: it takes the previous step's ModelWrapper (None for
+the first step) and a StepContext, and returns the new model. It declares the config
+fields it reads, so the runner's cache reruns it only when those (or its input) change,
+and the output kinds (``outputs:`` in the build YAML) it delivers.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import importlib
+import inspect
+from dataclasses import dataclass
+from typing import Callable
+
+from qnnflow.flow.errors import QnnflowError
+from qnnflow.flow.userspec import import_callable, is_user_spec
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    fn: Callable
+    config_keys: tuple[str, ...]
+    produces: tuple[str, ...]
+    doc: str
+
+    def code_hash(self) -> str:
+        """Hash of the step function's source: editing a step invalidates its cache."""
+        try:
+            source = inspect.getsource(self.fn)
+        except (OSError, TypeError):
+            source = self.fn.__qualname__
+        return hashlib.sha256(source.encode()).hexdigest()[:16]
+
+
+_STEPS: dict[str, Step] = {}
+# Output kinds that are not tied to one step.
+_ALWAYS_PRODUCED = {"build_log": ("export",)}
+
+
+def register_step(name: str, config: tuple[str, ...] = (), produces: tuple[str, ...] = ()):
+    """Decorator: register ``fn`` as the build step ``name``."""
+
+    def wrap(fn):
+        doc = (inspect.getdoc(fn) or "").split("\n")[0]
+        _STEPS[name] = Step(name, fn, tuple(config), tuple(produces), doc)
+        return fn
+
+    return wrap
+
+
+def _load_builtin_steps():
+    # Importing the module registers the built-in steps; kept lazy so importing the
+    # registry has no side effects and no heavy imports.
+    importlib.import_module("qnnflow.flow.steps")
+
+
+def registered_steps() -> dict[str, Step]:
+    _load_builtin_steps()
+    return dict(_STEPS)
+
+
+def output_producers() -> dict[str, tuple[str, ...]]:
+    """Output kind -> the steps that produce it."""
+    producers: dict[str, list[str]] = {}
+    for step in registered_steps().values():
+        for kind in step.produces:
+            producers.setdefault(kind, []).append(step.name)
+    for kind, steps in _ALWAYS_PRODUCED.items():
+        producers.setdefault(kind, []).extend(steps)
+    return {k: tuple(v) for k, v in producers.items()}
+
+
+def step_problem(name: str) -> str | None:
+    """Why ``name`` is not a usable step, or None."""
+    if not isinstance(name, str):
+        return f"step names are strings, got {name!r}"
+    if is_user_spec(name):
+        try:
+            import_callable(name)
+        except QnnflowError as err:
+            return f"user step '{name}': {err}"
+        return None
+    steps = registered_steps()
+    if name in steps:
+        return None
+    close = difflib.get_close_matches(name, list(steps), n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return f"unknown step '{name}'; {hint}(known: {', '.join(steps)}; or package.module:function)"
+
+
+def resolve_step(name: str) -> Step:
+    problem = step_problem(name)
+    if problem:
+        raise QnnflowError(problem)
+    if is_user_spec(name):
+        fn = import_callable(name)
+        # A user step may read any field, so the whole config keys its cache.
+        return Step(name, fn, ("*",), (), (inspect.getdoc(fn) or "user step").split("\n")[0])
+    return registered_steps()[name]

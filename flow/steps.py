@@ -1,0 +1,33 @@
+"""The built-in build steps. Each is thin: it calls a transform or an exporter and says
+which config fields it reads (its cache key) and which outputs it delivers."""
+
+from __future__ import annotations
+
+import io
+
+from qnnflow.flow.registry import register_step
+from qnnflow.flow.runner import GOLDEN_FILE, StepContext
+
+
+@register_step("export", config=("model", "weights", "golden"), produces=("qonnx", "golden"))
+def export_step(model, ctx: StepContext):
+    """Export the model to QONNX and record golden I/O from PyTorch (or the user's files)."""
+    from qnnflow.models.export import export_source
+    from qnnflow.models.source import parse_model_source
+
+    source = parse_model_source(ctx.cfg["model"])
+    golden_cfg = ctx.cfg["golden"]
+    model, golden = export_source(source, ctx.cfg["weights"], golden_cfg["count"], golden_cfg["seed"])
+    buf = io.BytesIO()
+    golden.save(buf)
+    ctx.write_artifact(GOLDEN_FILE, buf.getvalue(), delivers="golden")
+    ctx.notes.append(f"golden I/O: {len(golden.input)} samples from {golden.source}")
+    return model
+
+
+@register_step("tidy")
+def tidy_step(model, ctx: StepContext):
+    """Infer shapes and datatypes, fold constants, give nodes and tensors unique readable names."""
+    from qnnflow.transforms.tidy import tidy
+
+    return tidy(model)

@@ -1,0 +1,1 @@
+"""The dataflow node library and its HLS back end."""

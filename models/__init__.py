@@ -1,0 +1,1 @@
+"""The Brevitas model zoo, data loaders and QONNX export."""

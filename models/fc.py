@@ -1,0 +1,50 @@
+"""FC: the BNN-PYNQ MNIST multilayer perceptrons (LFC, TFC, ...), any bit width.
+
+LFC is hidden=(1024, 1024, 1024) and TFC is hidden=(64, 64, 64). Each hidden
+layer is a bias-free QuantLinear, batch norm and a quantized activation; the
+classifier is a bias-free QuantLinear followed by a TensorNorm.
+"""
+
+from brevitas.nn import QuantLinear
+from torch import nn
+
+from .quant import quant_act, quant_input, weight_quant
+from .tensor_norm import TensorNorm
+
+BN_EPS = 1e-4
+
+
+class FC(nn.Module):
+    """A fully connected network with `weight_bits`/`act_bits` everywhere, `in_bits` input.
+
+    Input: float (N, 1, 28, 28) in [0, 1]; output: (N, num_classes) logits.
+    """
+
+    def __init__(self, hidden, weight_bits, act_bits, in_bits=8, num_classes=10,
+                 in_features=28 * 28):
+        super().__init__()
+        self.hidden = tuple(hidden)
+        self.weight_bits, self.act_bits, self.in_bits = weight_bits, act_bits, in_bits
+        self.flatten = nn.Flatten()
+        self.input_quant = quant_input(in_bits)
+        features = []
+        width = in_features
+        for out_features in self.hidden:
+            features += [
+                QuantLinear(width, out_features, bias=False, weight_quant=weight_quant(weight_bits)),
+                nn.BatchNorm1d(out_features, eps=BN_EPS),
+                quant_act(act_bits),
+            ]
+            width = out_features
+        self.features = nn.Sequential(*features)
+        self.classifier = nn.Sequential(
+            QuantLinear(width, num_classes, bias=False, weight_quant=weight_quant(weight_bits)),
+            TensorNorm(eps=BN_EPS),
+        )
+
+    def forward(self, x):
+        x = 2.0 * x - 1.0  # [0, 1] pixels to [-1, 1], the input quantizer's range
+        x = self.flatten(x)
+        x = self.input_quant(x)
+        x = self.features(x)
+        return self.classifier(x)

@@ -1,0 +1,106 @@
+"""Brevitas quantizers by bit width, in the BNN-PYNQ style.
+
+Weights and activations use a constant per-tensor scale over the range [-1, 1],
+signed, narrow range, zero zero-point, round to nearest. A 1-bit quantizer is the
+sign function (QONNX ``BipolarQuant``); b >= 2 bits give the integers
+-(2^(b-1)-1) .. 2^(b-1)-1 times 1/(2^(b-1)-1), i.e. 2 bits is {-1, 0, +1} and
+4 bits is {-7..7}/7 (QONNX ``Quant``). Constant scales keep the exported graph
+free of learned scale parameters, so the flow can turn every activation into
+integer thresholds.
+
+The input quantizer is different: signed b-bit, not narrow, with the
+power-of-two scale 2^-(b-1); 8 bits cover [-1, 1 - 2^-7] in steps of 2^-7.
+"""
+
+from brevitas.core.zero_point import ZeroZeroPoint
+from brevitas.inject import ExtendedInjector, value
+from brevitas.inject.enum import (
+    BitWidthImplType,
+    FloatToIntImplType,
+    QuantType,
+    RestrictValueType,
+    ScalingImplType,
+    ScalingPerOutputType,
+)
+from brevitas.nn import QuantIdentity
+from brevitas.quant.solver import ActQuantSolver, WeightQuantSolver
+
+from qnnflow.flow.errors import QnnflowError
+
+__all__ = ["weight_quant", "act_quant", "input_quant", "quant_act", "quant_input"]
+
+
+class _ConstScaleQuant(ExtendedInjector):
+    """Shared settings: constant per-tensor scale, signed, narrow, zero zero-point."""
+
+    bit_width_impl_type = BitWidthImplType.CONST
+    scaling_impl_type = ScalingImplType.CONST
+    restrict_scaling_type = RestrictValueType.FP
+    scaling_per_output_type = ScalingPerOutputType.TENSOR
+    zero_point_impl = ZeroZeroPoint
+    float_to_int_impl_type = FloatToIntImplType.ROUND
+    narrow_range = True
+    signed = True
+
+    @value
+    def quant_type(bit_width):
+        # 1 bit is sign (bipolar) quantization, anything wider a scaled integer.
+        return QuantType.BINARY if bit_width == 1 else QuantType.INT
+
+
+class _WeightQuant(_ConstScaleQuant, WeightQuantSolver):
+    scaling_const = 1.0
+
+
+class _ActQuant(_ConstScaleQuant, ActQuantSolver):
+    # The constant scale is derived from max(|min_val|, |max_val|) = 1.
+    min_val = -1.0
+    max_val = 1.0
+
+
+class _InputQuant(ActQuantSolver):
+    """Signed, not narrow, scale 1 / 2^(b-1) (a power of two): [-1, 1 - 2^-(b-1)]."""
+
+    quant_type = QuantType.INT
+    bit_width_impl_type = BitWidthImplType.CONST
+    scaling_impl_type = ScalingImplType.CONST
+    restrict_scaling_type = RestrictValueType.POWER_OF_TWO
+    scaling_per_output_type = ScalingPerOutputType.TENSOR
+    zero_point_impl = ZeroZeroPoint
+    float_to_int_impl_type = FloatToIntImplType.ROUND
+    narrow_range = False
+    signed = True
+    min_val = -1.0
+    max_val = 1.0
+
+
+def _check_bits(bit_width, what, minimum=1):
+    if not isinstance(bit_width, int) or isinstance(bit_width, bool) or not minimum <= bit_width <= 16:
+        raise QnnflowError(
+            f"{what} bit width {bit_width!r} is not supported: use an integer from {minimum} to 16")
+    return bit_width
+
+
+def weight_quant(bit_width):
+    """The weight quantizer injector for `bit_width` bits (1 = binary)."""
+    return _WeightQuant.let(bit_width=_check_bits(bit_width, "weight"))
+
+
+def act_quant(bit_width):
+    """The activation quantizer injector for `bit_width` bits (1 = sign, else HardTanh-like)."""
+    return _ActQuant.let(bit_width=_check_bits(bit_width, "activation"))
+
+
+def input_quant(bit_width=8):
+    """The input quantizer injector: signed `bit_width` bits, scale 2^-(bit_width-1)."""
+    return _InputQuant.let(bit_width=_check_bits(bit_width, "input", minimum=2))
+
+
+def quant_act(bit_width):
+    """An activation layer: QuantIdentity with the `bit_width` activation quantizer."""
+    return QuantIdentity(act_quant=act_quant(bit_width), return_quant_tensor=False)
+
+
+def quant_input(bit_width=8):
+    """The input quantization layer."""
+    return QuantIdentity(act_quant=input_quant(bit_width), return_quant_tensor=False)

@@ -1,0 +1,195 @@
+"""The model zoo: named BNN-PYNQ-style networks and the one call that builds them.
+
+`build_model(name, weights="random" | <checkpoint path>, seed=0)` returns an
+eval-mode torch module. Random weights are meant for testing the flow, so they
+are drawn to make every layer interesting: weights use all quantization levels,
+and batch-norm statistics put activation thresholds inside the accumulator
+range, with some negative BN scales (flipped channels) in every layer.
+"""
+
+import difflib
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from qnnflow.flow.errors import QnnflowError
+
+from .cnv import CNV
+from .fc import FC
+from .tensor_norm import TensorNorm
+
+CIFAR10_SHAPE = (1, 3, 32, 32)
+MNIST_SHAPE = (1, 1, 28, 28)
+
+FLIPPED_FRACTION = 0.15  # share of BN channels given a negative scale
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    name: str
+    family: str  # "cnv", "lfc" or "tfc"
+    weight_bits: int
+    act_bits: int
+    dataset: str  # "cifar10" or "mnist"
+    input_shape: tuple
+
+
+def _entry(family, w, a):
+    dataset, shape = ("cifar10", CIFAR10_SHAPE) if family == "cnv" else ("mnist", MNIST_SHAPE)
+    return ZooEntry(f"{family}_w{w}a{a}", family, w, a, dataset, shape)
+
+
+ZOO = {
+    e.name: e
+    for e in (
+        _entry("cnv", 1, 1), _entry("cnv", 1, 2), _entry("cnv", 2, 2), _entry("cnv", 4, 4),
+        _entry("cnv", 8, 8),
+        _entry("lfc", 1, 1), _entry("lfc", 1, 2),
+        _entry("tfc", 1, 1), _entry("tfc", 1, 2), _entry("tfc", 2, 2),
+    )
+}
+
+FC_HIDDEN = {"lfc": (1024, 1024, 1024), "tfc": (64, 64, 64)}
+
+
+def get_entry(name):
+    """The ZooEntry for `name`, or a QnnflowError listing the known names."""
+    try:
+        return ZOO[name]
+    except (KeyError, TypeError):
+        pass
+    close = difflib.get_close_matches(str(name), list(ZOO), n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    raise QnnflowError(f"unknown model '{name}': {hint}known models are {', '.join(ZOO)}")
+
+
+def _construct(entry):
+    if entry.family == "cnv":
+        return CNV(entry.weight_bits, entry.act_bits)
+    return FC(FC_HIDDEN[entry.family], entry.weight_bits, entry.act_bits)
+
+
+def build_model(name, weights="random", seed=0):
+    """Build zoo model `name` in eval mode.
+
+    weights: "random" (seeded, see `randomize`) or the path of a torch checkpoint
+    holding a state_dict (or a dict with key "state_dict").
+    The global torch RNG is left as it was.
+    """
+    entry = get_entry(name)
+    with torch.random.fork_rng(devices=[]):  # module construction draws from the global RNG
+        model = _construct(entry)
+    if isinstance(weights, str) and weights == "random":
+        randomize(model, seed)
+    elif isinstance(weights, (str, Path)):
+        load_checkpoint(model, weights)
+    else:
+        raise QnnflowError(
+            f"weights={weights!r} for model '{name}' is not understood: use 'random' or a checkpoint path")
+    return model.eval()
+
+
+def _fan_in(layer):
+    return layer.weight[0].numel()
+
+
+def _randomize_norm(norm, fan_in, gen):
+    """BN statistics in the accumulator's range: thresholds land among the reachable sums."""
+    n = norm.weight.numel()
+    mean = torch.randn(n, generator=gen) * (0.3 * math.sqrt(fan_in))
+    var = fan_in * (0.5 + torch.rand(n, generator=gen))
+    gamma = 0.5 + torch.rand(n, generator=gen)
+    if n == 1:  # TensorNorm: flip with probability FLIPPED_FRACTION
+        flip = torch.rand(1, generator=gen) < FLIPPED_FRACTION
+    else:  # at least one flipped channel per layer, so the flow must handle them
+        k = max(1, round(FLIPPED_FRACTION * n))
+        flip = torch.zeros(n, dtype=torch.bool)
+        flip[torch.randperm(n, generator=gen)[:k]] = True
+    gamma[flip] = -gamma[flip]
+    beta = torch.randn(n, generator=gen) * 0.2
+    with torch.no_grad():
+        norm.running_mean.copy_(mean)
+        norm.running_var.copy_(var)
+        norm.weight.copy_(gamma)
+        norm.bias.copy_(beta)
+
+
+def randomize(model, seed=0):
+    """Seeded random parameters for a CNV/FC model, in place; no global RNG use.
+
+    Weights ~ U(-1, 1), so every quantization level is used. Each norm that
+    follows a layer with fan-in F gets running_mean ~ N(0, (0.3 sqrt F)^2),
+    running_var ~ F * U(0.5, 1.5), gamma ~ U(0.5, 1.5) with ~15% negated,
+    beta ~ N(0, 0.2^2).
+    """
+    gen = torch.Generator().manual_seed(int(seed))
+    fan_in = None
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            with torch.no_grad():
+                module.weight.copy_(torch.rand(module.weight.shape, generator=gen) * 2 - 1)
+            fan_in = _fan_in(module)
+        elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, TensorNorm)):
+            _randomize_norm(module, fan_in, gen)
+    return model
+
+
+def _load_state_dict(path):
+    path = Path(path)
+    if not path.is_file():
+        raise QnnflowError(f"checkpoint {path} not found: pass an existing file saved with torch.save(model.state_dict(), path)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for unreadable files
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise QnnflowError(f"checkpoint {path} cannot be read ({reason}): save it with torch.save(model.state_dict(), path)") from None
+    if isinstance(ckpt, dict) and isinstance(ckpt.get("state_dict"), dict):
+        ckpt = ckpt["state_dict"]
+    if not isinstance(ckpt, dict) or not all(isinstance(v, torch.Tensor) for v in ckpt.values()):
+        raise QnnflowError(f"checkpoint {path} holds no state_dict: save a dict of tensors, or a dict with key 'state_dict'")
+    return ckpt
+
+
+def load_checkpoint(model, path):
+    """Load a state_dict checkpoint into `model`; any key or shape mismatch is a QnnflowError."""
+    state = _load_state_dict(path)
+    expected = model.state_dict()
+    for key, tensor in expected.items():
+        if key not in state:
+            raise QnnflowError(f"checkpoint {path} lacks key '{key}': it was saved from a different model; rebuild it for this one")
+        if tuple(state[key].shape) != tuple(tensor.shape):
+            raise QnnflowError(
+                f"checkpoint {path} key '{key}' has shape {tuple(state[key].shape)}, the model expects "
+                f"{tuple(tensor.shape)}: it was saved from a different model or bit width")
+    for key in state:
+        if key not in expected:
+            raise QnnflowError(f"checkpoint {path} has unexpected key '{key}': it was saved from a different model; rebuild it for this one")
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+def count_params(model):
+    """The number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+@lru_cache(maxsize=None)
+def _param_count(name):
+    with torch.random.fork_rng(devices=[]):
+        return count_params(_construct(ZOO[name]))
+
+
+def zoo_table():
+    """One dict per zoo model, for `qnnflow models` to print."""
+    rows = []
+    for entry in ZOO.values():
+        rows.append({
+            "name": entry.name, "family": entry.family, "dataset": entry.dataset,
+            "weight_bits": entry.weight_bits, "act_bits": entry.act_bits,
+            "params": _param_count(entry.name), "input_shape": entry.input_shape,
+        })
+    return rows

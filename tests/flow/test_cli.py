@@ -1,0 +1,42 @@
+from qnnflow.flow.cli import EXIT_BAD_INPUT, EXIT_BUILD_FAILED, main
+
+from .test_runner import _cli
+
+
+def test_build_ok_exit_zero(tfc_build, tmp_path, capsys):
+    assert main(["build", str(tfc_build()), "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    assert "[2/2] tidy" in out and "done in" in out
+
+
+def test_bad_yaml_exits_2_with_one_line(tfc_build, tmp_path, capsys):
+    code = main(["build", str(tfc_build("boad: x\n")), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == EXIT_BAD_INPUT
+    assert err.count("\n") == 1 and "boad: unknown key" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_unknown_board_and_bad_range_exit_2(tfc_build, tmp_path, capsys):
+    assert main(["build", str(tfc_build()), "--board", "pynq-z9"]) == EXIT_BAD_INPUT
+    assert "board (from --set): unknown board 'pynq-z9'" in capsys.readouterr().err
+    assert main(["build", str(tfc_build()), "--to", "export", "--from", "tidy"]) == EXIT_BAD_INPUT
+
+
+def test_failed_verification_exits_1(tfc_build, tmp_path, capsys):
+    build = tfc_build(steps='[export, "tests.flow.helpers:corrupt_first_matmul"]')
+    assert main(["build", str(build), "--out", str(tmp_path / "o")]) == EXIT_BUILD_FAILED
+    assert "first differing node" in capsys.readouterr().err
+
+
+def test_steps_and_models_listing(capsys):
+    assert main(["steps"]) == 0
+    assert "export" in capsys.readouterr().out
+    assert main(["models"]) == 0
+    listing = capsys.readouterr().out
+    assert "cnv_w1a1" in listing and "tfc_w2a2" in listing
+
+
+def test_console_entry_point_usage_error():
+    result = _cli(["build"])
+    assert result.returncode == 2 and "build_file" in result.stderr

@@ -1,0 +1,1 @@
+"""Graph transforms: qonnx Transformation subclasses, one concern per module."""
