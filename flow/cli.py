@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from qnnflow.flow.errors import QnnflowError
@@ -78,6 +79,9 @@ def _cmd_models(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Brevitas warns about optional kernels at import time; noise for a command-line user.
+    warnings.filterwarnings("ignore", message="fast_hadamard_transform")
+    warnings.filterwarnings("ignore", message="brevitas.fx is deprecated")
     args = _parser().parse_args(argv)
     return {"build": _cmd_build, "steps": _cmd_steps, "models": _cmd_models}[args.command](args)
 

@@ -63,11 +63,15 @@ def torch_outputs(module, inputs: np.ndarray) -> np.ndarray:
     return out.detach().numpy().astype(np.float32)
 
 
-def seeded_inputs(shape: tuple[int, ...], count: int, seed: int, value_range=(0.0, 1.0)) -> np.ndarray:
-    """``count`` inputs of ``shape`` (batch-1 shape), uniform in ``value_range``."""
+def seeded_inputs(
+    shape: tuple[int, ...], count: int, seed: int, value_range=(0.0, 1.0), integer: bool = False
+) -> np.ndarray:
+    """``count`` inputs of ``shape`` (batch-1 shape), uniform in ``value_range`` (inclusive integers if ``integer``)."""
     rng = np.random.default_rng(seed)
     low, high = value_range
-    return rng.uniform(low, high, size=(count, *shape[1:])).astype(np.float32)
+    size = (count, *shape[1:])
+    values = rng.integers(int(low), int(high), size=size, endpoint=True) if integer else rng.uniform(low, high, size)
+    return values.astype(np.float32)
 
 
 def dataset_inputs(dataset: str, count: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -82,12 +86,6 @@ def dataset_inputs(dataset: str, count: int) -> tuple[np.ndarray, np.ndarray] | 
     return data.preprocess(images[index], dataset), labels[index]
 
 
-def _qonnx_input_range(model: ModelWrapper) -> tuple[float, float]:
-    """The value range a user QONNX model's input accepts: its datatype, else [0, 1)."""
-    dtype = model.get_tensor_datatype(model.graph.input[0].name)
-    if dtype.is_integer():
-        return float(dtype.min()), float(dtype.max())
-    return 0.0, 1.0
 
 
 def export_source(source: ModelSource, weights: str, count: int, seed: int) -> tuple[ModelWrapper, Golden]:
@@ -127,7 +125,10 @@ def _load_user_qonnx(source: ModelSource, count: int, seed: int) -> tuple[ModelW
         golden = Golden.load(source.golden_path)
         golden.source = f"user golden I/O {source.golden_path}"
         return model, golden
-    shape = tuple(model.get_tensor_shape(model.graph.input[0].name))
-    inputs = seeded_inputs(shape, count, seed, _qonnx_input_range(model))
+    name = model.graph.input[0].name
+    shape, dtype = tuple(model.get_tensor_shape(name)), model.get_tensor_datatype(name)
+    # An integer-annotated input gets integers over its whole range; a float one [0, 1).
+    value_range = (dtype.min(), dtype.max()) if dtype.is_integer() else (0.0, 1.0)
+    inputs = seeded_inputs(shape, count, seed, value_range, integer=dtype.is_integer())
     outputs = execute_batch(model, inputs)
     return model, Golden(inputs, outputs, f"the QONNX model itself on seeded inputs, seed {seed}")

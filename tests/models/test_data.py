@@ -4,10 +4,12 @@ import gzip
 import io
 import pickle
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from qnnflow import models
 from qnnflow.flow.errors import QnnflowError
 from qnnflow.models import data
 from qnnflow.models.data import data_dirs, load_cifar10, load_dataset, load_mnist, preprocess
@@ -76,7 +78,8 @@ def test_data_dirs_order(tmp_path, monkeypatch):
     monkeypatch.setenv("QNNFLOW_DATA", str(tmp_path / "mine"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert data_dirs() == [tmp_path / "mine", SHARED, tmp_path / "xdg" / "qnnflow" / "data"]
-    assert SHARED.parent.name == "shared" and (SHARED.parent.parent / "main" / "models").is_dir() or True
+    repo = Path(models.__file__).resolve().parent.parent  # the dir holding models/
+    assert SHARED == repo.parent / "shared" / "data"
     monkeypatch.delenv("QNNFLOW_DATA")
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "h"))

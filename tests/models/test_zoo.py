@@ -143,6 +143,9 @@ def test_every_model_builds_runs_and_is_non_degenerate(name):
         assert codes.min() < 0 < codes.max(), f"layer {i}: activations all one sign"
         if entry.act_bits > 1:
             assert len(codes) >= 3, f"layer {i}: only codes {codes} used"
+        per_channel = a.transpose(0, 1).reshape(a.shape[1], -1)
+        varying = (per_channel.max(1).values > per_channel.min(1).values).float().mean().item()
+        assert varying > 0.6, f"layer {i}: only {varying:.0%} of channels respond to the input"
 
 
 def test_random_weights_are_seeded_and_leave_global_rng_alone():
@@ -170,7 +173,8 @@ def test_random_batch_norms_have_flipped_channels_and_spread_stats(name):
         assert 0 < flipped < 0.3
         assert ((bn.weight.abs() >= 0.5) & (bn.weight.abs() <= 1.5)).all()
         assert ((bn.running_var >= 0.5 * fan_in) & (bn.running_var <= 1.5 * fan_in)).all()
-        assert bn.running_mean.std() > 0.1 * math.sqrt(fan_in)
+        assert 0.15 < bn.running_mean.std() / math.sqrt(fan_in) < 0.45  # ~N(0, (0.3 sqrt F)^2)
+        assert abs(bn.bias.mean()) < 0.1 and 0.1 < bn.bias.std() < 0.3  # ~N(0, 0.2^2)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -1,0 +1,28 @@
+"""Export golden equality: every zoo model's QONNX graph computes what the PyTorch model does."""
+
+import numpy as np
+import pytest
+from qonnx.core.datatype import DataType
+
+from qnnflow.flow.execute import compare_outputs, execute_batch
+from qnnflow.models.export import export_source, seeded_inputs
+from qnnflow.models.source import parse_model_source
+from qnnflow.models.zoo import ZOO
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_export_matches_pytorch(name):
+    model, golden = export_source(parse_model_source(name), "random", count=2, seed=0)
+    assert len(golden.input) == 2 and golden.output.shape == (2, 10)
+    produced = execute_batch(model, golden.input)
+    result = compare_outputs(model, produced, golden.output)
+    assert result.ok, f"{name}: max |diff| {result.max_abs_diff}"
+    np.testing.assert_array_equal(produced.argmax(-1), golden.output.argmax(-1))
+    quantizers = {n.op_type for n in model.graph.node} & {"Quant", "BipolarQuant"}
+    assert quantizers == ({"Quant", "BipolarQuant"} if ZOO[name].weight_bits == 1 else {"Quant"})
+
+
+def test_seeded_inputs_integer_range_and_determinism():
+    a = seeded_inputs((1, 3, 4, 4), 5, seed=1, value_range=(DataType["INT4"].min(), DataType["INT4"].max()), integer=True)
+    assert a.min() >= -8 and a.max() <= 7 and np.array_equal(a, np.round(a))
+    assert np.array_equal(a, seeded_inputs((1, 3, 4, 4), 5, seed=1, value_range=(-8, 7), integer=True))
