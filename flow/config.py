@@ -96,7 +96,7 @@ def _choice_problem(what: str, value: str, choices) -> str:
     return f"unknown {what} '{value}'{hint} (choose from {', '.join(choices)})"
 
 
-DEFAULT_STEPS = ["export", "tidy"]
+DEFAULT_STEPS = ["export", "tidy", "streamline"]
 
 SCHEMA: dict[str, Field] = {
     "name": Field((str,), doc="build name; defaults to the YAML file's stem"),

@@ -31,3 +31,11 @@ def tidy_step(model, ctx: StepContext):
     from qnnflow.transforms.tidy import tidy
 
     return tidy(model)
+
+
+@register_step("streamline")
+def streamline_step(model, ctx: StepContext):
+    """Integer weights, quantizers to thresholds, scales and batch-norm absorbed into thresholds."""
+    from qnnflow.transforms.streamline import streamline
+
+    return streamline(model)

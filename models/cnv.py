@@ -11,7 +11,7 @@ from brevitas.nn import QuantConv2d, QuantLinear
 from torch import nn
 
 from .quant import quant_act, quant_input, weight_quant
-from .tensor_norm import TensorNorm
+from .norms import AffineBatchNorm1d, AffineBatchNorm2d, TensorNorm
 
 # (out_channels, max-pool after this layer's activation)
 CONV_LAYERS = ((64, False), (64, True), (128, False), (128, True), (256, False), (256, False))
@@ -35,7 +35,7 @@ class CNV(nn.Module):
             features += [
                 QuantConv2d(channels, out_channels, kernel_size=3, stride=1, padding=0,
                             bias=False, weight_quant=weight_quant(weight_bits)),
-                nn.BatchNorm2d(out_channels, eps=BN_EPS),
+                AffineBatchNorm2d(out_channels, eps=BN_EPS),
                 quant_act(act_bits),
             ]
             if pool:
@@ -48,7 +48,7 @@ class CNV(nn.Module):
         for out_features in FC_LAYERS:
             classifier += [
                 QuantLinear(width, out_features, bias=False, weight_quant=weight_quant(weight_bits)),
-                nn.BatchNorm1d(out_features, eps=BN_EPS),
+                AffineBatchNorm1d(out_features, eps=BN_EPS),
                 quant_act(act_bits),
             ]
             width = out_features

@@ -9,7 +9,7 @@ from brevitas.nn import QuantLinear
 from torch import nn
 
 from .quant import quant_act, quant_input, weight_quant
-from .tensor_norm import TensorNorm
+from .norms import AffineBatchNorm1d, TensorNorm
 
 BN_EPS = 1e-4
 
@@ -32,7 +32,7 @@ class FC(nn.Module):
         for out_features in self.hidden:
             features += [
                 QuantLinear(width, out_features, bias=False, weight_quant=weight_quant(weight_bits)),
-                nn.BatchNorm1d(out_features, eps=BN_EPS),
+                AffineBatchNorm1d(out_features, eps=BN_EPS),
                 quant_act(act_bits),
             ]
             width = out_features

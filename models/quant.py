@@ -3,8 +3,8 @@
 Weights and activations use a constant per-tensor scale over the range [-1, 1],
 signed, narrow range, zero zero-point, round to nearest. A 1-bit quantizer is the
 sign function (QONNX ``BipolarQuant``); b >= 2 bits give the integers
--(2^(b-1)-1) .. 2^(b-1)-1 times 1/(2^(b-1)-1), i.e. 2 bits is {-1, 0, +1} and
-4 bits is {-7..7}/7 (QONNX ``Quant``). Constant scales keep the exported graph
+-(2^(b-1)-1) .. 2^(b-1)-1 times a power-of-two scale: 1 for 2 bits ({-1, 0, +1}),
+2^-(b-1) from 3 bits on (4 bits is {-7..7}/8) (QONNX ``Quant``). Constant scales keep the exported graph
 free of learned scale parameters, so the flow can turn every activation into
 integer thresholds.
 
@@ -31,7 +31,11 @@ __all__ = ["weight_quant", "act_quant", "input_quant", "quant_act", "quant_input
 
 
 class _ConstScaleQuant(ExtendedInjector):
-    """Shared settings: constant per-tensor scale, signed, narrow, zero zero-point."""
+    """Shared settings: constant per-tensor scale, signed, narrow, zero zero-point.
+
+    The power-of-two scale keeps the float reference exact: products and sums of
+    k * 2^-n are exact in float32, so the integer flow can match it bit for bit.
+    """
 
     bit_width_impl_type = BitWidthImplType.CONST
     scaling_impl_type = ScalingImplType.CONST
@@ -48,14 +52,26 @@ class _ConstScaleQuant(ExtendedInjector):
         return QuantType.BINARY if bit_width == 1 else QuantType.INT
 
 
+def _range_limit(bit_width):
+    """The largest magnitude: 1 for 1 and 2 bits, else 1 - 2^-(b-1), so scale = limit / (2^(b-1)-1) = 2^-(b-1)."""
+    return 1.0 if bit_width <= 2 else 1.0 - 2.0 ** -(bit_width - 1)
+
+
 class _WeightQuant(_ConstScaleQuant, WeightQuantSolver):
-    scaling_const = 1.0
+    @value
+    def scaling_const(bit_width):
+        return _range_limit(bit_width)
 
 
 class _ActQuant(_ConstScaleQuant, ActQuantSolver):
-    # The constant scale is derived from max(|min_val|, |max_val|) = 1.
-    min_val = -1.0
-    max_val = 1.0
+    # The constant scale is derived from max(|min_val|, |max_val|).
+    @value
+    def min_val(bit_width):
+        return -_range_limit(bit_width)
+
+    @value
+    def max_val(bit_width):
+        return _range_limit(bit_width)
 
 
 class _InputQuant(ActQuantSolver):

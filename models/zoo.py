@@ -8,7 +8,6 @@ range, with some negative BN scales (flipped channels) in every layer.
 """
 
 import difflib
-import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -20,7 +19,7 @@ from qnnflow.flow.errors import QnnflowError
 
 from .cnv import CNV
 from .fc import FC
-from .tensor_norm import TensorNorm
+from .norms import TensorNorm
 
 CIFAR10_SHAPE = (1, 3, 32, 32)
 MNIST_SHAPE = (1, 1, 28, 28)
@@ -84,7 +83,7 @@ def build_model(name, weights="random", seed=0):
     with torch.random.fork_rng(devices=[]):  # module construction draws from the global RNG
         model = _construct(entry)
     if isinstance(weights, str) and weights == "random":
-        randomize(model, seed)
+        randomize(model, seed, entry.input_shape)
     elif isinstance(weights, (str, Path)):
         load_checkpoint(model, weights)
     else:
@@ -93,15 +92,17 @@ def build_model(name, weights="random", seed=0):
     return model.eval()
 
 
-def _fan_in(layer):
-    return layer.weight[0].numel()
+def _randomize_norm(norm, x, gen):
+    """BN statistics drawn around those of the norm's actual input ``x``.
 
-
-def _randomize_norm(norm, fan_in, gen):
-    """BN statistics in the accumulator's range: thresholds land among the reachable sums."""
+    Thresholds then land among the sums the layer really produces, whatever the bit
+    widths, so every layer keeps responding to its input.
+    """
     n = norm.weight.numel()
-    mean = torch.randn(n, generator=gen) * (0.3 * math.sqrt(fan_in))
-    var = fan_in * (0.5 + torch.rand(n, generator=gen))
+    dims = [d for d in range(x.dim()) if d != 1] if n > 1 else list(range(x.dim()))
+    mu, sd = x.mean(dim=dims).reshape(-1), x.std(dim=dims).reshape(-1).clamp_min(1e-3)
+    mean = mu + torch.randn(n, generator=gen) * 0.3 * sd
+    var = sd**2 * (0.5 + torch.rand(n, generator=gen))
     gamma = 0.5 + torch.rand(n, generator=gen)
     if n == 1:  # TensorNorm: flip with probability FLIPPED_FRACTION
         flip = torch.rand(1, generator=gen) < FLIPPED_FRACTION
@@ -118,23 +119,30 @@ def _randomize_norm(norm, fan_in, gen):
         norm.bias.copy_(beta)
 
 
-def randomize(model, seed=0):
+CALIBRATION_BATCH = 32
+
+
+def randomize(model, seed=0, input_shape=None):
     """Seeded random parameters for a CNV/FC model, in place; no global RNG use.
 
-    Weights ~ U(-1, 1), so every quantization level is used. Each norm that
-    follows a layer with fan-in F gets running_mean ~ N(0, (0.3 sqrt F)^2),
-    running_var ~ F * U(0.5, 1.5), gamma ~ U(0.5, 1.5) with ~15% negated,
-    beta ~ N(0, 0.2^2).
+    Weights ~ U(-1, 1), so every quantization level is used. Each norm's running
+    statistics are drawn around the per-channel mean and spread of its input on a
+    seeded random batch (mean + N(0, 0.3 sd), var = sd^2 * U(0.5, 1.5)), with
+    gamma ~ U(0.5, 1.5), ~15% negated, and beta ~ N(0, 0.2^2).
     """
     gen = torch.Generator().manual_seed(int(seed))
-    fan_in = None
     for module in model.modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
             with torch.no_grad():
                 module.weight.copy_(torch.rand(module.weight.shape, generator=gen) * 2 - 1)
-            fan_in = _fan_in(module)
-        elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, TensorNorm)):
-            _randomize_norm(module, fan_in, gen)
+    norms = [m for m in model.modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, TensorNorm))]
+    hooks = [norm.register_forward_pre_hook(lambda mod, args: _randomize_norm(mod, args[0], gen)) for norm in norms]
+    try:
+        with torch.no_grad():
+            model.eval()(torch.rand((CALIBRATION_BATCH, *input_shape[1:]), generator=gen))
+    finally:
+        for hook in hooks:
+            hook.remove()
     return model
 
 

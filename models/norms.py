@@ -1,6 +1,6 @@
-"""TensorNorm: a batch norm with one scalar scale and bias for the whole tensor.
+"""Normalisation layers whose eval arithmetic exports exactly: TensorNorm and affine batch norms.
 
-The BNN-PYNQ networks end in this instead of a per-class BatchNorm so that
+TensorNorm: the BNN-PYNQ networks end in this instead of a per-class BatchNorm so that
 the classifier's output keeps one common scale: the argmax (the class) is then
 unchanged by the normalisation whenever the scale is positive.
 """
@@ -47,3 +47,30 @@ class TensorNorm(nn.Module):
 
     def extra_repr(self):
         return f"eps={self.eps}, momentum={self.momentum}"
+
+
+class _AffineEvalMixin:
+    """Eval-mode batch norm computed as ``x * A + B`` with A, B precomputed in float32.
+
+    PyTorch's fused batch-norm kernel and onnxruntime's BatchNormalization round
+    differently; at 8-bit activations that flips the odd activation at a near-tie. An
+    explicit Mul and Add export as Mul and Add nodes with the same constants, so the
+    exported QONNX graph computes bit for bit what PyTorch computes. Training is the
+    ordinary batch norm.
+    """
+
+    def forward(self, x):
+        if self.training:
+            return super().forward(x)
+        scale = self.weight / torch.sqrt(self.running_var + self.eps)
+        shift = self.bias - self.running_mean * scale
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        return x * scale.detach().reshape(shape) + shift.detach().reshape(shape)
+
+
+class AffineBatchNorm1d(_AffineEvalMixin, nn.BatchNorm1d):
+    pass
+
+
+class AffineBatchNorm2d(_AffineEvalMixin, nn.BatchNorm2d):
+    pass

@@ -1,0 +1,133 @@
+"""Bit-packed XNOR-popcount matrix product: the arithmetic of a binarised MVAU.
+
+With x and w holding bits (0 encodes -1, 1 encodes +1), the bipolar dot product of
+row i and column j is ``2 * matches - K`` where ``matches[i, j]`` counts the positions
+k with ``x[i, k] == w[k, j]``.  We compute ``matches = K - popcount(x_i XOR w_j)`` on
+64-bit words: zero padding of the last word XORs to zero, so it never counts as a
+mismatch and needs no mask.
+
+numpy has no fused xor-popcount, so each 64-bit word pair costs three vectorised
+passes (xor, popcount, accumulate).  They are arranged so that every pass runs over
+long contiguous rows that stay in L2 cache, the per-byte popcounts are summed eight
+at a time as 64-bit words (SWAR, no dtype casts), and row blocks are spread over
+threads (numpy drops the GIL inside these loops).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+_U64 = np.dtype("<u8")  # explicit little-endian: byte lanes below map to columns j..j+7
+_U16 = np.dtype("<u2")
+_EVEN_BYTES = np.uint64(0x00FF00FF00FF00FF)
+_EIGHT = np.uint64(8)
+_CALL_ELEMS = 1 << 15  # elements per ufunc call: large enough to hide call overhead, small enough for L2
+_COL_BLOCK = 512  # columns per call; the broadcast word of x is reused for N / _COL_BLOCK calls
+_FLUSH = 3  # per-byte counts reach at most 64 per word: 3 words fit a byte (192 <= 255)
+
+
+def pack_bits(bits: np.ndarray) -> np.ndarray:
+    """Pack the last axis of a 0/1 array (non-zero counts as 1) into little-endian uint64 words.
+
+    Bit k of the row lands in word k // 64; the tail of the last word is zero.
+    """
+    bits = np.asarray(bits)
+    packed = np.packbits(bits != 0, axis=-1)
+    pad = (-packed.shape[-1]) % 8
+    if pad:
+        packed = np.concatenate([packed, np.zeros(packed.shape[:-1] + (pad,), np.uint8)], axis=-1)
+    return np.ascontiguousarray(packed).view(_U64)
+
+
+def _default_threads() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _match_rows(xp: np.ndarray, wt: np.ndarray, k_bits: int, rows: range, out: np.ndarray) -> None:
+    """Match counts for rows ``rows`` of ``xp`` (M, W64) against ``wt`` (W64, Npad), written to ``out`` (M, Npad)."""
+    n_words, npad = wt.shape
+    bn = min(_COL_BLOCK, npad)
+    bm = max(1, min(len(rows), _CALL_ELEMS // bn))
+    col_blocks = [(j0, min(j0 + bn, npad)) for j0 in range(0, npad, bn)]
+    w_views = [[wt[k, None, a:b] for a, b in col_blocks] for k in range(n_words)]
+    xt = np.empty((bm, bn), _U64)  # x's word k broadcast along a column block, reused for every block
+    xor = np.empty((bm, bn), _U64)
+    cnt = np.empty((bm, npad), np.uint8)  # per-column popcounts of one word
+    byte_acc = np.empty((bm, npad), np.uint8)  # per-column counts summed over up to _FLUSH words
+    acc_even = np.empty((bm, npad // 8), _U64)  # 16-bit lanes: columns 8g+0, +2, +4, +6
+    acc_odd = np.empty((bm, npad // 8), _U64)  # 16-bit lanes: columns 8g+1, +3, +5, +7
+    for i0 in range(rows.start, rows.stop, bm):
+        m = min(bm, rows.stop - i0)
+        if m != bm:  # last, short row block: shrink every buffer once
+            xt, xor, cnt, byte_acc, acc_even, acc_odd = (a[:m] for a in (xt, xor, cnt, byte_acc, acc_even, acc_odd))
+        parts = [(xt[:, : b - a], xor[:, : b - a], cnt[:, a:b]) for a, b in col_blocks]
+        cnt64, bacc64 = cnt.view(_U64), byte_acc.view(_U64)
+        acc_even.fill(0)
+        acc_odd.fill(0)
+        byte_acc.fill(0)
+        x_rows = xp[i0 : i0 + m]
+        for k in range(n_words):
+            np.copyto(xt, x_rows[:, k, None])
+            for (xt_v, xor_v, cnt_v), w_v in zip(parts, w_views[k]):
+                np.bitwise_xor(xt_v, w_v, out=xor_v)
+                np.bitwise_count(xor_v, out=cnt_v)
+            np.add(bacc64, cnt64, out=bacc64)  # eight byte lanes per add; lanes stay <= 64 * _FLUSH
+            if (k + 1) % _FLUSH == 0 or k + 1 == n_words:
+                np.add(acc_even, bacc64 & _EVEN_BYTES, out=acc_even)
+                np.add(acc_odd, (bacc64 >> _EIGHT) & _EVEN_BYTES, out=acc_odd)
+                byte_acc.fill(0)
+        dst = out[i0 : i0 + m]
+        np.subtract(k_bits, acc_even.view(_U16), out=dst[:, 0::2], dtype=np.int32)
+        np.subtract(k_bits, acc_odd.view(_U16), out=dst[:, 1::2], dtype=np.int32)
+
+
+def _pack_columns(w_bits: np.ndarray, npad: int) -> np.ndarray:
+    """(K, N) bits -> (W64, npad) words: word k of column j holds bits 64k..64k+63 of that column."""
+    k_bits, n_cols = w_bits.shape
+    n_words = -(-k_bits // 64)
+    by = np.zeros((n_words * 8, npad), np.uint8)
+    by[: -(-k_bits // 8), :n_cols] = np.packbits(w_bits != 0, axis=0)
+    # bytes of one word must be adjacent: (W64, 8, npad) -> (W64, npad, 8)
+    return np.ascontiguousarray(by.reshape(n_words, 8, npad).transpose(0, 2, 1)).view(_U64)[..., 0]
+
+
+def xnor_popcount_matmul(x_bits: np.ndarray, w_bits: np.ndarray, threads: int | None = None) -> np.ndarray:
+    """``matches[..., j] = #{k : x[..., k] == w[k, j]}`` for bit arrays x (..., K) and w (K, N), as int32.
+
+    Equivalent to ``(K + (2x-1) @ (2w-1)) / 2`` but computed exactly on packed words.
+    Non-zero entries count as 1.  K must be below 65536 (the per-column counters are 16 bits).
+    """
+    x_bits = np.asarray(x_bits)
+    w_bits = np.asarray(w_bits)
+    if w_bits.ndim != 2 or x_bits.ndim < 1 or x_bits.shape[-1] != w_bits.shape[0]:
+        raise ValueError(f"xnor_popcount_matmul: shapes {x_bits.shape} and {w_bits.shape} do not chain")
+    k_bits, n_cols = w_bits.shape
+    if k_bits >= 1 << 16:
+        raise ValueError(f"xnor_popcount_matmul: K={k_bits} exceeds the 16-bit counters (K < 65536)")
+    lead = x_bits.shape[:-1]
+    xp = pack_bits(x_bits.reshape(-1, k_bits))
+    n_rows = xp.shape[0]
+    npad = -(-n_cols // 8) * 8  # whole 64-bit groups of byte lanes
+    wt = _pack_columns(w_bits, npad)
+    out = np.empty((n_rows, npad), np.int32)
+    threads = _default_threads() if threads is None else max(1, threads)
+    if n_rows * npad * xp.shape[1] < 1 << 22:  # too little work to pay for threads
+        threads = 1
+    threads = max(1, min(threads, n_rows // 32))
+    bounds = np.linspace(0, n_rows, threads + 1).astype(int)
+    if threads == 1:
+        _match_rows(xp, wt, k_bits, range(n_rows), out)
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            jobs = [pool.submit(_match_rows, xp, wt, k_bits, range(a, b), out) for a, b in zip(bounds[:-1], bounds[1:])]
+            for job in jobs:
+                job.result()
+    if npad != n_cols:
+        out = out[:, :n_cols]
+    return out.reshape(lead + (n_cols,))

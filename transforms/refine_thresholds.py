@@ -1,0 +1,140 @@
+"""Make integer thresholds agree with the reference model's float32 arithmetic.
+
+Thresholds derived algebraically, T = ceil((t - b) / a), are exact in real arithmetic,
+but the reference (PyTorch, and the exported QONNX graph) computes batch-norm and scales
+in float32. Where an accumulator value lands within float32 rounding of a threshold the
+two can disagree by one step. This transform asks the reference itself: for each
+activation quantizer it evaluates the reference's own float ops (batch-norm, Mul, Add,
+Relu, the quantizer) on accumulator values T-2 .. T+2 and moves T to where the reference
+actually steps.
+
+The accumulator-to-reference mapping r = sigma_c * acc is measured by executing both
+models on probe inputs; a layer where it is not exact (non power-of-two scales, where
+the float reference itself depends on summation order) keeps its algebraic thresholds.
+What remains possible is a mismatch where the reference's own convolution rounds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from onnx import helper
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.core.onnx_exec import execute_onnx
+from qonnx.custom_op.registry import getCustomOp
+from qonnx.transformation.base import Transformation
+from qonnx.transformation.infer_shapes import InferShapes
+
+from qnnflow.flow.execute import execute_context
+from qnnflow.transforms.graph import head_nodes
+
+ELEMENTWISE = ("Mul", "Add", "Sub", "Div", "BatchNormalization", "Relu")
+WINDOW = 2
+FAR = 2.0**29  # thresholds beyond this are "always"/"never" markers, not refined
+EXACT_SHARE = 0.99  # share of probe accumulators the reference must reproduce exactly
+
+
+def activation_quantizers(model: ModelWrapper) -> list:
+    head = head_nodes(model)
+    return [
+        n for n in model.graph.node
+        if n.op_type in ("Quant", "BipolarQuant") and n.name not in head and model.get_initializer(n.input[0]) is None
+    ]
+
+
+def _segment(reference: ModelWrapper, quant):
+    """The elementwise ops feeding ``quant`` (in order) and the tensor they start from."""
+    nodes, tensor = [], quant.input[0]
+    while True:
+        producer = reference.find_producer(tensor)
+        if producer is None or producer.op_type not in ELEMENTWISE:
+            return nodes[::-1], tensor
+        dynamic = [i for i in producer.input if reference.get_initializer(i) is None]
+        if len(dynamic) != 1:
+            return nodes[::-1], tensor
+        nodes.append(producer)
+        tensor = dynamic[0]
+
+
+def _evaluate(reference: ModelWrapper, nodes, quant, start: str, values: np.ndarray) -> np.ndarray:
+    """Run ``nodes + [quant]`` of the reference on ``values`` fed in as tensor ``start``."""
+    used = {i for n in nodes + [quant] for i in n.input}
+    inits = [init for init in reference.graph.initializer if init.name in used]
+    graph = helper.make_graph(
+        [*nodes, quant], "segment",
+        [helper.make_tensor_value_info(start, 1, list(values.shape))],
+        [helper.make_tensor_value_info(quant.output[0], 1, None)],
+        initializer=inits,
+    )
+    sub = ModelWrapper(helper.make_model(graph, opset_imports=reference.model.opset_import))
+    sub = sub.transform(InferShapes())
+    return execute_onnx(sub, {start: values.astype(np.float32)})[quant.output[0]]
+
+
+def _sigma(r: np.ndarray, acc: np.ndarray) -> np.ndarray | None:
+    """Per-channel factor with r == sigma * acc (channel axis 1); NaN where acc is always 0.
+
+    None when the reference is not, almost everywhere, an exact multiple of the
+    accumulator: then its float arithmetic cannot be matched step for step. A few
+    entries may differ where the reference's own convolution rounds (e.g. a Winograd
+    kernel on wide accumulators).
+    """
+    channels = r.shape[1]
+    r2 = np.moveaxis(r, 1, -1).reshape(-1, channels).astype(np.float64)
+    a2 = np.moveaxis(acc, 1, -1).reshape(-1, channels).astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(a2 != 0, r2 / a2, np.nan)
+        sigma = np.nanmedian(ratio, axis=0)
+    agree = (a2 == 0) | (r2 == np.nan_to_num(sigma)[None, :] * a2)
+    return sigma if agree.mean() >= EXACT_SHARE else None
+
+
+class MatchReferenceThresholds(Transformation):
+    """Refine each MultiThreshold against the corresponding quantizer of ``reference``."""
+
+    def __init__(self, reference: ModelWrapper, probes: np.ndarray):
+        super().__init__()
+        self.reference = reference
+        self.probes = probes
+
+    def apply(self, model: ModelWrapper):
+        quants = activation_quantizers(self.reference)
+        mts = [n for n in model.graph.node if n.op_type == "MultiThreshold"]
+        if len(quants) != len(mts):
+            return model, False
+        ref_ctx = [execute_context(self.reference, x) for x in self.probes]
+        ctx = [execute_context(model, x) for x in self.probes]
+        for quant, mt in zip(quants, mts):
+            nodes, start = _segment(self.reference, quant)
+            r = np.concatenate([c[start] for c in ref_ctx])
+            acc = np.concatenate([c[mt.input[0]] for c in ctx])
+            if r.shape != acc.shape or r.ndim < 2:
+                continue
+            sigma = _sigma(r, acc)
+            if sigma is None:
+                continue
+            model.set_initializer(mt.input[1], self._refined(model, mt, quant, nodes, start, sigma, r.shape))
+        return model, False
+
+    def _refined(self, model, mt, quant, nodes, start, sigma, shape) -> np.ndarray:
+        thresholds = model.get_initializer(mt.input[1]).astype(np.float64)
+        channels, n_thres = thresholds.shape
+        offsets = np.arange(-WINDOW, WINDOW + 1, dtype=np.float64)
+        candidates = thresholds[None, :, :] + offsets[:, None, None]  # (K, C, nT)
+        r = np.nan_to_num(sigma)[None, :, None] * candidates
+        batch = np.moveaxis(r, 1, -1).reshape(-1, channels)  # (K*nT, C)
+        batch = batch.reshape(batch.shape + (1,) * (len(shape) - 2))
+        out = _evaluate(self.reference, nodes, quant, start, batch).reshape(len(offsets), n_thres, channels)
+        out = np.moveaxis(out, -1, 1)  # (K, C, nT)
+        if quant.op_type == "BipolarQuant":
+            reached = out > 0
+        else:
+            levels = np.round(out / self.reference.get_initializer(quant.input[1]))
+            first_step = int(getCustomOp(mt).get_nodeattr("out_bias")) + 1
+            reached = levels >= (first_step + np.arange(n_thres))[None, None, :]
+        below = np.sum(~reached, axis=0)  # per (C, nT): how many candidates are still below
+        monotone = np.all(np.diff(reached.astype(int), axis=0) >= 0, axis=0)
+        usable = (
+            monotone & (below > 0) & (below < len(offsets)) & ~np.isnan(sigma)[:, None] & (np.abs(thresholds) < FAR)
+        )
+        return np.where(usable, thresholds - WINDOW + below, thresholds).astype(np.float32)
+

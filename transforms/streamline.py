@@ -1,0 +1,339 @@
+"""Streamlining: move scales and biases downstream and absorb them into thresholds.
+
+After ``quantizers``, every layer reads like
+``MultiThreshold -> Mul(s_act) -> [MaxPool, Reshape] -> MatMul/Conv(int W) -> Mul(s_w) -> Mul/Add(BN) -> MultiThreshold``.
+These rewrites move each Mul/Add towards the next MultiThreshold and fold them there,
+so that layers compute integer accumulators compared against integer thresholds:
+
+- Sub/Div by constants become Add/Mul; batch-norm becomes Mul + Add;
+- Add before Mul swaps (x + b) * a = x * a + a * b; consecutive Muls or Adds merge;
+- a scalar Mul moves past MatMul/Conv; an Add moves past MatMul (as b @ W) and
+  unpadded Conv; Mul (non-negative) and Add move past MaxPool; both move past
+  Reshape/Flatten/Transpose (the constant is reshaped with the tensor);
+- a per-channel Mul with negative entries right after MatMul/Conv negates those
+  output channels' integer weights, so every scale is non-negative;
+- Mul + Add in front of a MultiThreshold are absorbed: T' = (T - b) / a, computed in
+  float64, rounded up to integers when the input is integer (exact for >=).
+
+Each rewrite handles every match in one pass, with numpy over whole tensors; nodes in
+the float head (before the input quantizer) are never touched.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
+from qonnx.transformation.base import Transformation
+from qonnx.transformation.batchnorm_to_affine import BatchNormToAffine
+from qonnx.transformation.infer_datatypes import InferDataTypes
+from qonnx.transformation.infer_shapes import InferShapes
+
+from qnnflow.transforms.graph import const_operand, head_nodes, remove_node, single_consumer
+
+LINEAR = ("MatMul", "Conv")
+RESHAPING = ("Reshape", "Flatten", "Transpose")
+POOLS = ("MaxPool", "MaxPoolNHWC")
+# Far beyond any accumulator: a threshold that is always (or never) reached.
+ALWAYS, NEVER = -(2.0**30), 2.0**30
+
+
+def _affine(model, node):
+    """(dynamic input index, constant) for a Mul/Add with one constant operand, else None."""
+    if node.op_type not in ("Mul", "Add"):
+        return None
+    return const_operand(model, node)
+
+
+def _set_const(model, node, value):
+    idx, _ = const_operand(model, node)
+    model.set_initializer(node.input[1 - idx], np.asarray(value, dtype=np.float32))
+
+
+def _swap(model, first, second):
+    """Exchange a Mul/Add ``first`` with the single-input node ``second`` that reads it."""
+    x = first.input[_affine(model, first)[0]]
+    mid, y = first.output[0], second.output[0]
+    second.input[list(second.input).index(mid)] = x
+    second.output[0] = mid
+    first.input[list(first.input).index(x)] = mid
+    first.output[0] = y
+    model.graph.node.remove(first)
+    model.graph.node.insert(list(model.graph.node).index(second) + 1, first)
+    model.set_tensor_shape(mid, model.get_tensor_shape(y))
+
+
+def _channel_axis(model, tensor: str, layout: str | None = None) -> int:
+    rank = len(model.get_tensor_shape(tensor))
+    return rank - 1 if layout == "NHWC" or rank == 2 else 1
+
+
+def _is_channelwise(value: np.ndarray, shape, axis: int) -> bool:
+    if value.size == 1:
+        return True
+    v = np.broadcast_to(value, shape)
+    return bool(np.all(np.moveaxis(v, axis, -1) == np.moveaxis(v, axis, -1).reshape(-1, shape[axis])[:1]))
+
+
+class ConvertSubDivToAddMul(Transformation):
+    """x - c -> x + (-c); x / c -> x * (1/c), for constant c, outside the float head."""
+
+    def apply(self, model):
+        head = head_nodes(model)
+        changed = False
+        for node in model.graph.node:
+            if node.op_type not in ("Sub", "Div") or node.name in head:
+                continue
+            c = model.get_initializer(node.input[1])
+            if c is None or model.get_initializer(node.input[0]) is not None:
+                continue
+            model.set_initializer(node.input[1], (-c if node.op_type == "Sub" else 1.0 / c).astype(np.float32))
+            node.op_type = "Add" if node.op_type == "Sub" else "Mul"
+            changed = True
+        return model, changed
+
+
+class MoveAffineDownstream(Transformation):
+    """One sweep of the move/merge rules above (the caller repeats to a fixed point)."""
+
+    def apply(self, model):
+        head = head_nodes(model)
+        for node in list(model.graph.node):
+            if node.name in head or _affine(model, node) is None:
+                continue
+            consumer = single_consumer(model, node.output[0])
+            if consumer is None:
+                continue
+            if self._rewrite(model, node, consumer):
+                return model, True  # the graph changed under the loop: start a new sweep
+        return model, False
+
+    def _rewrite(self, model, node, consumer) -> bool:
+        _, c = _affine(model, node)
+        op, cop = node.op_type, consumer.op_type
+        c_aff = _affine(model, consumer)
+        if c_aff is not None and consumer.input[c_aff[0]] == node.output[0]:
+            c2 = c_aff[1]
+            if op == cop:  # merge into the consumer
+                _set_const(model, consumer, c * c2 if op == "Mul" else c + c2)
+                remove_node(model, node)
+                return True
+            if op == "Add" and cop == "Mul":  # (x + b) * a = x * a + a * b
+                _set_const(model, node, c * c2)
+                _swap(model, node, consumer)
+                return True
+            return False
+        if cop in LINEAR and consumer.input[0] == node.output[0] and model.get_initializer(consumer.input[1]) is not None:
+            return self._past_linear(model, node, consumer, c)
+        if cop in POOLS:
+            layout = "NHWC" if cop == "MaxPoolNHWC" else None
+            shape = model.get_tensor_shape(node.output[0])
+            if not _is_channelwise(c, shape, _channel_axis(model, node.output[0], layout)):
+                return False
+            if op == "Mul" and np.any(c < 0):
+                return False
+            _swap(model, node, consumer)
+            return True
+        if cop in RESHAPING:
+            if c.size != 1:
+                in_shape = model.get_tensor_shape(node.output[0])
+                full = np.broadcast_to(c, in_shape)
+                _set_const(model, node, self._reshape_like(model, consumer, full))
+            _swap(model, node, consumer)
+            return True
+        return False
+
+    @staticmethod
+    def _reshape_like(model, node, value):
+        if node.op_type == "Transpose":
+            perm = getCustomOp(node).get_nodeattr("perm") if node.domain else [a.ints for a in node.attribute][0]
+            return np.transpose(value, perm)
+        return value.reshape(model.get_tensor_shape(node.output[0]))
+
+    @staticmethod
+    def _past_linear(model, node, linear, c) -> bool:
+        weights = model.get_initializer(linear.input[1])
+        if node.op_type == "Mul":
+            if c.size != 1:
+                return False  # a per-input-channel scale would make the weights non-integer
+            _swap(model, node, linear)
+            return True
+        # Add: linear(x + b) = linear(x) + linear(b)
+        if linear.op_type == "MatMul":
+            in_shape = model.get_tensor_shape(node.output[0])
+            b = np.broadcast_to(c, in_shape).reshape(-1, in_shape[-1])
+            if not np.all(b == b[:1]):
+                return False
+            bias = (b[:1].astype(np.float64) @ weights.astype(np.float64)).astype(np.float32)
+        else:
+            pads = [a.ints for a in linear.attribute if a.name == "pads"]
+            groups = [a.i for a in linear.attribute if a.name == "group"]
+            shape = model.get_tensor_shape(node.output[0])
+            if (pads and any(pads[0])) or (groups and groups[0] != 1) or not _is_channelwise(c, shape, 1):
+                return False
+            b = np.broadcast_to(c, shape)[0, :, 0, 0].astype(np.float64)
+            bias = np.einsum("oikl,i->o", weights.astype(np.float64), b).astype(np.float32).reshape(1, -1, 1, 1)
+        out = linear.output[0]
+        model.set_initializer(node.input[1 - _affine(model, node)[0]], bias)
+        remove_node(model, node)
+        # re-insert the Add after the linear op
+        _reinsert_after(model, linear, node, out)
+        return True
+
+
+def _reinsert_after(model, producer, node, out):
+    mid = model.make_new_valueinfo_name()
+    model.set_tensor_shape(mid, model.get_tensor_shape(out))
+    producer.output[0] = mid
+    dyn = _affine(model, node)[0]
+    node.input[dyn] = mid
+    node.output[0] = out
+    model.graph.node.insert(list(model.graph.node).index(producer) + 1, node)
+
+
+class MakeScalesNonNegative(Transformation):
+    """Mul(a) right after MatMul/Conv with some a < 0: negate those output channels' weights."""
+
+    def apply(self, model):
+        changed = False
+        for node in model.graph.node:
+            aff = _affine(model, node)
+            if aff is None or node.op_type != "Mul" or not np.any(aff[1] < 0):
+                continue
+            linear = model.find_producer(node.input[aff[0]])
+            if linear is None or linear.op_type not in LINEAR or single_consumer(model, linear.output[0]) is None:
+                continue
+            weights = model.get_initializer(linear.input[1])
+            if weights is None:
+                continue
+            out_shape = model.get_tensor_shape(linear.output[0])
+            axis = len(out_shape) - 1 if linear.op_type == "MatMul" else 1
+            a = aff[1]
+            if not _is_channelwise(a, out_shape, axis):
+                continue
+            per_channel = np.moveaxis(np.broadcast_to(a, out_shape), axis, -1).reshape(-1, out_shape[axis])[0]
+            flip = np.where(per_channel < 0, -1.0, 1.0).astype(np.float32)
+            if linear.op_type == "MatMul":
+                model.set_initializer(linear.input[1], weights * flip[None, :])
+                new_a = (per_channel * flip).reshape([1] * (len(out_shape) - 1) + [-1])
+            else:
+                model.set_initializer(linear.input[1], weights * flip[:, None, None, None])
+                new_a = (per_channel * flip).reshape(1, -1, *([1] * (len(out_shape) - 2)))
+            _set_const(model, node, new_a)
+            changed = True
+        return model, changed
+
+
+class AbsorbAffineIntoThresholds(Transformation):
+    """[Mul(a)] -> [Add(b)] -> MultiThreshold(T)  ==>  MultiThreshold((T - b) / a), a > 0."""
+
+    def apply(self, model):
+        changed = False
+        for mt in list(model.graph.node):
+            if mt.op_type != "MultiThreshold":
+                continue
+            a_node, b_node = None, model.find_producer(mt.input[0])
+            if b_node is None or _affine(model, b_node) is None or single_consumer(model, b_node.output[0]) is None:
+                continue
+            if b_node.op_type == "Mul":
+                a_node, b_node = b_node, None
+            else:
+                prev = model.find_producer(b_node.input[_affine(model, b_node)[0]])
+                if prev is not None and prev.op_type == "Mul" and _affine(model, prev) and single_consumer(model, prev.output[0]):
+                    a_node = prev
+            if self._absorb(model, mt, a_node, b_node):
+                changed = True
+        return model, changed
+
+    @staticmethod
+    def _absorb(model, mt, a_node, b_node) -> bool:
+        inst = getCustomOp(mt)
+        shape = model.get_tensor_shape(mt.input[0])
+        axis = _channel_axis(model, mt.input[0], inst.get_nodeattr("data_layout"))
+        channels = shape[axis]
+        a = _affine(model, a_node)[1] if a_node is not None else np.ones(1)
+        b = _affine(model, b_node)[1] if b_node is not None else np.zeros(1)
+        if not (_is_channelwise(a, shape, axis) and _is_channelwise(b, shape, axis)):
+            return False
+        a = np.moveaxis(np.broadcast_to(a, shape), axis, -1).reshape(-1, channels)[0].astype(np.float64)
+        b = np.moveaxis(np.broadcast_to(b, shape), axis, -1).reshape(-1, channels)[0].astype(np.float64)
+        if np.any(a < 0):
+            return False  # MakeScalesNonNegative must flip the weights first
+        thresholds = model.get_initializer(mt.input[1]).astype(np.float64)
+        thresholds = np.broadcast_to(thresholds, (channels, thresholds.shape[1]))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            new = (thresholds - b[:, None]) / a[:, None]
+        constant = np.where(b[:, None] >= thresholds, ALWAYS, NEVER)  # a == 0: the output is fixed
+        new = np.where(a[:, None] == 0, constant, new)
+        first = a_node if a_node is not None else b_node
+        source = first.input[_affine(model, first)[0]]
+        dtype = model.get_tensor_datatype(source)
+        if dtype is not None and dtype.is_integer():
+            new = np.ceil(new)
+        else:  # x >= t for float32 x  <=>  x >= the smallest float32 not below t
+            new32 = new.astype(np.float32)
+            new = np.where(new32.astype(np.float64) < new, np.nextafter(new32, np.float32(np.inf)), new32)
+        model.set_initializer(mt.input[1], np.clip(new, ALWAYS, NEVER).astype(np.float32))
+        mt.input[0] = source
+        for node in (a_node, b_node):
+            if node is not None:
+                model.graph.node.remove(node)
+        return True
+
+
+class RemoveReluBeforeThresholds(Transformation):
+    """Relu -> MultiThreshold with all thresholds > 0: the Relu changes nothing."""
+
+    def apply(self, model):
+        changed = False
+        for mt in list(model.graph.node):
+            if mt.op_type != "MultiThreshold":
+                continue
+            relu = model.find_producer(mt.input[0])
+            if relu is None or relu.op_type != "Relu" or single_consumer(model, relu.output[0]) is None:
+                continue
+            if np.all(model.get_initializer(mt.input[1]) > 0):
+                mt.input[0] = relu.input[0]
+                model.graph.node.remove(relu)
+                changed = True
+        return model, changed
+
+
+def streamline(model: ModelWrapper, probes: np.ndarray | None = None) -> ModelWrapper:
+    """The whole streamlining recipe: integer weights, thresholds, scales absorbed.
+
+    ``probes`` (batch-first model inputs) are used to match thresholds to the input
+    model's float32 arithmetic; by default two seeded inputs in [0, 1).
+    """
+    import copy
+
+    from qnnflow.transforms.quantizers import FoldWeightQuantizers, QuantToMultiThreshold, SplitActivationScales
+    from qnnflow.transforms.refine_thresholds import MatchReferenceThresholds
+    from qnnflow.transforms.tidy import tidy
+
+    reference = copy.deepcopy(model)
+    if probes is None:
+        shape = model.get_tensor_shape(model.graph.input[0].name)
+        probes = np.random.default_rng(0).uniform(0, 1, size=(2, *shape[1:])).astype(np.float32)
+    for transform in (
+        FoldWeightQuantizers(),
+        SplitActivationScales(),
+        QuantToMultiThreshold(),
+        RemoveReluBeforeThresholds(),
+        BatchNormToAffine(),
+        ConvertSubDivToAddMul(),
+        InferShapes(),
+        InferDataTypes(),
+    ):
+        model = model.transform(transform)
+    rewrites = (MoveAffineDownstream(), MakeScalesNonNegative(), AbsorbAffineIntoThresholds())
+    changed = True
+    while changed:
+        changed = False
+        for rewrite in rewrites:
+            model, did = rewrite.apply(model)
+            changed |= did
+        model = model.transform(InferDataTypes())
+    model = model.transform(MatchReferenceThresholds(reference, probes))
+    return tidy(model)
+
