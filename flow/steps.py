@@ -39,3 +39,15 @@ def streamline_step(model, ctx: StepContext):
     from qnnflow.transforms.streamline import streamline
 
     return streamline(model)
+
+
+@register_step("to_hw")
+def to_hw_step(model, ctx: StepContext):
+    """Lower to NHWC and convert to dataflow nodes; the float head and tail stay on the host."""
+    from qnnflow.transforms.to_hw import to_hw
+
+    model, partition = to_hw(model)
+    ctx.notes.append(f"dataflow region: {len(partition.hardware)} nodes")
+    ctx.notes.append(f"host head (before the accelerator): {', '.join(partition.head) or 'none'}")
+    ctx.notes.append(f"host tail (after the accelerator): {', '.join(partition.tail) or 'none'}")
+    return model

@@ -1,0 +1,291 @@
+"""``HWNode``: what every dataflow node shares (attributes, checks, execution, cost interface).
+
+A node is a qonnx ``CustomOp`` in the ONNX domain ``qnnflow.hls.nodes``.  On top of
+qonnx's interface it owns its hardware view: folding legality, stream widths, folded
+shapes, expected cycles per image and a LUT/BRAM18/DSP estimate.  Execution is
+bit-exact integer numpy over any leading batch size; folding only decides legality,
+never the result.
+
+Tensors travel through ONNX graphs as floats.  Inputs are checked to hold integers of
+the node's declared DataType (a mismatch names the node), computed on as int64, and
+returned as float32, or float64 where float32 would round (|v| > 2**24).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import abstractmethod
+
+import numpy as np
+from onnx import numpy_helper
+from qonnx.core.datatype import BaseDataType, DataType
+from qonnx.custom_op.base import CustomOp
+from qonnx.util.basic import get_by_name
+
+from qnnflow.flow.errors import QnnflowError
+
+DOMAIN = "qnnflow.hls.nodes"
+_FLOAT32_EXACT = 2**24  # every integer of magnitude <= 2**24 is a float32
+
+
+def divisors(n: int) -> list[int]:
+    """Positive divisors of n, ascending: the legal SIMD/PE values for a dimension of size n."""
+    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0] if n > 0 else []
+    return sorted(set(small + [n // d for d in small]))
+
+
+def fold_problem(attr: str, value: int, dim: str, size: int) -> str | None:
+    """The message for ``attr=value`` not dividing ``dim=size``, or None when it divides."""
+    if value >= 1 and size >= 1 and size % value == 0:
+        return None
+    legal = ", ".join(map(str, divisors(size)))
+    return f"{attr}={value} does not divide {dim}={size}; legal {attr} values: {legal}"
+
+
+def datatype_holds(outer: BaseDataType, inner: BaseDataType) -> bool:
+    """True when every value of ``inner`` is a value of ``outer``."""
+    if not inner.is_integer() or inner.is_fixed_point():
+        return False
+    if outer.name == "BIPOLAR":
+        return inner.name == "BIPOLAR"
+    return outer.min() <= inner.min() and inner.max() <= outer.max()
+
+
+def _num(v) -> int | float:
+    """A numpy/Python scalar as a plain int when integral (for messages and comparisons)."""
+    v = v.item() if hasattr(v, "item") else v
+    return int(v) if float(v).is_integer() else v
+
+
+def value_problem(arr: np.ndarray, dt: BaseDataType | None = None) -> str | None:
+    """Why ``arr`` is not a tensor of integers (that ``dt`` can hold, when given), or None."""
+    arr = np.asarray(arr)
+    if arr.size == 0:
+        return None
+    if arr.dtype.kind == "f":
+        if not np.isfinite(arr).all():
+            return "holds NaN or infinity"
+        if (arr != np.rint(arr)).any():
+            return "holds non-integer values"
+    elif arr.dtype.kind not in "iub":
+        return f"has numpy dtype {arr.dtype}, not a number type"
+    if dt is None:
+        return None
+    lo, hi = _num(arr.min()), _num(arr.max())
+    if lo < dt.min() or hi > dt.max():
+        return f"holds values in [{lo}, {hi}], outside {dt.name} [{_num(dt.min())}, {_num(dt.max())}]"
+    if dt.name == "BIPOLAR" and (arr == 0).any():
+        return "holds 0, which BIPOLAR (-1/+1) cannot represent"
+    return None
+
+
+def to_carrier(values: np.ndarray) -> np.ndarray:
+    """Integer results as the float tensors ONNX graphs carry, exactly: float32 if it can, else float64."""
+    values = np.asarray(values)
+    if values.size and max(-int(values.min()), int(values.max())) > _FLOAT32_EXACT:
+        return values.astype(np.float64)
+    return values.astype(np.float32)
+
+
+class HWNode(CustomOp):
+    """Abstract dataflow node.  Subclasses declare attributes and implement ``compute`` and the cost model.
+
+    ``_input_dt_attr`` / ``_output_dt_attr`` name the attributes holding the DataType of
+    input 0 and output 0.
+    """
+
+    _input_dt_attr = "inputDataType"
+    _output_dt_attr = "outputDataType"
+
+    # ----- identity and errors -------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.onnx_node.name or self.onnx_node.op_type
+
+    def error(self, message: str) -> QnnflowError:
+        """A one-line user-facing error naming this node."""
+        return QnnflowError(f"node '{self.name}': {message}")
+
+    # ----- attributes ----------------------------------------------------------------
+
+    def _raw_attr(self, name: str):
+        """(is_set, value) of an attribute, decoded, without applying defaults or checks."""
+        dtype = self.get_nodeattr_def(name)[0]
+        attr = get_by_name(self.onnx_node.attribute, name)
+        if attr is None:
+            return False, None
+        value = {"i": lambda: attr.i, "f": lambda: attr.f, "s": lambda: attr.s.decode("utf-8"),
+                 "ints": lambda: list(attr.ints), "floats": lambda: list(attr.floats)}[dtype]()
+        if dtype == "s" and value == "":
+            return False, None
+        return True, value
+
+    def is_attr_set(self, name: str) -> bool:
+        return self._raw_attr(name)[0]
+
+    def _read_attr(self, name: str):
+        """(value, problem): the attribute's value (default when unset) and why it is unusable, or None."""
+        _dtype, required, default, allowed = self.get_nodeattr_def(name)
+        is_set, value = self._raw_attr(name)
+        if not is_set:
+            if required:
+                return None, f"required attribute {name} is not set; set it when creating the node"
+            return (list(default) if isinstance(default, list) else default), None
+        if allowed is not None and value not in allowed:
+            return value, f"{name}={value!r} is not allowed; use one of {', '.join(map(repr, sorted(allowed)))}"
+        return value, None
+
+    def get_nodeattr(self, name: str):
+        """An attribute's value (its default when unset); missing required or disallowed values raise QnnflowError."""
+        value, problem = self._read_attr(name)
+        if problem:
+            raise self.error(problem)
+        return value
+
+    def _datatype_of(self, attr: str, value: str):
+        """(DataType, problem) for the DataType name ``value`` held by attribute ``attr``."""
+        try:
+            dt = DataType[value]
+        except Exception:
+            return None, f"{attr}='{value}' is not a qonnx DataType; use e.g. INT4, UINT8, BINARY or BIPOLAR"
+        if not dt.is_integer() or dt.is_fixed_point():
+            return None, f"{attr}={value} is not an integer DataType; dataflow nodes carry integers only"
+        return dt, None
+
+    def datatype(self, attr: str) -> BaseDataType:
+        """The qonnx DataType named by attribute ``attr`` (which must be an integer type)."""
+        dt, problem = self._datatype_of(attr, self.get_nodeattr(attr))
+        if problem:
+            raise self.error(problem)
+        return dt
+
+    def input_datatype(self) -> BaseDataType:
+        return self.datatype(self._input_dt_attr)
+
+    def output_datatype(self) -> BaseDataType:
+        return self.datatype(self._output_dt_attr)
+
+    # ----- legality ------------------------------------------------------------------
+
+    def attribute_problems(self) -> list[str]:
+        """Generic attribute checks (required, allowed values, DataType names), then ``node_problems``."""
+        found = []
+        for name in self.get_nodeattr_types():
+            value, problem = self._read_attr(name)
+            if problem is None and name.endswith(("DataType", "dataType")) and value:
+                problem = self._datatype_of(name, value)[1]
+            if problem:
+                found.append(problem)
+        return found or self.node_problems()
+
+    def node_problems(self) -> list[str]:
+        """Node-specific attribute checks other than folding; attributes are known to be readable."""
+        return []
+
+    def folding_problems(self) -> list[str]:
+        """Why the folding attributes (SIMD, PE, widths) are illegal, one message each; empty when legal."""
+        return []
+
+    def problems(self) -> list[str]:
+        """Every reason this node cannot be built from its attributes alone."""
+        return self.attribute_problems() or self.folding_problems()
+
+    def model_problems(self, model) -> list[str]:
+        """``problems()`` plus those only visible with the graph (initializers); see MVAU, Thresholding."""
+        return self.problems()
+
+    def check_folding(self) -> None:
+        """Raise a QnnflowError naming the node, attribute, value and legal values if the folding is illegal."""
+        found = self.attribute_problems() or self.folding_problems()
+        if found:
+            raise self.error("; ".join(found))
+
+    def check(self) -> None:
+        """Raise a QnnflowError for the first category of problems found."""
+        found = self.problems()
+        if found:
+            raise self.error("; ".join(found))
+
+    def verify_node(self) -> list[str]:
+        return [f"node '{self.name}': {p}" for p in self.problems()]
+
+    # ----- execution -----------------------------------------------------------------
+
+    def _fetch(self, context: dict, graph, tensor: str) -> np.ndarray:
+        value = context.get(tensor)
+        if value is None and graph is not None:
+            init = get_by_name(graph.initializer, tensor)
+            value = None if init is None else numpy_helper.to_array(init)
+        if value is None:
+            raise self.error(f"input '{tensor}' has no value in the execution context")
+        return np.asarray(value)
+
+    def int_array(self, arr: np.ndarray, dt: BaseDataType, what: str) -> np.ndarray:
+        """``arr`` as int64 after checking that it holds integers ``dt`` can represent."""
+        problem = value_problem(arr, dt)
+        if problem:
+            raise self.error(f"{what} {problem}; the producer and this node disagree on the data type")
+        return np.asarray(arr).astype(np.int64)
+
+    def execute_node(self, context: dict, graph) -> None:
+        self.check()
+        node = self.onnx_node
+        arrays = [self._fetch(context, graph, t) if t else None for t in node.input]
+        context[node.output[0]] = to_carrier(self.compute(*arrays))
+
+    @abstractmethod
+    def compute(self, *inputs: np.ndarray) -> np.ndarray:
+        """The node's function on arrays as given (any leading batch size), as int64."""
+
+    # ----- graph integration -----------------------------------------------------------
+
+    def batch_of(self, model) -> int:
+        """Leading dimension of input 0 in ``model`` (1 when unknown)."""
+        shape = model.get_tensor_shape(self.onnx_node.input[0])
+        return int(shape[0]) if shape else 1
+
+    def infer_node_datatype(self, model) -> None:
+        node = self.onnx_node
+        expected = self.input_datatype()
+        actual = model.get_tensor_datatype(node.input[0])
+        if actual is not None and not datatype_holds(expected, actual):
+            raise self.error(
+                f"input '{node.input[0]}' is annotated {actual.name}, which {self._input_dt_attr}="
+                f"{expected.name} cannot hold; fix the annotation or widen {self._input_dt_attr}"
+            )
+        model.set_tensor_datatype(node.output[0], self.output_datatype())
+
+    # ----- hardware view ---------------------------------------------------------------
+
+    @abstractmethod
+    def normal_input_shape(self) -> tuple[int, ...]:
+        """Shape of input 0 for one image (batch 1)."""
+
+    @abstractmethod
+    def normal_output_shape(self) -> tuple[int, ...]:
+        """Shape of output 0 for one image (batch 1)."""
+
+    @abstractmethod
+    def folded_input_shape(self) -> tuple[int, ...]:
+        """Input 0 as the stream sees it: the last axis split into (words, lanes per word)."""
+
+    @abstractmethod
+    def folded_output_shape(self) -> tuple[int, ...]:
+        """Output 0 as the stream sees it: the last axis split into (words, lanes per word)."""
+
+    def instream_width(self) -> int:
+        """Bits per input stream word."""
+        return self.folded_input_shape()[-1] * self.input_datatype().bitwidth()
+
+    def outstream_width(self) -> int:
+        """Bits per output stream word."""
+        return self.folded_output_shape()[-1] * self.output_datatype().bitwidth()
+
+    @abstractmethod
+    def cycles(self) -> int:
+        """Expected clock cycles per image at initiation interval 1."""
+
+    @abstractmethod
+    def resources(self, board: dict) -> dict:
+        """Estimated {'LUT', 'BRAM18', 'DSP'} (ints) on ``board`` (a builds/boards/*.yaml mapping)."""

@@ -1,0 +1,114 @@
+"""Pure resource formulas shared by the nodes' cost models (LUT, BRAM18, DSP).
+
+Estimates, not synthesis results: they rank foldings and flag designs that cannot fit.
+Sources:
+  * FINN-R (Blott et al., ACM TRETS 2018, "FINN-R: An End-to-End Deep-Learning Framework
+    for Fast Exploration of Quantized Neural Networks"), via FINN's MVAU
+    ``lut_estimation``: 300 LUTs of control plus 1.1x the datapath, and
+    ``(2*ceil((A+W)/6) - 1) * (A+W)`` LUTs for an A-bit by W-bit LUT multiplier.
+  * Block RAM shapes: Xilinx UG473 (7-series) and UG573 (UltraScale), RAMB18 in simple
+    dual-port mode: 16Kx1, 8Kx2, 4Kx4, 2Kx9, 1Kx18, 512x36.
+  * Distributed RAM and shift registers: UG474 / UG574 (a LUT6 is a 64x1 RAM or a 32-bit SRL).
+  * DSP multiplier ports: DSP48E1 25x18 (UG479), DSP48E2 27x18 (UG579).
+  * Popcount compressor trees: about one LUT per input bit (Preusser, "Generic and universal
+    parallel matrix summation with a flexible compression goal for Xilinx FPGAs", FPL 2017).
+"""
+
+from __future__ import annotations
+
+import math
+
+from qnnflow.flow.errors import QnnflowError
+
+CONTROL_LUTS = 300  # FINN-R c0: per-layer control logic of a compute node
+DATAPATH_SCALE = 1.1  # FINN-R c1: routing/packing overhead on datapath LUTs
+SMALL_CONTROL_LUTS = 100  # own estimate: loop counters and handshakes of a simple streaming node
+MOVER_CONTROL_LUTS = 50  # own estimate: the same for pure data movers (padding, FIFO, width converter)
+BRAM18_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))  # (depth, width)
+LUTRAM_DEPTH = 64  # one LUT6 as RAM64X1
+SRL_DEPTH = 32  # one LUT6 as SRLC32E
+AUTO_LUTRAM_MAX_DEPTH = 128  # "auto" memories this shallow go to LUTRAM (FINN's internal_embedded rule)
+DSP_PORTS = {"7series": (25, 18), "ultrascale+": (27, 18)}
+
+
+def part_family(board: dict) -> str:
+    """'7series' (xc7*) or 'ultrascale+' (xczu*) from a board description's part."""
+    part = str(board.get("part", "")).lower()
+    if part.startswith("xczu"):
+        return "ultrascale+"
+    if part.startswith("xc7"):
+        return "7series"
+    raise QnnflowError(f"board part '{part}': unknown FPGA family; expected xc7* (7-series) or xczu* (Zynq UltraScale+)")
+
+
+def bram18_count(depth: int, width: int) -> int:
+    """RAMB18s for a depth x width memory: the cheapest tiling by one aspect ratio."""
+    if depth <= 0 or width <= 0:
+        return 0
+    return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in BRAM18_SHAPES)
+
+
+def lutram_luts(depth: int, width: int) -> int:
+    """LUTs for a depth x width distributed RAM (64x1 per LUT)."""
+    return math.ceil(depth / LUTRAM_DEPTH) * width if depth > 0 and width > 0 else 0
+
+
+def srl_luts(depth: int, width: int) -> int:
+    """LUTs for a depth x width shift-register FIFO (32 deep per LUT)."""
+    return math.ceil(depth / SRL_DEPTH) * width if depth > 0 and width > 0 else 0
+
+
+def memory(depth: int, width: int, ram_style: str) -> dict:
+    """{'LUT', 'BRAM18'} for one depth x width memory under a ram_style (auto/block/distributed).
+
+    'auto' follows FINN: LUTRAM up to 128 deep, block RAM beyond.  'ultra' is the caller's
+    business (our boards have no UltraRAM).
+    """
+    if ram_style == "distributed" or (ram_style == "auto" and depth <= AUTO_LUTRAM_MAX_DEPTH):
+        return {"LUT": lutram_luts(depth, width), "BRAM18": 0}
+    return {"LUT": 0, "BRAM18": bram18_count(depth, width)}
+
+
+def lut_multiplier(a_bits: int, b_bits: int) -> int:
+    """LUTs of one a x b bit multiplier in fabric; a 1-bit operand is a gate/negation per bit."""
+    if min(a_bits, b_bits) == 1:
+        return max(a_bits, b_bits)
+    return (2 * math.ceil((a_bits + b_bits) / 6) - 1) * (a_bits + b_bits)
+
+
+def dsp_multiplier(a_bits: int, a_signed: bool, b_bits: int, b_signed: bool, family: str) -> int:
+    """DSP slices for one a x b multiplier: the signed ports tile the (sign-extended) operands."""
+    a = a_bits + (not a_signed)  # an unsigned operand needs a zero sign bit on the signed port
+    b = b_bits + (not b_signed)
+    pa, pb = DSP_PORTS[family]
+    return min(math.ceil(a / pa) * math.ceil(b / pb), math.ceil(b / pa) * math.ceil(a / pb))
+
+
+def adder_tree_luts(n_inputs: int, in_bits: int) -> int:
+    """LUTs to sum n operands of in_bits: n-1 carry-chain adders, one LUT per result bit."""
+    if n_inputs <= 1:
+        return 0
+    return (n_inputs - 1) * (in_bits + math.ceil(math.log2(n_inputs)))
+
+
+def popcount_luts(n_bits: int) -> int:
+    """LUTs of a compressor tree counting n_bits ones."""
+    return n_bits
+
+
+def comparator_luts(bits: int) -> int:
+    """LUTs of one bits-wide threshold comparator (FINN charges a LUT per accumulator bit)."""
+    return bits
+
+
+def counter_luts(count: int) -> int:
+    """LUTs of an address/loop counter running to ``count``."""
+    return max(1, math.ceil(math.log2(count + 1)))
+
+
+def uram_check(ram_style: str, board: dict, node: str) -> None:
+    """ram_style='ultra' needs UltraRAM, which none of our boards' parts has."""
+    if ram_style == "ultra" and not board.get("resources", {}).get("URAM"):
+        raise QnnflowError(
+            f"node '{node}': ram_style='ultra' but part {board.get('part')} has no UltraRAM; use 'block' or 'distributed'"
+        )

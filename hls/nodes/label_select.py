@@ -1,0 +1,99 @@
+"""LabelSelect: indices of the K largest of Labels values, largest first (top-K classification).
+
+(N, Labels) -> (N, K); ties go to the lower index first, as in ONNX TopK.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from qonnx.core.datatype import DataType
+
+from qnnflow.hls.nodes import cost
+from qnnflow.hls.nodes.base import HWNode, fold_problem
+
+__all__ = ["LabelSelect", "index_datatype"]
+
+
+def index_datatype(labels: int):
+    """The smallest unsigned DataType holding label indices 0..labels-1."""
+    return DataType.get_smallest_possible(max(labels - 1, 1))
+
+
+class LabelSelect(HWNode):
+    """Top-K label selection (FINN's LabelSelect names).
+
+    An unset outputDataType becomes the smallest UINT holding Labels-1 at datatype
+    inference (and is then written to the node); the schema default is UINT32.
+    """
+
+    def get_nodeattr_types(self):
+        return {
+            "Labels": ("i", True, 0),
+            "PE": ("i", False, 1),
+            "K": ("i", False, 1),
+            "inputDataType": ("s", True, ""),
+            "outputDataType": ("s", False, "UINT32"),
+        }
+
+    def node_problems(self):
+        labels, k = self.get_nodeattr("Labels"), self.get_nodeattr("K")
+        if labels < 1:
+            return [f"Labels={labels} must be at least 1"]
+        found = [] if 1 <= k <= labels else [f"K={k} must be between 1 and Labels={labels}"]
+        odt = self.output_datatype()
+        if odt.min() > 0 or odt.max() < labels - 1:
+            found.append(f"outputDataType={odt.name} cannot hold label indices 0..{labels - 1}; "
+                         f"use {index_datatype(labels).name} or wider")
+        return found
+
+    def folding_problems(self):
+        p = fold_problem("PE", self.get_nodeattr("PE"), "Labels", self.get_nodeattr("Labels"))
+        return [p] if p else []
+
+    def compute(self, x):
+        labels, k = self.get_nodeattr("Labels"), self.get_nodeattr("K")
+        if x.ndim < 1 or x.shape[-1] != labels:
+            raise self.error(f"input '{self.onnx_node.input[0]}' has shape {x.shape}, expected (N, {labels})")
+        xi = self.int_array(x, self.input_datatype(), f"input '{self.onnx_node.input[0]}'")
+        # a stable sort of the negated values puts larger values first and equal values by index
+        return np.argsort(-xi, axis=-1, kind="stable")[..., :k].astype(np.int64)
+
+    def infer_node_datatype(self, model):
+        if not self.is_attr_set("outputDataType"):
+            self.set_nodeattr("outputDataType", index_datatype(self.get_nodeattr("Labels")).name)
+        super().infer_node_datatype(model)
+
+    def make_shape_compatible_op(self, model):
+        shape = model.get_tensor_shape(self.onnx_node.input[0]) or [1, self.get_nodeattr("Labels")]
+        return self.make_const_shape_op((*shape[:-1], self.get_nodeattr("K")))
+
+    def normal_input_shape(self):
+        return (1, self.get_nodeattr("Labels"))
+
+    def normal_output_shape(self):
+        return (1, self.get_nodeattr("K"))
+
+    def folded_input_shape(self):
+        pe = self.get_nodeattr("PE")
+        return (1, self.get_nodeattr("Labels") // pe, pe)
+
+    def folded_output_shape(self):
+        return (1, self.get_nodeattr("K"), 1)
+
+    def cycles(self) -> int:
+        """Labels/PE input words, then K index words out."""
+        self.check_folding()
+        return self.get_nodeattr("Labels") // self.get_nodeattr("PE") + self.get_nodeattr("K")
+
+    def resources(self, board: dict) -> dict:
+        """Own estimate: a sorted list of K (value, index) registers with an insertion comparator per
+        entry and lane: PE*K comparators of value bits plus 2 LUTs per register bit for the shifting."""
+        self.check_folding()
+        cost.part_family(board)
+        pe, k = self.get_nodeattr("PE"), self.get_nodeattr("K")
+        v_bits = self.input_datatype().bitwidth()
+        i_bits = index_datatype(self.get_nodeattr("Labels")).bitwidth()
+        luts = cost.SMALL_CONTROL_LUTS + pe * k * cost.comparator_luts(v_bits) + 2 * k * (v_bits + i_bits)
+        return {"LUT": int(luts), "BRAM18": 0, "DSP": 0}

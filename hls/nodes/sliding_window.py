@@ -1,0 +1,121 @@
+"""ConvolutionInputGenerator: the sliding-window unit that turns an image stream into im2col rows.
+
+(N, H, W, C) NHWC, unpadded (padding is FMPadding) -> (N, OH, OW, KH*KW*C) with window
+elements ordered (ky, kx, c), c fastest -- the order of qonnx's Im2Col on NHWC data and
+of the MVAU weight columns a lowered convolution expects.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from qnnflow.hls.nodes import cost
+from qnnflow.hls.nodes.base import HWNode, fold_problem
+
+__all__ = ["ConvolutionInputGenerator"]
+
+
+def _pairs_problem(node: HWNode, names: tuple[str, ...]) -> list[str]:
+    return [f"{n}={node.get_nodeattr(n)} must be two positive ints [h, w]" for n in names
+            if len(node.get_nodeattr(n)) != 2 or min(node.get_nodeattr(n)) < 1]
+
+
+class ConvolutionInputGenerator(HWNode):
+    """Sliding window generator (FINN's ConvolutionInputGenerator attribute names)."""
+
+    def get_nodeattr_types(self):
+        return {
+            "ConvKernelDim": ("ints", True, []),
+            "IFMChannels": ("i", True, 0),
+            "IFMDim": ("ints", True, []),
+            "OFMDim": ("ints", True, []),
+            "Stride": ("ints", False, [1, 1]),
+            "Dilation": ("ints", False, [1, 1]),
+            "SIMD": ("i", False, 1),
+            "inputDataType": ("s", True, ""),
+            "outputDataType": ("s", True, ""),
+            "ram_style": ("s", False, "auto", {"auto", "block", "distributed", "ultra"}),
+        }
+
+    def _geometry(self):
+        """(kh, kw), C, (h, w), (oh, ow), (sh, sw)."""
+        g = self.get_nodeattr
+        return g("ConvKernelDim"), g("IFMChannels"), g("IFMDim"), g("OFMDim"), g("Stride")
+
+    def node_problems(self):
+        found = _pairs_problem(self, ("ConvKernelDim", "IFMDim", "OFMDim", "Stride", "Dilation"))
+        if self.get_nodeattr("IFMChannels") < 1:
+            found.append(f"IFMChannels={self.get_nodeattr('IFMChannels')} must be at least 1")
+        if found:
+            return found
+        if self.get_nodeattr("Dilation") != [1, 1]:
+            found.append(f"Dilation={self.get_nodeattr('Dilation')} is not supported, only [1, 1]; "
+                         f"lower dilated convolutions to a dense kernel first")
+        (kh, kw), _, (h, w), (oh, ow), (sh, sw) = self._geometry()
+        if kh > h or kw > w:
+            found.append(f"ConvKernelDim={[kh, kw]} is larger than IFMDim={[h, w]}")
+        elif [oh, ow] != [(h - kh) // sh + 1, (w - kw) // sw + 1]:
+            found.append(f"OFMDim={[oh, ow]} does not match IFMDim={[h, w]}, ConvKernelDim={[kh, kw]}, Stride={[sh, sw]}: "
+                         f"expected {[(h - kh) // sh + 1, (w - kw) // sw + 1]}")
+        if self.get_nodeattr("outputDataType") != self.get_nodeattr("inputDataType"):
+            found.append(f"outputDataType={self.get_nodeattr('outputDataType')} must equal "
+                         f"inputDataType={self.get_nodeattr('inputDataType')}: windows copy data")
+        return found
+
+    def folding_problems(self):
+        p = fold_problem("SIMD", self.get_nodeattr("SIMD"), "IFMChannels", self.get_nodeattr("IFMChannels"))
+        return [p] if p else []
+
+    def compute(self, x):
+        (kh, kw), c, (h, w), (oh, ow), (sh, sw) = self._geometry()
+        if x.shape[1:] != (h, w, c):
+            raise self.error(f"input '{self.onnx_node.input[0]}' has shape {x.shape}, expected (N, {h}, {w}, {c}) NHWC")
+        xi = self.int_array(x, self.input_datatype(), f"input '{self.onnx_node.input[0]}'")
+        win = sliding_window_view(xi, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]  # (N, oh, ow, C, kh, kw), a view
+        return win.transpose(0, 1, 2, 4, 5, 3).reshape(x.shape[0], oh, ow, kh * kw * c)
+
+    def make_shape_compatible_op(self, model):
+        return self.make_const_shape_op((self.batch_of(model), *self.normal_output_shape()[1:]))
+
+    def normal_input_shape(self):
+        _, c, (h, w), _, _ = self._geometry()
+        return (1, h, w, c)
+
+    def normal_output_shape(self):
+        (kh, kw), c, _, (oh, ow), _ = self._geometry()
+        return (1, oh, ow, kh * kw * c)
+
+    def folded_input_shape(self):
+        _, c, (h, w), _, _ = self._geometry()
+        simd = self.get_nodeattr("SIMD")
+        return (1, h, w, c // simd, simd)
+
+    def folded_output_shape(self):
+        (kh, kw), c, _, (oh, ow), _ = self._geometry()
+        simd = self.get_nodeattr("SIMD")
+        return (1, oh, ow, kh * kw * c // simd, simd)
+
+    def cycles(self) -> int:
+        """finn-hlslib's ConvolutionInputGenerator (FINN get_exp_cycles): fill KH input rows, then per
+        output row the slower of writing OW*KH*KW*C/SIMD words and reading SH input rows (W*C/SIMD each).
+        Roughly max(H*W*C, OH*OW*KH*KW*C)/SIMD plus the initial KH*W*C/SIMD buffer fill."""
+        self.check_folding()
+        (kh, kw), c, (_, w), (oh, ow), (sh, _) = self._geometry()
+        sf = c // self.get_nodeattr("SIMD")
+        write_row = ow * kh * kw * sf
+        read_rows = sh * w * sf
+        return w * kh * sf + oh * max(write_row, read_rows)
+
+    def resources(self, board: dict) -> dict:
+        """KH + SH line buffers of W*C/SIMD words x SIMD*bits (finn-hlslib keeps KH rows in use while
+        SH more arrive; FINN's bram_estimation), plus control."""
+        self.check_folding()
+        cost.part_family(board)
+        cost.uram_check(self.get_nodeattr("ram_style"), board, self.name)
+        (kh, _), c, (_, w), _, (sh, _) = self._geometry()
+        simd = self.get_nodeattr("SIMD")
+        line = cost.memory(w * c // simd, simd * self.input_datatype().bitwidth(), self.get_nodeattr("ram_style"))
+        return {"LUT": cost.CONTROL_LUTS + (kh + sh) * line["LUT"], "BRAM18": (kh + sh) * line["BRAM18"], "DSP": 0}

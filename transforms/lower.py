@@ -1,0 +1,204 @@
+"""Lowering and layout: convolutions to Im2Col + MatMul, and the whole 4D region to NHWC.
+
+Streaming hardware consumes pixels one after another with their channels side by side,
+so every 4D tensor after the float head becomes NHWC in one walk over the graph:
+
+- a Transpose to NHWC is inserted where a 4D tensor leaves the float head;
+- Conv becomes Im2Col (NHWC, patch order ky, kx, c) + MatMul with the weights
+  reordered to match; grouped or dilated convolutions are rejected by name;
+- MaxPool becomes MaxPoolNHWC, MultiThreshold switches to NHWC, per-channel
+  constants of Mul/Add are transposed;
+- a Flatten feeding a MatMul stays (flattening NHWC keeps the stream order) and the
+  MatMul's weight rows are permuted from (c, h, w) to (h, w, c) order: no transpose
+  survives between the convolutions and the classifier;
+- anything else reading an NHWC tensor gets a Transpose back to NCHW in front.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from onnx import helper
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
+from qonnx.transformation.base import Transformation
+from qonnx.transformation.infer_datatypes import InferDataTypes
+from qonnx.transformation.infer_shapes import InferShapes
+
+from qnnflow.flow.errors import QnnflowError
+from qnnflow.transforms.graph import const_operand, head_nodes
+
+TO_NHWC, TO_NCHW = [0, 2, 3, 1], [0, 3, 1, 2]
+QONNX_DOMAIN = "qonnx.custom_op.general"
+
+
+def _attr(node, name, default=None):
+    for a in node.attribute:
+        if a.name == name:
+            return helper.get_attribute_value(a)
+    return default
+
+
+def _nhwc(shape):
+    n, c, h, w = shape
+    return [n, h, w, c]
+
+
+class LowerToNHWC(Transformation):
+    """The rewrite described in the module docstring, in one pass (it reaches a fixed point)."""
+
+    def apply(self, model: ModelWrapper):
+        head = head_nodes(model)
+        nhwc: dict[str, str] = {}  # NCHW tensor name -> its NHWC replacement
+        changed = False
+        for node in list(model.graph.node):
+            if node.name in head:
+                continue
+            four_d = [i for i in node.input if i in nhwc or self._enters_region(model, i, head)]
+            if not four_d:
+                continue
+            for name in four_d:
+                if name not in nhwc:
+                    nhwc[name] = self._transpose(model, name, TO_NHWC, before=node, out_shape=_nhwc(model.get_tensor_shape(name)))
+            self._rewrite(model, node, nhwc)
+            changed = True
+        for out in model.graph.output:
+            if out.name in nhwc:  # hand the graph output back in its original layout
+                back = helper.make_node("Transpose", [nhwc[out.name]], [out.name], perm=TO_NCHW, name=f"{out.name}_to_nchw")
+                model.graph.node.append(back)
+        if changed:
+            model = model.transform(InferShapes()).transform(InferDataTypes())
+        return model, False
+
+    @staticmethod
+    def _enters_region(model, tensor, head) -> bool:
+        """A 4D activation produced in the float head (or the graph input) and read past it."""
+        if model.get_initializer(tensor) is not None:
+            return False
+        shape = model.get_tensor_shape(tensor)
+        if shape is None or len(shape) != 4:
+            return False
+        producer = model.find_producer(tensor)
+        return producer is None or producer.name in head
+
+    @staticmethod
+    def _transpose(model, tensor, perm, before, out_shape) -> str:
+        new = model.make_new_valueinfo_name()
+        model.set_tensor_shape(new, out_shape)
+        node = helper.make_node("Transpose", [tensor], [new], perm=perm, name=f"Transpose_{new}")
+        model.graph.node.insert(list(model.graph.node).index(before), node)
+        dtype = model.get_tensor_datatype(tensor)
+        if dtype is not None:
+            model.set_tensor_datatype(new, dtype)
+        return new
+
+    def _rewrite(self, model, node, nhwc):
+        op = node.op_type
+        x = node.input[0]
+        if op == "Conv":
+            self._conv(model, node, nhwc)
+        elif op == "MultiThreshold":
+            getCustomOp(node).set_nodeattr("data_layout", "NHWC")
+            self._follow(model, node, nhwc)
+        elif op == "MaxPool":
+            self._maxpool(model, node, nhwc)
+        elif op in ("Mul", "Add") and const_operand(model, node) is not None:
+            idx, c = const_operand(model, node)
+            if c.ndim == 4:
+                model.set_initializer(node.input[1 - idx], np.transpose(c, TO_NHWC))
+            self._follow(model, node, nhwc)
+        elif op in ("Relu", "Identity"):
+            self._follow(model, node, nhwc)
+        elif op == "Flatten" and self._feeds_matmul(model, node):
+            shape = model.get_tensor_shape(x)  # NCHW
+            consumer = model.find_consumers(node.output[0])[0]
+            weights = model.get_initializer(consumer.input[1])
+            n, c, h, w = shape
+            rows = np.arange(c * h * w).reshape(c, h, w).transpose(1, 2, 0).reshape(-1)
+            model.set_initializer(consumer.input[1], weights[rows])
+            node.input[0] = nhwc[x]
+        else:  # not layout-aware: give it NCHW back
+            for i, name in enumerate(node.input):
+                if name in nhwc:
+                    shape = model.get_tensor_shape(name)
+                    node.input[i] = self._transpose(model, nhwc[name], TO_NCHW, before=node, out_shape=shape)
+
+    @staticmethod
+    def _feeds_matmul(model, node) -> bool:
+        consumers = model.find_consumers(node.output[0]) or []
+        return (
+            len(consumers) == 1
+            and consumers[0].op_type == "MatMul"
+            and model.get_initializer(consumers[0].input[1]) is not None
+            and _attr(node, "axis", 1) == 1
+        )
+
+    @staticmethod
+    def _follow(model, node, nhwc):
+        """Make an elementwise node read and write NHWC."""
+        for i, name in enumerate(node.input):
+            if name in nhwc:
+                node.input[i] = nhwc[name]
+        out = node.output[0]
+        new = model.make_new_valueinfo_name()
+        model.set_tensor_shape(new, _nhwc(model.get_tensor_shape(out)))
+        node.output[0] = new
+        nhwc[out] = new
+
+    def _conv(self, model, node, nhwc):
+        weights = model.get_initializer(node.input[1])
+        if weights is None:
+            raise QnnflowError(f"node '{node.name}' (Conv): weights must be constant to become a hardware layer")
+        if _attr(node, "group", 1) != 1:
+            raise QnnflowError(
+                f"node '{node.name}' (Conv): grouped/depthwise convolution (group={_attr(node, 'group')}) "
+                "is not supported by the sliding-window generator; use group=1"
+            )
+        dilations = list(_attr(node, "dilations", [1, 1]))
+        if any(d != 1 for d in dilations):
+            raise QnnflowError(
+                f"node '{node.name}' (Conv): dilation {dilations} is not supported by the sliding-window generator; "
+                "use dilation 1"
+            )
+        if len(node.input) > 2:
+            raise QnnflowError(f"node '{node.name}' (Conv): bias must be extracted before lowering")
+        cout, cin, kh, kw = weights.shape
+        in_shape = model.get_tensor_shape(node.input[0])  # NCHW
+        out_shape = model.get_tensor_shape(node.output[0])
+        pads = list(_attr(node, "pads", [0, 0, 0, 0]))
+        strides = list(_attr(node, "strides", [1, 1]))
+        x = nhwc[node.input[0]]
+        cols = model.make_new_valueinfo_name()
+        n, _, oh, ow = out_shape
+        model.set_tensor_shape(cols, [n, oh, ow, kh * kw * cin])
+        im2col = helper.make_node(
+            "Im2Col", [x], [cols], domain=QONNX_DOMAIN, name=node.name.replace("Conv", "Im2Col"),
+            stride=strides, kernel_size=[kh, kw], pad_amount=pads,
+            input_shape=str(tuple(_nhwc(in_shape))), pad_value=0,
+        )
+        matmul_w = model.make_new_valueinfo_name()
+        model.set_initializer(matmul_w, weights.transpose(2, 3, 1, 0).reshape(kh * kw * cin, cout))
+        model.set_tensor_datatype(matmul_w, model.get_tensor_datatype(node.input[1]))
+        out = model.make_new_valueinfo_name()
+        model.set_tensor_shape(out, _nhwc(out_shape))
+        matmul = helper.make_node("MatMul", [cols, matmul_w], [out], name=node.name.replace("Conv", "MatMul"))
+        index = list(model.graph.node).index(node)
+        model.graph.node.remove(node)
+        model.graph.node.insert(index, matmul)
+        model.graph.node.insert(index, im2col)
+        nhwc[node.output[0]] = out
+
+    def _maxpool(self, model, node, nhwc):
+        if _attr(node, "ceil_mode", 0) or any(_attr(node, "pads", [0, 0, 0, 0])):
+            raise QnnflowError(f"node '{node.name}' (MaxPool): padding and ceil_mode are not supported; use unpadded pooling")
+        out = node.output[0]
+        new = model.make_new_valueinfo_name()
+        model.set_tensor_shape(new, _nhwc(model.get_tensor_shape(out)))
+        pool = helper.make_node(
+            "MaxPoolNHWC", [nhwc[node.input[0]]], [new], domain=QONNX_DOMAIN, name=node.name,
+            kernel_shape=list(_attr(node, "kernel_shape")), strides=list(_attr(node, "strides", _attr(node, "kernel_shape"))),
+            pads=[0, 0, 0, 0],
+        )
+        index = list(model.graph.node).index(node)
+        model.graph.node.remove(node)
+        model.graph.node.insert(index, pool)
+        nhwc[out] = new

@@ -1,0 +1,82 @@
+"""The dataflow partition: hardware nodes must form one contiguous region.
+
+Nodes before it (the float head that prepares the input) and after it (a float tail,
+e.g. the classifier's scale and bias) run on the host. A node with hardware both
+upstream and downstream that is not a hardware node is an error naming it: the stream
+would have to leave the accelerator in the middle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from qonnx.core.modelwrapper import ModelWrapper
+
+from qnnflow.flow.errors import QnnflowError
+
+HW_DOMAIN = "qnnflow.hls.nodes"
+# Reshapes of an NHWC stream keep the element order: free in hardware.
+STREAM_TRANSPARENT = ("Flatten", "Reshape")
+
+
+@dataclass
+class Partition:
+    head: list[str]
+    hardware: list[str]
+    tail: list[str]
+
+
+def is_hw(node) -> bool:
+    return node.domain == HW_DOMAIN
+
+
+def _why_not(model: ModelWrapper, node) -> str:
+    if node.op_type == "MultiThreshold":
+        return "its input is not an integer tensor (was the graph streamlined?)"
+    if node.op_type in ("Mul", "Add", "Sub", "Div"):
+        return "a float scale or bias could not be absorbed into thresholds"
+    return f"qnnflow has no dataflow node for {node.op_type}; move it before or after the network, or remove it"
+
+
+def _nearest_hw_producer(model: ModelWrapper, node) -> str:
+    stack = list(node.input)
+    while stack:
+        producer = model.find_producer(stack.pop())
+        if producer is not None:
+            if is_hw(producer):
+                return producer.name
+            stack.extend(producer.input)
+    return "?"
+
+
+def find_partition(model: ModelWrapper) -> Partition:
+    nodes = list(model.graph.node)
+    if not any(is_hw(n) for n in nodes):
+        raise QnnflowError("no node could be converted to hardware; does the model have quantized MatMul/Conv layers?")
+    below_hw: set[str] = set()  # tensors computed from some hardware node's output
+    for node in nodes:
+        if is_hw(node) or any(i in below_hw for i in node.input):
+            below_hw.update(node.output)
+    above_hw: set[str] = set()  # tensors that some hardware node reads, directly or not
+    for node in reversed(nodes):
+        if is_hw(node) or any(o in above_hw for o in node.output):
+            above_hw.update(i for i in node.input if model.get_initializer(i) is None)
+    head, hardware, tail = [], [], []
+    for node in nodes:
+        after = any(i in below_hw for i in node.input)
+        before = any(o in above_hw for o in node.output)
+        if is_hw(node):
+            hardware.append(node.name)
+        elif after and before and node.op_type not in STREAM_TRANSPARENT:
+            raise QnnflowError(
+                f"node '{node.name}' ({node.op_type}) sits inside the dataflow region (after "
+                f"'{_nearest_hw_producer(model, node)}') "
+                f"and cannot become hardware: {_why_not(model, node)}"
+            )
+        elif after and before:
+            hardware.append(node.name)
+        elif after:
+            tail.append(node.name)
+        else:
+            head.append(node.name)
+    return Partition(head, hardware, tail)

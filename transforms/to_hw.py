@@ -1,0 +1,285 @@
+"""Conversion of the lowered NHWC graph to hardware dataflow nodes (``qnnflow.hls.nodes``).
+
+- MatMul (integer weights) + MultiThreshold -> MVAU with thresholds; a MatMul alone -> MVAU
+  without activation; Im2Col -> [FMPadding] + ConvolutionInputGenerator; MaxPoolNHWC ->
+  StreamingMaxPool; a MultiThreshold alone -> Thresholding; TopK -> LabelSelect.
+- Binary activations: a bipolar (+-1) tensor whose readers (through pools, unpadded
+  convolutions and flattens) are all MatMul/Conv with bipolar weights travels as bits
+  (0/1) and those MatMuls become XNOR-popcount MVAUs, with thresholds moved to popcount
+  units, T_pc = ceil((T + MW) / 2). Otherwise it travels as a 2-bit integer -1/+1
+  (two equal thresholds from -1), so zero padding stays exact.
+- Thresholds are clipped to the accumulator's reachable range, so their datatype is tight.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from onnx import helper
+from qonnx.core.datatype import DataType
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
+from qonnx.transformation.base import Transformation
+from qonnx.transformation.general import GiveUniqueNodeNames
+from qonnx.transformation.infer_datatypes import InferDataTypes
+from qonnx.transformation.infer_shapes import InferShapes
+
+from qnnflow.flow.errors import QnnflowError
+from qnnflow.transforms.graph import single_consumer
+
+HW_DOMAIN = "qnnflow.hls.nodes"
+PASS_THROUGH = ("MaxPool", "MaxPoolNHWC", "Im2Col", "Flatten", "Reshape")
+LINEAR = ("MatMul", "Conv")
+
+
+def _attr(node, name, default=None):
+    for a in node.attribute:
+        if a.name == name:
+            return helper.get_attribute_value(a)
+    return default
+
+
+def _dtype(model, tensor) -> DataType:
+    dtype = model.get_tensor_datatype(tensor)
+    return dtype if dtype is not None else DataType["FLOAT32"]
+
+
+def _reachable(model, tensor):
+    """The nodes that read ``tensor`` through pass-through nodes, and whether any zero padding is crossed."""
+    readers, padded, stack = [], False, [tensor]
+    while stack:
+        current = stack.pop()
+        for node in model.find_consumers(current) or []:
+            if node.op_type in PASS_THROUGH:
+                padded |= node.op_type == "Im2Col" and any(_attr(node, "pad_amount", [0]))
+                stack.append(node.output[0])
+            else:
+                padded |= node.op_type == "Conv" and any(_attr(node, "pads", [0]))
+                readers.append(node)
+        if any(o.name == current for o in model.graph.output):
+            readers.append(None)
+    return readers, padded
+
+
+def _is_bipolar_linear(model, node) -> bool:
+    return (
+        node is not None
+        and node.op_type in LINEAR
+        and node.input[0] != ""
+        and model.get_initializer(node.input[1]) is not None
+        and _dtype(model, node.input[1]) == DataType["BIPOLAR"]
+    )
+
+
+class EncodeBipolarActivations(Transformation):
+    """Choose bits (XNOR) or 2-bit integers for every bipolar MultiThreshold output."""
+
+    def apply(self, model: ModelWrapper):
+        for mt in model.graph.node:
+            if mt.op_type != "MultiThreshold" or _dtype(model, mt.output[0]) != DataType["BIPOLAR"]:
+                continue
+            inst = getCustomOp(mt)
+            readers, padded = _reachable(model, mt.output[0])
+            thresholds = model.get_initializer(mt.input[1])
+            if not padded and readers and all(_is_bipolar_linear(model, r) for r in readers):
+                inst.set_nodeattr("out_dtype", "BINARY")
+                inst.set_nodeattr("out_scale", 1.0)
+                inst.set_nodeattr("out_bias", 0.0)
+            else:  # -1 + [x >= T] + [x >= T] is -1 or +1, with zero padding still meaning 0
+                model.set_initializer(mt.input[1], np.repeat(thresholds, 2, axis=1))
+                inst.set_nodeattr("out_dtype", "INT2")
+                inst.set_nodeattr("out_scale", 1.0)
+                inst.set_nodeattr("out_bias", -1.0)
+        return model.transform(InferDataTypes()), False
+
+
+def _acc_range(x_dtype: DataType, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per output channel, the smallest and largest accumulator value reachable."""
+    lo, hi = float(x_dtype.min()), float(x_dtype.max())
+    w = weights.astype(np.float64)
+    return np.minimum(w * lo, w * hi).sum(axis=0), np.maximum(w * lo, w * hi).sum(axis=0)
+
+
+def _smallest_int_type(lo: float, hi: float) -> DataType:
+    for bits in range(1, 33):
+        for dtype in (DataType[f"UINT{bits}"], DataType[f"INT{bits}"]) if bits > 1 else (DataType["BINARY"],):
+            if dtype.min() <= lo and hi <= dtype.max():
+                return dtype
+    return DataType["INT64"]
+
+
+class ConvertToHWNodes(Transformation):
+    """Pattern-rewrite the lowered graph into dataflow nodes (one sweep; reaches a fixed point)."""
+
+    def apply(self, model: ModelWrapper):
+        for node in list(model.graph.node):
+            op = node.op_type
+            if op == "MatMul" and model.get_initializer(node.input[1]) is not None:
+                self._mvau(model, node)
+            elif op == "Im2Col":
+                self._sliding_window(model, node)
+            elif op == "MaxPoolNHWC":
+                self._maxpool(model, node)
+        for node in list(model.graph.node):
+            if node.op_type == "MultiThreshold":
+                self._thresholding(model, node)
+            elif node.op_type == "TopK":
+                self._label_select(model, node)
+        model = model.transform(InferShapes()).transform(InferDataTypes()).transform(GiveUniqueNodeNames())
+        return model, False
+
+    @staticmethod
+    def _replace(model, old_nodes, new_node):
+        index = list(model.graph.node).index(old_nodes[0])
+        for old in old_nodes:
+            model.graph.node.remove(old)
+        model.graph.node.insert(index, new_node)
+
+    def _mvau(self, model, matmul):
+        x, w_name = matmul.input
+        weights = model.get_initializer(w_name)
+        w_dtype = _dtype(model, w_name)
+        x_dtype = _dtype(model, x)
+        if not (w_dtype.is_integer() and x_dtype.is_integer()):
+            raise QnnflowError(
+                f"node '{matmul.name}' (MatMul): inputs are {x_dtype.name} x {w_dtype.name}; "
+                "hardware needs integer activations and weights (streamline first)"
+            )
+        mw, mh = weights.shape
+        in_shape = model.get_tensor_shape(x)
+        # Bits standing for +-1 (see EncodeBipolarActivations) times bipolar weights: XNOR-popcount.
+        xnor = x_dtype == DataType["BINARY"] and w_dtype == DataType["BIPOLAR"]
+        mt = single_consumer(model, matmul.output[0])
+        if mt is not None and mt.op_type != "MultiThreshold":
+            mt = None
+        attrs = dict(
+            MW=mw, MH=mh, SIMD=1, PE=1, inputDataType=x_dtype.name, weightDataType=w_dtype.name,
+            binaryXnorMode=int(xnor), numInputVectors=list(in_shape[:-1]),
+        )
+        if xnor:
+            weights = (weights + 1) / 2  # bit 1 is +1, bit 0 is -1
+            attrs.update(inputDataType="BINARY", weightDataType="BINARY")
+            acc_lo, acc_hi = np.zeros(mh), np.full(mh, float(mw))
+        else:
+            acc_lo, acc_hi = _acc_range(x_dtype, weights)
+        w_new = model.make_new_valueinfo_name()
+        model.set_initializer(w_new, weights.astype(np.float32))
+        model.set_tensor_datatype(w_new, DataType[attrs["weightDataType"]])
+        if mt is None:
+            acc_dtype = _smallest_int_type(acc_lo.min(), acc_hi.max())
+            attrs.update(noActivation=1, outputDataType=acc_dtype.name, accDataType=acc_dtype.name)
+            node = helper.make_node("MVAU", [x, w_new], [matmul.output[0]], domain=HW_DOMAIN, name=matmul.name, **attrs)
+            self._replace(model, [matmul], node)
+            if xnor:  # popcount -> bipolar dot product, outside the accelerator: 2 * pc - MW
+                self._tail_correction(model, node, mw)
+            return
+        inst = getCustomOp(mt)
+        thresholds = model.get_initializer(mt.input[1]).astype(np.float64)
+        thresholds = np.broadcast_to(thresholds, (mh, thresholds.shape[1]))
+        if xnor:
+            thresholds = np.ceil((thresholds + mw) / 2)
+        thresholds = np.clip(thresholds, acc_lo[:, None], acc_hi[:, None] + 1)
+        t_new = model.make_new_valueinfo_name()
+        model.set_initializer(t_new, thresholds.astype(np.float32))
+        model.set_tensor_datatype(t_new, _smallest_int_type(thresholds.min(), thresholds.max()))
+        acc_dtype = _smallest_int_type(min(acc_lo.min(), thresholds.min()), max(acc_hi.max(), thresholds.max()))
+        attrs.update(
+            noActivation=0, ActVal=int(inst.get_nodeattr("out_bias")), outputDataType=inst.get_nodeattr("out_dtype"),
+            accDataType=acc_dtype.name,
+        )
+        node = helper.make_node("MVAU", [x, w_new, t_new], [mt.output[0]], domain=HW_DOMAIN, name=matmul.name, **attrs)
+        self._replace(model, [matmul, mt], node)
+
+    @staticmethod
+    def _tail_correction(model, node, mw):
+        out = node.output[0]
+        pc = model.make_new_valueinfo_name()
+        mid = model.make_new_valueinfo_name()
+        model.set_tensor_shape(pc, model.get_tensor_shape(out))
+        model.set_tensor_shape(mid, model.get_tensor_shape(out))
+        node.output[0] = pc
+        two, minus_mw = model.make_new_valueinfo_name(), model.make_new_valueinfo_name()
+        model.set_initializer(two, np.array(2.0, dtype=np.float32))
+        model.set_initializer(minus_mw, np.array(-float(mw), dtype=np.float32))
+        index = list(model.graph.node).index(node) + 1
+        model.graph.node.insert(index, helper.make_node("Add", [mid, minus_mw], [out], name=f"{node.name}_unpopcount_add"))
+        model.graph.node.insert(index, helper.make_node("Mul", [pc, two], [mid], name=f"{node.name}_unpopcount_mul"))
+
+    def _sliding_window(self, model, im2col):
+        x = im2col.input[0]
+        n, h, w, c = model.get_tensor_shape(x)
+        kh, kw = _attr(im2col, "kernel_size")
+        sh, sw = _attr(im2col, "stride")
+        pads = list(_attr(im2col, "pad_amount", [0, 0, 0, 0]))
+        dtype = _dtype(model, x)
+        nodes = []
+        if any(pads):
+            padded = model.make_new_valueinfo_name()
+            h, w = h + pads[0] + pads[2], w + pads[1] + pads[3]
+            model.set_tensor_shape(padded, [n, h, w, c])
+            nodes.append(helper.make_node(
+                "FMPadding", [x], [padded], domain=HW_DOMAIN, name=f"{im2col.name}_pad",
+                ImgDim=list(model.get_tensor_shape(x)[1:3]), Padding=pads, NumChannels=c, SIMD=1,
+                inputDataType=dtype.name, PadValue=int(_attr(im2col, "pad_value", 0)),
+            ))
+            x = padded
+        _, oh, ow, _ = model.get_tensor_shape(im2col.output[0])
+        nodes.append(helper.make_node(
+            "ConvolutionInputGenerator", [x], [im2col.output[0]], domain=HW_DOMAIN, name=im2col.name,
+            ConvKernelDim=[kh, kw], IFMChannels=c, IFMDim=[h, w], OFMDim=[oh, ow], Stride=[sh, sw],
+            Dilation=[1, 1], SIMD=1, inputDataType=dtype.name, outputDataType=dtype.name,
+        ))
+        index = list(model.graph.node).index(im2col)
+        model.graph.node.remove(im2col)
+        for offset, node in enumerate(nodes):
+            model.graph.node.insert(index + offset, node)
+
+    def _maxpool(self, model, pool):
+        _, h, w, c = model.get_tensor_shape(pool.input[0])
+        node = helper.make_node(
+            "StreamingMaxPool", [pool.input[0]], [pool.output[0]], domain=HW_DOMAIN, name=pool.name,
+            ImgDim=[h, w], PoolDim=list(_attr(pool, "kernel_shape")), Stride=list(_attr(pool, "strides")),
+            NumChannels=c, PE=1, dataType=_dtype(model, pool.input[0]).name,
+        )
+        self._replace(model, [pool], node)
+
+    def _thresholding(self, model, mt):
+        x = mt.input[0]
+        if not _dtype(model, x).is_integer():
+            return  # a float threshold (e.g. the input quantizer's) stays outside the accelerator
+        inst = getCustomOp(mt)
+        shape = model.get_tensor_shape(x)
+        thresholds = model.get_initializer(mt.input[1])
+        channels = shape[-1]
+        thresholds = np.broadcast_to(thresholds, (channels, thresholds.shape[1]))
+        in_dtype = _dtype(model, x)
+        thresholds = np.clip(thresholds, in_dtype.min(), in_dtype.max() + 1)
+        t_new = model.make_new_valueinfo_name()
+        model.set_initializer(t_new, thresholds.astype(np.float32))
+        node = helper.make_node(
+            "Thresholding", [x, t_new], [mt.output[0]], domain=HW_DOMAIN, name=mt.name,
+            NumChannels=channels, PE=1, inputDataType=in_dtype.name, outputDataType=inst.get_nodeattr("out_dtype"),
+            ActVal=int(inst.get_nodeattr("out_bias")), numInputVectors=list(shape[:-1]),
+        )
+        self._replace(model, [mt], node)
+
+    def _label_select(self, model, topk):
+        k = model.get_initializer(topk.input[1])
+        x = topk.input[0]
+        labels = model.get_tensor_shape(x)[-1]
+        node = helper.make_node(
+            "LabelSelect", [x], [topk.output[1]], domain=HW_DOMAIN, name=topk.name,
+            Labels=labels, PE=1, K=int(np.asarray(k).reshape(-1)[0]), inputDataType=_dtype(model, x).name,
+        )
+        self._replace(model, [topk], node)
+
+
+def to_hw(model: ModelWrapper):
+    """Lower, encode binary activations, convert to dataflow nodes; returns (model, partition)."""
+    from qnnflow.transforms.lower import LowerToNHWC
+    from qnnflow.transforms.partition import find_partition
+
+    # Encoding first: a zero-padded binary activation must become a 2-bit integer before
+    # lowering pads it.
+    for transform in (EncodeBipolarActivations(), LowerToNHWC(), ConvertToHWNodes()):
+        model = model.transform(transform)
+    return model, find_partition(model)
