@@ -47,7 +47,7 @@ ZOO = {
     for e in (
         _entry("cnv", 1, 1), _entry("cnv", 1, 2), _entry("cnv", 2, 2), _entry("cnv", 4, 4),
         _entry("cnv", 8, 8),
-        _entry("lfc", 1, 1), _entry("lfc", 1, 2),
+        _entry("lfc", 1, 1), _entry("lfc", 1, 2), _entry("lfc", 2, 2),
         _entry("tfc", 1, 1), _entry("tfc", 1, 2), _entry("tfc", 2, 2),
     )
 }

@@ -10,6 +10,8 @@ so that layers compute integer accumulators compared against integer thresholds:
 - a scalar Mul moves past MatMul/Conv; an Add moves past MatMul (as b @ W) and
   unpadded Conv; Mul (non-negative) and Add move past MaxPool; both move past
   Reshape/Flatten/Transpose (the constant is reshaped with the tensor);
+- a non-negative Mul moves past Relu, and a Relu right before a MultiThreshold folds
+  into its thresholds;
 - a per-channel Mul with negative entries right after MatMul/Conv negates those
   output channels' integer weights, so every scale is non-negative;
 - Mul + Add in front of a MultiThreshold are absorbed: T' = (T - b) / a, computed in
@@ -132,6 +134,9 @@ class MoveAffineDownstream(Transformation):
                 return False
             if op == "Mul" and np.any(c < 0):
                 return False
+            _swap(model, node, consumer)
+            return True
+        if cop == "Relu" and op == "Mul" and np.all(c >= 0):  # relu(a x) = a relu(x) for a >= 0
             _swap(model, node, consumer)
             return True
         if cop in RESHAPING:
@@ -282,7 +287,10 @@ class AbsorbAffineIntoThresholds(Transformation):
 
 
 class RemoveReluBeforeThresholds(Transformation):
-    """Relu -> MultiThreshold with all thresholds > 0: the Relu changes nothing."""
+    """Relu -> MultiThreshold(T)  ==>  MultiThreshold(T') with T' = T where T > 0, else "always".
+
+    relu(x) >= t equals x >= t for t > 0, and is always true for t <= 0.
+    """
 
     def apply(self, model):
         changed = False
@@ -292,10 +300,11 @@ class RemoveReluBeforeThresholds(Transformation):
             relu = model.find_producer(mt.input[0])
             if relu is None or relu.op_type != "Relu" or single_consumer(model, relu.output[0]) is None:
                 continue
-            if np.all(model.get_initializer(mt.input[1]) > 0):
-                mt.input[0] = relu.input[0]
-                model.graph.node.remove(relu)
-                changed = True
+            thresholds = model.get_initializer(mt.input[1])
+            model.set_initializer(mt.input[1], np.where(thresholds > 0, thresholds, ALWAYS).astype(np.float32))
+            mt.input[0] = relu.input[0]
+            model.graph.node.remove(relu)
+            changed = True
         return model, changed
 
 
@@ -319,21 +328,21 @@ def streamline(model: ModelWrapper, probes: np.ndarray | None = None) -> ModelWr
         FoldWeightQuantizers(),
         SplitActivationScales(),
         QuantToMultiThreshold(),
-        RemoveReluBeforeThresholds(),
         BatchNormToAffine(),
         ConvertSubDivToAddMul(),
         InferShapes(),
         InferDataTypes(),
     ):
         model = model.transform(transform)
-    rewrites = (MoveAffineDownstream(), MakeScalesNonNegative(), AbsorbAffineIntoThresholds())
+    rewrites = (MoveAffineDownstream(), MakeScalesNonNegative(), AbsorbAffineIntoThresholds(), RemoveReluBeforeThresholds())
     changed = True
     while changed:
         changed = False
         for rewrite in rewrites:
             model, did = rewrite.apply(model)
             changed |= did
-        model = model.transform(InferDataTypes())
+            # Absorption rounds thresholds up only where it knows the input is integer.
+            model = model.transform(InferDataTypes())
     model = model.transform(MatchReferenceThresholds(reference, probes))
     return tidy(model)
 

@@ -133,6 +133,7 @@ class ConvertToHWNodes(Transformation):
         for old in old_nodes:
             model.graph.node.remove(old)
         model.graph.node.insert(index, new_node)
+        return model.graph.node[index]  # protobuf inserted a copy
 
     def _mvau(self, model, matmul):
         x, w_name = matmul.input
@@ -168,15 +169,15 @@ class ConvertToHWNodes(Transformation):
             acc_dtype = _smallest_int_type(acc_lo.min(), acc_hi.max())
             attrs.update(noActivation=1, outputDataType=acc_dtype.name, accDataType=acc_dtype.name)
             node = helper.make_node("MVAU", [x, w_new], [matmul.output[0]], domain=HW_DOMAIN, name=matmul.name, **attrs)
-            self._replace(model, [matmul], node)
+            node = self._replace(model, [matmul], node)
             if xnor:  # popcount -> bipolar dot product, outside the accelerator: 2 * pc - MW
                 self._tail_correction(model, node, mw)
             return
         inst = getCustomOp(mt)
         thresholds = model.get_initializer(mt.input[1]).astype(np.float64)
         thresholds = np.broadcast_to(thresholds, (mh, thresholds.shape[1]))
-        if xnor:
-            thresholds = np.ceil((thresholds + mw) / 2)
+        # acc >= t  <=>  acc >= ceil(t) for integer accumulators
+        thresholds = np.ceil((thresholds + mw) / 2) if xnor else np.ceil(thresholds)
         thresholds = np.clip(thresholds, acc_lo[:, None], acc_hi[:, None] + 1)
         t_new = model.make_new_valueinfo_name()
         model.set_initializer(t_new, thresholds.astype(np.float32))
@@ -252,7 +253,7 @@ class ConvertToHWNodes(Transformation):
         channels = shape[-1]
         thresholds = np.broadcast_to(thresholds, (channels, thresholds.shape[1]))
         in_dtype = _dtype(model, x)
-        thresholds = np.clip(thresholds, in_dtype.min(), in_dtype.max() + 1)
+        thresholds = np.clip(np.ceil(thresholds), in_dtype.min(), in_dtype.max() + 1)
         t_new = model.make_new_valueinfo_name()
         model.set_initializer(t_new, thresholds.astype(np.float32))
         node = helper.make_node(

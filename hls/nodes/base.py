@@ -221,6 +221,12 @@ class HWNode(CustomOp):
             raise self.error(f"input '{tensor}' has no value in the execution context")
         return np.asarray(value)
 
+    def check_shape(self, x: np.ndarray, tail: tuple[int, ...], hint: str = "") -> None:
+        """Raise unless input 0 is (N, *tail) for some batch size N."""
+        if x.ndim != len(tail) + 1 or x.shape[1:] != tuple(tail):
+            want = ", ".join(["N", *map(str, tail)])
+            raise self.error(f"input '{self.onnx_node.input[0]}' has shape {x.shape}, expected ({want}){hint}")
+
     def int_array(self, arr: np.ndarray, dt: BaseDataType, what: str) -> np.ndarray:
         """``arr`` as int64 after checking that it holds integers ``dt`` can represent."""
         problem = value_problem(arr, dt)

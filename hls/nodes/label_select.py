@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 from qonnx.core.datatype import DataType
@@ -54,8 +53,7 @@ class LabelSelect(HWNode):
 
     def compute(self, x):
         labels, k = self.get_nodeattr("Labels"), self.get_nodeattr("K")
-        if x.ndim < 1 or x.shape[-1] != labels:
-            raise self.error(f"input '{self.onnx_node.input[0]}' has shape {x.shape}, expected (N, {labels})")
+        self.check_shape(x, (labels,))
         xi = self.int_array(x, self.input_datatype(), f"input '{self.onnx_node.input[0]}'")
         # a stable sort of the negated values puts larger values first and equal values by index
         return np.argsort(-xi, axis=-1, kind="stable")[..., :k].astype(np.int64)

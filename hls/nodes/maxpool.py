@@ -61,8 +61,7 @@ class StreamingMaxPool(HWNode):
 
     def compute(self, x):
         (h, w), (kh, kw), (sh, sw), c = self._geometry()
-        if x.shape[1:] != (h, w, c):
-            raise self.error(f"input '{self.onnx_node.input[0]}' has shape {x.shape}, expected (N, {h}, {w}, {c}) NHWC")
+        self.check_shape(x, (h, w, c), " NHWC")
         xi = self.int_array(x, self.input_datatype(), f"input '{self.onnx_node.input[0]}'")
         oh, ow = self._out_hw()
         out = None

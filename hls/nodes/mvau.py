@@ -152,10 +152,7 @@ class MVAU(HWNode):
 
     def compute(self, x, weights, thresholds=None):
         mw = self.get_nodeattr("MW")
-        expected = tuple(self._vectors()) + (mw,)
-        if x.ndim < 1 or x.shape[1:] != expected:
-            raise self.error(f"input '{self.onnx_node.input[0]}' has shape {x.shape}, expected (N, {', '.join(map(str, expected))}); "
-                             f"numInputVectors[1:] gives the vectors per image")
+        self.check_shape(x, (*self._vectors(), mw), "; numInputVectors[1:] gives the vectors per image")
         found = self.tensor_problems(weights, thresholds)
         if found:
             raise self.error("; ".join(found))

@@ -49,8 +49,7 @@ class FMPadding(HWNode):
 
     def compute(self, x):
         (h, w), c = self.get_nodeattr("ImgDim"), self.get_nodeattr("NumChannels")
-        if x.shape[1:] != (h, w, c):
-            raise self.error(f"input '{self.onnx_node.input[0]}' has shape {x.shape}, expected (N, {h}, {w}, {c}) NHWC")
+        self.check_shape(x, (h, w, c), " NHWC")
         xi = self.int_array(x, self.input_datatype(), f"input '{self.onnx_node.input[0]}'")
         top, left, bottom, right = self.get_nodeattr("Padding")
         widths = ((0, 0), (top, bottom), (left, right), (0, 0))

@@ -7,9 +7,7 @@ of the MVAU weight columns a lowered convolution expects.
 
 from __future__ import annotations
 
-import math
 
-import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from qnnflow.hls.nodes import cost
@@ -71,8 +69,7 @@ class ConvolutionInputGenerator(HWNode):
 
     def compute(self, x):
         (kh, kw), c, (h, w), (oh, ow), (sh, sw) = self._geometry()
-        if x.shape[1:] != (h, w, c):
-            raise self.error(f"input '{self.onnx_node.input[0]}' has shape {x.shape}, expected (N, {h}, {w}, {c}) NHWC")
+        self.check_shape(x, (h, w, c), " NHWC")
         xi = self.int_array(x, self.input_datatype(), f"input '{self.onnx_node.input[0]}'")
         win = sliding_window_view(xi, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]  # (N, oh, ow, C, kh, kw), a view
         return win.transpose(0, 1, 2, 4, 5, 3).reshape(x.shape[0], oh, ow, kh * kw * c)

@@ -82,10 +82,9 @@ class Thresholding(HWNode):
 
     def compute(self, x, thresholds):
         n_ch = self.get_nodeattr("NumChannels")
-        expected = tuple(self._vectors()) + (n_ch,)
-        if x.shape[1:] != expected:
-            raise self.error(f"input '{self.onnx_node.input[0]}' has shape {x.shape}, expected (N, {', '.join(map(str, expected))})")
-        p = activation_problem(thresholds, n_ch, self.get_nodeattr("ActVal"), self.output_datatype(), self.onnx_node.input[1])
+        self.check_shape(x, (*self._vectors(), n_ch))
+        p = activation_problem(thresholds, n_ch, self.get_nodeattr("ActVal"), self.output_datatype(),
+                               self.onnx_node.input[1])
         if p:
             raise self.error(p)
         xi = self.int_array(x, self.input_datatype(), f"input '{self.onnx_node.input[0]}'")

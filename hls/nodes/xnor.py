@@ -8,9 +8,10 @@ mismatch and needs no mask.
 
 numpy has no fused xor-popcount, so each 64-bit word pair costs three vectorised
 passes (xor, popcount, accumulate).  They are arranged so that every pass runs over
-long contiguous rows that stay in L2 cache, the per-byte popcounts are summed eight
-at a time as 64-bit words (SWAR, no dtype casts), and row blocks are spread over
-threads (numpy drops the GIL inside these loops).
+long contiguous rows that stay in L2 cache, and the per-byte popcounts are summed
+eight at a time as 64-bit words (SWAR, no dtype casts).  Row blocks are spread over
+threads: numpy releases the GIL inside each pass, but the Python between passes
+serialises, so a second core gains well under 2x.  See bench/xnor_gemm.py.
 """
 
 from __future__ import annotations
@@ -89,12 +90,10 @@ def _match_rows(xp: np.ndarray, wt: np.ndarray, k_bits: int, rows: range, out: n
 
 def _pack_columns(w_bits: np.ndarray, npad: int) -> np.ndarray:
     """(K, N) bits -> (W64, npad) words: word k of column j holds bits 64k..64k+63 of that column."""
-    k_bits, n_cols = w_bits.shape
-    n_words = -(-k_bits // 64)
-    by = np.zeros((n_words * 8, npad), np.uint8)
-    by[: -(-k_bits // 8), :n_cols] = np.packbits(w_bits != 0, axis=0)
-    # bytes of one word must be adjacent: (W64, 8, npad) -> (W64, npad, 8)
-    return np.ascontiguousarray(by.reshape(n_words, 8, npad).transpose(0, 2, 1)).view(_U64)[..., 0]
+    cols = pack_bits(np.ascontiguousarray((w_bits != 0).T))  # packing along a contiguous axis is fast
+    out = np.zeros((cols.shape[1], npad), _U64)
+    out[:, : cols.shape[0]] = cols.T
+    return out
 
 
 def xnor_popcount_matmul(x_bits: np.ndarray, w_bits: np.ndarray, threads: int | None = None) -> np.ndarray:
@@ -111,6 +110,8 @@ def xnor_popcount_matmul(x_bits: np.ndarray, w_bits: np.ndarray, threads: int | 
     if k_bits >= 1 << 16:
         raise ValueError(f"xnor_popcount_matmul: K={k_bits} exceeds the 16-bit counters (K < 65536)")
     lead = x_bits.shape[:-1]
+    if x_bits.size == 0 or n_cols == 0:
+        return np.full(lead + (n_cols,), k_bits, np.int32)  # no rows, no columns, or K = 0 (0 matches)
     xp = pack_bits(x_bits.reshape(-1, k_bits))
     n_rows = xp.shape[0]
     npad = -(-n_cols // 8) * 8  # whole 64-bit groups of byte lanes

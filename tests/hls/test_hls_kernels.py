@@ -17,7 +17,7 @@ def bipolar_matches(x, w):
     return (x.shape[-1] + (2 * x.astype(np.float64) - 1) @ (2 * w.astype(np.float64) - 1)) / 2
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.integers(1, 70), st.integers(1, 200), st.integers(1, 40), st.integers(0, 2**32 - 1))
 def test_xnor_popcount_matches_bipolar_formula(m, k, n, seed):
     rng = np.random.default_rng(seed)
@@ -69,7 +69,7 @@ def test_exact_matmul_refuses_overflow():
         exact_matmul(a, a.T.copy())
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.integers(1, 6), st.integers(1, 7), st.integers(0, 40), st.integers(1, 300), st.integers(0, 2**32 - 1))
 def test_count_reached_matches_broadcast_comparison(n, c, n_thr, spread, seed):
     rng = np.random.default_rng(seed)

@@ -46,7 +46,7 @@ def build_mvau(c, rng):
     return x, w, None, 0, attrs
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(mvau_cases())
 def test_mvau_matches_reference(c):
     rng = np.random.default_rng(c["seed"])
@@ -60,7 +60,7 @@ def test_mvau_matches_reference(c):
     np.testing.assert_array_equal(got, want)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.integers(1, 130), st.integers(1, 12), st.integers(1, 3), st.sampled_from([0, 3, 30]), st.integers(0, 2**32 - 1))
 def test_binary_xnor_mvau_matches_bipolar_formula(mw, mh, batch, n_thr, seed):
     rng = np.random.default_rng(seed)
@@ -233,3 +233,28 @@ def test_bad_attribute_values_are_one_line_errors():
         op.check()
     op = node_op("MVAU", ["x", "W"], MH=2, inputDataType="UINT2", weightDataType="INT2", outputDataType="UINT2")
     assert op.verify_node() == ["node 'MVAU_0': required attribute MW is not set; set it when creating the node"]
+
+
+def test_thresholds_apply_only_when_present_and_activation_is_on():
+    rng = np.random.default_rng(6)
+    x, w = random_values(rng, "UINT2", (2, 2, 8)), random_values(rng, "INT2", (8, 4))
+    t = np.sort(rng.integers(-10, 10, (4, 3)), axis=1).astype(np.float32)
+    attrs = dict(MW=8, MH=4, inputDataType="UINT2", weightDataType="INT2", numInputVectors=[1, 2])
+    acc = ref_mvau(x, w)
+    off = node_op("MVAU", ["x", "W", "T"], outputDataType="INT8", noActivation=1, **attrs)
+    np.testing.assert_array_equal(run_direct(off, {"x": x, "W": w, "T": t}), acc)
+    absent = node_op("MVAU", ["x", "W"], outputDataType="INT8", **attrs)
+    np.testing.assert_array_equal(run_direct(absent, {"x": x, "W": w}), acc)
+    with pytest.raises(QnnflowError, match=r"input 'x' has shape \(2, 2, 8\), expected \(N, 3, 8\)"):
+        run_direct(node_op("MVAU", ["x", "W"], outputDataType="INT8", **{**attrs, "numInputVectors": [1, 3]}),
+                   {"x": x, "W": w})
+
+
+def test_model_problems_see_the_initializers():
+    x = np.zeros((1, 8), np.float32)
+    node = make_node("MVAU", ["x", "W", "T"], MW=8, MH=2, inputDataType="UINT2", weightDataType="INT2",
+                     outputDataType="UINT2")
+    model = single_node_model(node, x, "UINT2", {"W": (np.ones((8, 2)), "INT2"), "T": (np.full((2, 3), 0.5), "FLOAT32")})
+    from qonnx.custom_op.registry import getCustomOp
+    assert getCustomOp(model.graph.node[0]).model_problems(model) == [
+        "thresholds 'T' holds non-integer values; round them up (x >= t  <=>  x >= ceil(t))"]

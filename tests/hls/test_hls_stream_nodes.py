@@ -12,7 +12,7 @@ from hls_harness import (INT_TYPES, board, fitting_type, make_node, node_op, ran
 from qnnflow.flow.errors import QnnflowError
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.sampled_from([1, 2, 4]), st.integers(1, 4), st.sampled_from([[1], [1, 3], [1, 2, 2]]),
        st.sampled_from([1, 3, 15, 25]), st.sampled_from(INT_TYPES), st.integers(-3, 3), st.integers(1, 3),
        st.integers(0, 2**32 - 1))
@@ -57,7 +57,7 @@ def ref_topk(x, k):
         *x.shape[:-1], k)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.sampled_from([1, 2, 5]), st.integers(1, 6), st.integers(1, 4), st.sampled_from(INT_TYPES),
        st.integers(1, 4), st.integers(0, 2**32 - 1))
 def test_label_select_top_k_with_ties(pe, l_fold, k, dt, batch, seed):
@@ -114,7 +114,7 @@ def test_fifo_resources_by_depth():
     assert all(s["BRAM18"] == 0 for s in sizes)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(st.sampled_from(["BINARY", "UINT2", "INT3", "INT8"]), st.integers(1, 3), st.data())
 def test_dwc_is_identity_for_every_legal_width_pair(dt, batch, data):
     bits = int(dt[-1]) if dt != "BINARY" else 1

@@ -40,7 +40,7 @@ geometry = st.tuples(st.integers(1, 4), st.integers(1, 4), st.integers(1, 3), st
                      st.integers(0, 4), st.integers(0, 4))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(geometry, st.sampled_from([1, 2, 3, 4]), st.integers(1, 3), st.sampled_from(INT_TYPES),
        st.integers(1, 3), st.integers(0, 2**32 - 1))
 def test_sliding_window_matches_loops(geo, simd, c_fold, dt, batch, seed):
@@ -53,7 +53,7 @@ def test_sliding_window_matches_loops(geo, simd, c_fold, dt, batch, seed):
     np.testing.assert_array_equal(run_direct(op, {"x": x}), ref_im2col(x, kh, kw, sh, sw))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(geometry, st.sampled_from([1, 2, 3]), st.integers(1, 3), st.sampled_from(INT_TYPES),
        st.booleans(), st.integers(1, 3), st.integers(0, 2**32 - 1))
 def test_maxpool_matches_loops(geo, pe, c_fold, dt, default_stride, batch, seed):
@@ -68,7 +68,7 @@ def test_maxpool_matches_loops(geo, pe, c_fold, dt, default_stride, batch, seed)
     np.testing.assert_array_equal(run_direct(node_op("StreamingMaxPool", **attrs), {"x": x}), ref_maxpool(x, kh, kw, sh, sw))
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(st.lists(st.integers(0, 3), min_size=4, max_size=4), st.integers(1, 4), st.integers(1, 4),
        st.sampled_from([1, 2]), st.sampled_from(INT_TYPES), st.integers(1, 3), st.integers(0, 2**32 - 1))
 def test_padding_matches_assignment(pad, h, w, simd, dt, batch, seed):
