@@ -38,6 +38,14 @@ def _positive(value, cfg):
     return None if value > 0 else "must be > 0"
 
 
+def _fraction(value, cfg):
+    return None if 0 < value <= 1 else "must be a fraction of the board, in (0, 1]"
+
+
+def _existing_file(value, cfg):
+    return None if Path(value).is_file() else f"file '{value}' not found"
+
+
 def _known_model(value, cfg):
     from qnnflow.models.source import model_source_problem
 
@@ -96,7 +104,7 @@ def _choice_problem(what: str, value: str, choices) -> str:
     return f"unknown {what} '{value}'{hint} (choose from {', '.join(choices)})"
 
 
-DEFAULT_STEPS = ["export", "tidy", "streamline"]
+DEFAULT_STEPS = ["export", "tidy", "streamline", "to_hw", "estimate"]
 
 SCHEMA: dict[str, Field] = {
     "name": Field((str,), doc="build name; defaults to the YAML file's stem"),
@@ -113,6 +121,20 @@ SCHEMA: dict[str, Field] = {
     "verify": Field((list, str), default="all", check=_verify_subset, doc="steps whose output is checked"),
     "outputs": Field(
         (list,), default=["qonnx", "build_log"], check=_outputs_producible, doc="artifacts the build must deliver"
+    ),
+    "fold": Field(
+        (dict,),
+        default={},
+        fields={
+            "lut": Field((int, float), default=0.85, check=_fraction, doc="share of the board's LUTs to use"),
+            "bram": Field((int, float), default=0.90, check=_fraction, doc="share of the board's BRAM18 to use"),
+            "dsp": Field((int, float), default=0.90, check=_fraction, doc="share of the board's DSPs to use"),
+            "target_fps": Field((int, float), check=_positive, doc="cheapest folding reaching this FPS"),
+            "target_cycles": Field((int,), check=_positive, doc="cheapest folding within this many cycles"),
+            "file": Field((str,), check=_existing_file, doc="explicit folding (FINN folding JSON)"),
+            "max_weight_width": Field((int,), default=1024, check=_positive, doc="max PE*SIMD*weight bits"),
+        },
+        doc="automatic folding: budget, target or an explicit folding file",
     ),
     "golden": Field(
         (dict,),

@@ -52,10 +52,14 @@ def register_step(name: str, config: tuple[str, ...] = (), produces: tuple[str, 
     return wrap
 
 
+# Importing these modules registers the built-in steps.
+STEP_MODULES = ("qnnflow.flow.steps", "qnnflow.flow.fold_step", "qnnflow.hls.steps")
+
+
 def _load_builtin_steps():
-    # Importing the module registers the built-in steps; kept lazy so importing the
-    # registry has no side effects and no heavy imports.
-    importlib.import_module("qnnflow.flow.steps")
+    # Kept lazy so that importing the registry has no side effects and no heavy imports.
+    for module in STEP_MODULES:
+        importlib.import_module(module)
 
 
 def registered_steps() -> dict[str, Step]:

@@ -51,3 +51,29 @@ def to_hw_step(model, ctx: StepContext):
     ctx.notes.append(f"host head (before the accelerator): {', '.join(partition.head) or 'none'}")
     ctx.notes.append(f"host tail (after the accelerator): {', '.join(partition.tail) or 'none'}")
     return model
+
+
+@register_step("estimate", config=("board", "clock_ns"), produces=("estimates",))
+def estimate_step(model, ctx: StepContext):
+    """Per-layer cycles and resources, network throughput and latency (FINN-compatible reports)."""
+    import json
+
+    from qnnflow.flow import reports
+
+    layers = reports.layer_estimates(model, ctx.board)
+    perf = reports.network_performance(layers, ctx.cfg.clock_ns)
+    cycles = {layer.name: layer.cycles for layer in layers}
+
+    def dump(obj) -> bytes:
+        return (json.dumps(obj, indent=2) + "\n").encode()
+
+    ctx.write_artifact("report/estimate_layer_cycles.json", dump(cycles), delivers="estimates")
+    ctx.write_artifact("report/estimate_layer_resources.json", dump(reports.finn_resources(layers)))
+    ctx.write_artifact("report/estimate_network_performance.json", dump(perf))
+    title = f"{ctx.cfg['name']} on {ctx.board['name']}"
+    ctx.write_artifact("report/estimate.png", reports.plot_png(layers, perf["max_cycles_node_name"], title))
+    ctx.log(reports.format_table(layers, perf, ctx.board, ctx.cfg.clock_ns))
+    ctx.notes.append(
+        f"estimated {perf['estimated_throughput_fps']:,.0f} FPS; bottleneck {perf['max_cycles_node_name']}"
+    )
+    return model

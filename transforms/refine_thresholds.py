@@ -16,6 +16,8 @@ What remains possible is a mismatch where the reference's own convolution rounds
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from onnx import helper
 from qonnx.core.modelwrapper import ModelWrapper
@@ -81,7 +83,8 @@ def _sigma(r: np.ndarray, acc: np.ndarray) -> np.ndarray | None:
     channels = r.shape[1]
     r2 = np.moveaxis(r, 1, -1).reshape(-1, channels).astype(np.float64)
     a2 = np.moveaxis(acc, 1, -1).reshape(-1, channels).astype(np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN channels: acc always 0 there
         ratio = np.where(a2 != 0, r2 / a2, np.nan)
         sigma = np.nanmedian(ratio, axis=0)
     agree = (a2 == 0) | (r2 == np.nan_to_num(sigma)[None, :] * a2)

@@ -1,0 +1,1 @@
+"""The ``fold`` build step: automatic folding within the board's budget."""

@@ -1,0 +1,1 @@
+"""Build steps of the HLS back end (C++ generation, C++ simulation)."""
