@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from qnnflow.flow.config import load_config
+from qnnflow.flow.config import DEFAULT_STEPS, load_config
 from qnnflow.flow.errors import QnnflowError
 from qnnflow.flow.runner import run_build
 from qnnflow.models.export import Golden, export_brevitas, torch_outputs
@@ -38,7 +38,7 @@ def user_qonnx(tmp_path):
 def test_qonnx_file_without_golden_uses_its_own_execution(tmp_path, user_qonnx):
     _, path = user_qonnx
     log = build(tmp_path, path)
-    assert [s["name"] for s in log["steps"]] == ["export", "tidy", "streamline"]
+    assert [s["name"] for s in log["steps"]] == DEFAULT_STEPS
     assert all(s["verified"] for s in log["steps"])
     assert "QONNX model itself" in Golden.load(tmp_path / "out" / "golden.npz").source
 
