@@ -70,11 +70,12 @@ def _execute_batched(model: ModelWrapper, inputs: np.ndarray) -> np.ndarray:
     return ctx[model.graph.output[0].name]
 
 
-def execute_batch(model: ModelWrapper, inputs: np.ndarray, chunk: int = 256) -> np.ndarray:
+def execute_batch(model: ModelWrapper, inputs: np.ndarray, chunk: int = 16) -> np.ndarray:
     """Outputs for a batch of inputs (batch first).
 
     Graphs made of dataflow nodes and simple elementwise/layout ops run as one numpy
-    pass per chunk of inputs; anything else runs through qonnx, one sample at a time.
+    pass per chunk of inputs (small chunks keep the sliding windows' copies in cache);
+    anything else runs through qonnx, one sample at a time.
     """
     if _batchable(model):
         return np.concatenate([_execute_batched(model, inputs[i : i + chunk]) for i in range(0, len(inputs), chunk)])

@@ -110,7 +110,10 @@ class MatchReferenceThresholds(Transformation):
             nodes, start = _segment(self.reference, quant)
             r = np.concatenate([c[start] for c in ref_ctx])
             acc = np.concatenate([c[mt.input[0]] for c in ctx])
-            if r.shape != acc.shape or r.ndim < 2:
+            thresholds = model.get_initializer(mt.input[1])
+            dtype = model.get_tensor_datatype(mt.input[0])
+            # Only integer accumulators with per-channel thresholds have steps to match.
+            if r.shape != acc.shape or r.ndim < 2 or thresholds.shape[0] != r.shape[1] or not dtype.is_integer():
                 continue
             sigma = _sigma(r, acc)
             if sigma is None:

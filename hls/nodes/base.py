@@ -83,8 +83,8 @@ def to_carrier(values: np.ndarray) -> np.ndarray:
     """Integer results as the float tensors ONNX graphs carry, exactly: float32 if it can, else float64."""
     values = np.asarray(values)
     if values.size and max(-int(values.min()), int(values.max())) > _FLOAT32_EXACT:
-        return values.astype(np.float64)
-    return values.astype(np.float32)
+        return values.astype(np.float64, copy=False)
+    return values.astype(np.float32, copy=False)
 
 
 class HWNode(CustomOp):
@@ -227,11 +227,15 @@ class HWNode(CustomOp):
             want = ", ".join(["N", *map(str, tail)])
             raise self.error(f"input '{self.onnx_node.input[0]}' has shape {x.shape}, expected ({want}){hint}")
 
-    def int_array(self, arr: np.ndarray, dt: BaseDataType, what: str) -> np.ndarray:
-        """``arr`` as int64 after checking that it holds integers ``dt`` can represent."""
+    def check_values(self, arr: np.ndarray, dt: BaseDataType, what: str) -> None:
+        """Raise unless ``arr`` holds integers that ``dt`` can represent."""
         problem = value_problem(arr, dt)
         if problem:
             raise self.error(f"{what} {problem}; the producer and this node disagree on the data type")
+
+    def int_array(self, arr: np.ndarray, dt: BaseDataType, what: str) -> np.ndarray:
+        """``arr`` as int64 after checking that it holds integers ``dt`` can represent."""
+        self.check_values(arr, dt, what)
         return np.asarray(arr).astype(np.int64)
 
     def execute_node(self, context: dict, graph) -> None:

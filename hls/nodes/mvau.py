@@ -157,14 +157,18 @@ class MVAU(HWNode):
         if found:
             raise self.error("; ".join(found))
         idt, wdt = self.input_datatype(), self.get_weight_datatype()
-        xi = self.int_array(x, idt, f"input '{self.onnx_node.input[0]}'")
         wi = np.asarray(weights).astype(np.int64)
-        if self.xnor():
-            acc = xnor_popcount_matmul(xi, wi).astype(np.int64)
-        elif idt.name == "BIPOLAR" and wdt.name == "BIPOLAR":  # +-1 products: the packed kernel is exact and cheaper
+        if self.xnor():  # validated bits go straight to packing: no int64 copy of a large input
+            self.check_values(x, idt, f"input '{self.onnx_node.input[0]}'")
+            return self._activate(xnor_popcount_matmul(x, wi).astype(np.int64), thresholds)
+        xi = self.int_array(x, idt, f"input '{self.onnx_node.input[0]}'")
+        if idt.name == "BIPOLAR" and wdt.name == "BIPOLAR":  # +-1 products: the packed kernel is exact and cheaper
             acc = 2 * xnor_popcount_matmul(xi > 0, wi > 0).astype(np.int64) - mw
         else:
             acc = exact_matmul(xi, wi)
+        return self._activate(acc, thresholds)
+
+    def _activate(self, acc, thresholds):
         if thresholds is None or self.get_nodeattr("noActivation") == 1:
             return acc
         return self.get_nodeattr("ActVal") + count_reached(acc, np.asarray(thresholds).astype(np.int64))

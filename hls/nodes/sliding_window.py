@@ -70,8 +70,9 @@ class ConvolutionInputGenerator(HWNode):
     def compute(self, x):
         (kh, kw), c, (h, w), (oh, ow), (sh, sw) = self._geometry()
         self.check_shape(x, (h, w, c), " NHWC")
-        xi = self.int_array(x, self.input_datatype(), f"input '{self.onnx_node.input[0]}'")
-        win = sliding_window_view(xi, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]  # (N, oh, ow, C, kh, kw), a view
+        self.check_values(x, self.input_datatype(), f"input '{self.onnx_node.input[0]}'")
+        # Windows only copy values: gather from the (exact) float carrier, not an int64 copy 2-8x its size.
+        win = sliding_window_view(x, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]  # (N, oh, ow, C, kh, kw), a view
         return win.transpose(0, 1, 2, 4, 5, 3).reshape(x.shape[0], oh, ow, kh * kw * c)
 
     def make_shape_compatible_op(self, model):

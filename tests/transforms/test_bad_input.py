@@ -1,0 +1,73 @@
+"""Graphs the flow cannot map fail with one line naming the node and the reason."""
+
+import pytest
+import torch
+from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
+from qonnx.custom_op.registry import getCustomOp
+from torch import nn
+
+from qnnflow.flow.errors import QnnflowError
+from qnnflow.flow.execute import execute_batch
+from qnnflow.models.export import export_brevitas, export_source, seeded_inputs
+from qnnflow.models.quant import act_quant, input_quant, weight_quant
+from qnnflow.models.source import parse_model_source
+from qnnflow.transforms.streamline import streamline
+from qnnflow.transforms.tidy import tidy
+from qnnflow.transforms.to_hw import to_hw
+
+
+def hw_graph(net, shape):
+    return to_hw(streamline(tidy(export_brevitas(net.eval(), shape))))
+
+
+class SoftmaxInTheMiddle(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inp = QuantIdentity(act_quant=input_quant(8))
+        self.fc1 = QuantLinear(16, 8, bias=False, weight_quant=weight_quant(2))
+        self.act1 = QuantIdentity(act_quant=act_quant(2))
+        self.act2 = QuantIdentity(act_quant=act_quant(2))
+        self.fc2 = QuantLinear(8, 4, bias=False, weight_quant=weight_quant(2))
+
+    def forward(self, x):
+        return self.fc2(self.act2(torch.softmax(self.act1(self.fc1(self.inp(x))), dim=-1)))
+
+
+def conv_net(**conv_kwargs):
+    return nn.Sequential(
+        QuantIdentity(act_quant=input_quant(8)),
+        QuantConv2d(4, 4, 3, bias=False, weight_quant=weight_quant(2), **conv_kwargs),
+        QuantIdentity(act_quant=act_quant(2)),
+        nn.Flatten(),
+        QuantLinear(4 * 4 * 4 if conv_kwargs.get("dilation") != 2 else 4 * 2 * 2, 3, bias=False, weight_quant=weight_quant(2)),
+    )
+
+
+def test_softmax_between_layers_is_named():
+    with pytest.raises(QnnflowError) as info:
+        hw_graph(SoftmaxInTheMiddle(), (1, 16))
+    message = str(info.value)
+    assert "Softmax" in message and "sits inside the dataflow region" in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "kwargs, expected",
+    [({"dilation": 2}, r"dilation \[2, 2\] is not supported"), ({"groups": 2}, r"grouped/depthwise convolution \(group=2\)")],
+)
+def test_unsupported_convolutions_are_named(kwargs, expected):
+    with pytest.raises(QnnflowError, match=r"node 'Conv_0' \(Conv\): " + expected):
+        hw_graph(conv_net(**kwargs), (1, 4, 6, 6))
+
+
+def test_simd_not_dividing_mw_is_an_error_not_a_wrong_result():
+    model, golden = export_source(parse_model_source("tfc_w1a1"), "random", 2, 0)
+    hw, _ = to_hw(streamline(tidy(model)))
+    mvau = next(n for n in hw.graph.node if n.op_type == "MVAU")
+    getCustomOp(mvau).set_nodeattr("SIMD", 5)
+    with pytest.raises(QnnflowError, match=rf"node '{mvau.name}': SIMD=5 does not divide MW=784"):
+        execute_batch(hw, golden.input)
+
+
+def test_seeded_inputs_cover_the_range():
+    x = seeded_inputs((1, 4), 100, 0, (-1.0, 1.0))
+    assert x.min() < -0.9 and x.max() > 0.9
