@@ -122,6 +122,7 @@ SCHEMA: dict[str, Field] = {
     "outputs": Field(
         (list,), default=["qonnx", "build_log"], check=_outputs_producible, doc="artifacts the build must deliver"
     ),
+    "top_k": Field((int,), default=1, check=_positive, doc="labels the label_select step outputs"),
     "fold": Field(
         (dict,),
         default={},

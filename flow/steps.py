@@ -77,3 +77,11 @@ def estimate_step(model, ctx: StepContext):
         f"estimated {perf['estimated_throughput_fps']:,.0f} FPS; bottleneck {perf['max_cycles_node_name']}"
     )
     return model
+
+
+@register_step("label_select", config=("top_k",))
+def label_select_step(model, ctx: StepContext):
+    """End with the top-k class indices (a TopK, later LabelSelect), absorbing the float tail."""
+    from qnnflow.transforms.labels import insert_label_select
+
+    return insert_label_select(model, ctx.cfg["top_k"])

@@ -34,7 +34,10 @@ def _why_not(model: ModelWrapper, node) -> str:
     if node.op_type == "MultiThreshold":
         return "its input is not an integer tensor (was the graph streamlined?)"
     if node.op_type in ("Mul", "Add", "Sub", "Div"):
-        return "a float scale or bias could not be absorbed into thresholds"
+        return (
+            "a float scale or bias could not be absorbed into thresholds (before a TopK, only a positive "
+            "scalar scale and a scalar bias can be dropped)"
+        )
     return f"qnnflow has no dataflow node for {node.op_type}; move it before or after the network, or remove it"
 
 

@@ -169,8 +169,10 @@ class ConvertToHWNodes(Transformation):
             acc_dtype = _smallest_int_type(acc_lo.min(), acc_hi.max())
             attrs.update(noActivation=1, outputDataType=acc_dtype.name, accDataType=acc_dtype.name)
             node = helper.make_node("MVAU", [x, w_new], [matmul.output[0]], domain=HW_DOMAIN, name=matmul.name, **attrs)
+            reader = single_consumer(model, matmul.output[0])
             node = self._replace(model, [matmul], node)
-            if xnor:  # popcount -> bipolar dot product, outside the accelerator: 2 * pc - MW
+            # popcount -> bipolar dot product, 2 * pc - MW, on the host; a TopK ranks both alike
+            if xnor and (reader is None or reader.op_type != "TopK"):
                 self._tail_correction(model, node, mw)
             return
         inst = getCustomOp(mt)
@@ -266,6 +268,8 @@ class ConvertToHWNodes(Transformation):
     def _label_select(self, model, topk):
         k = model.get_initializer(topk.input[1])
         x = topk.input[0]
+        if not _dtype(model, x).is_integer():
+            return  # ranking float scores (a tail that could not be absorbed) stays on the host
         labels = model.get_tensor_shape(x)[-1]
         node = helper.make_node(
             "LabelSelect", [x], [topk.output[1]], domain=HW_DOMAIN, name=topk.name,
