@@ -26,6 +26,9 @@ test-all:
 
 bench:
 	$(BIN)/python bench/export.py
+	$(BIN)/python bench/streamline.py
+	$(BIN)/python bench/execute.py
+	$(BIN)/python bench/xnor_gemm.py
 
 clean:
 	rm -rf out
