@@ -339,8 +339,10 @@ def streamline(model: ModelWrapper, probes: np.ndarray | None = None) -> ModelWr
     while changed:
         changed = False
         for rewrite in rewrites:
-            model, did = rewrite.apply(model)
-            changed |= did
+            did = True
+            while did:  # each rewrite to its own fixed point before the next
+                model, did = rewrite.apply(model)
+                changed |= did
             # Absorption rounds thresholds up only where it knows the input is integer.
             model = model.transform(InferDataTypes())
     model = model.transform(MatchReferenceThresholds(reference, probes))
