@@ -5,7 +5,6 @@ Usage: python bench/export.py [model ...]     (target: cnv_w1a1 under 2 s on 2 c
 
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
@@ -14,18 +13,12 @@ warnings.filterwarnings("ignore")
 import torch  # noqa: E402
 from brevitas.export import export_qonnx  # noqa: E402
 
+from timing import best_of  # noqa: E402
+
 from qnnflow.models.export import export_brevitas  # noqa: E402
 from qnnflow.models.zoo import ZOO, build_model  # noqa: E402
 from qnnflow.transforms.tidy import tidy  # noqa: E402
 
-
-def best_of(fn, repeats=3):
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main(names):

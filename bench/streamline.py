@@ -12,11 +12,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
 warnings.filterwarnings("ignore")
+
+from timing import best_of  # noqa: E402
 
 from qnnflow.models.export import export_source  # noqa: E402
 from qnnflow.models.source import parse_model_source  # noqa: E402
@@ -48,14 +49,6 @@ def finn_python() -> str | None:
             return candidate
     return None
 
-
-def best_of(fn, repeats=3):
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main(name):
