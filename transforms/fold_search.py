@@ -11,9 +11,10 @@ those, one minimising the objective ``weights . totals``.
 
 Why it is exact:
 1. Feasibility is monotone in the bottleneck T: raising T only adds candidates.  The
-   optimal bottleneck is one of the finitely many candidate cycle counts (converters never
-   exceed their neighbours' counts, and are constrained by T anyway), so a binary search
-   over the sorted distinct counts finds the least feasible T with log2(#counts) tests.
+   optimal bottleneck is one of the finitely many cycle counts of candidates and
+   converters (in real graphs converters never exceed their neighbours), so a search over the
+   sorted distinct counts finds the least feasible T.  It starts at a necessary bound (the
+   nodes' cheapest candidates must fit each resource alone) and gallops, then bisects.
 2. For a fixed T, ``_solve_at`` is an exact dynamic programme over the chain.  Its state
    after a node is (that node's output-width class, BRAM18 used, DSP used) and its value
    the least LUT total reaching that state; every transition (a node candidate with cycles
@@ -109,12 +110,8 @@ def _edge_bounds(edge: EdgeCands | None, T: int, axis: int, n: int):
     if edge is None:
         return np.zeros((n, 3)), np.zeros((n, 3))
     ok = edge.legal & (edge.cycles <= T)
-    res = np.where(ok[..., None], edge.res, INF).astype(float)
-    worst = np.where(ok[..., None], edge.res, INF).astype(float)
-    other = 1 - axis
-    lo = res.min(axis=other)
-    hi = worst.max(axis=other)
-    return lo, hi
+    cost = np.where(ok[..., None], edge.res, INF)  # an unusable pairing is infinitely expensive
+    return cost.min(axis=1 - axis), cost.max(axis=1 - axis)
 
 
 def prune(problem: Problem, i: int, T: int, keep: np.ndarray) -> np.ndarray:
@@ -128,8 +125,12 @@ def prune(problem: Problem, i: int, T: int, keep: np.ndarray) -> np.ndarray:
     lo = res + in_lo[node.in_cls[keep]] + out_lo[node.out_cls[keep]]
     hi = res + in_hi[node.in_cls[keep]] + out_hi[node.out_cls[keep]]
     alive = np.isfinite(lo).all(axis=1)  # a candidate with no usable converter on a side is unusable
-    le = (hi[:, None, :] <= lo[None, :, :]).all(axis=2)  # [j, k]: j is never worse than k
-    strict = (hi[:, None, :] < lo[None, :, :]).any(axis=2)
+    le = np.ones((len(keep), len(keep)), dtype=bool)  # [j, k]: j is never worse than k
+    strict = np.zeros_like(le)
+    for r in range(3):
+        if hi[:, r].any() or lo[:, r].any():
+            le &= hi[:, None, r] <= lo[None, :, r]
+            strict |= hi[:, None, r] < lo[None, :, r]
     order = np.arange(len(keep))
     dominates = le & (strict | (order[:, None] < order[None, :])) & alive[:, None]
     np.fill_diagonal(dominates, False)
@@ -152,9 +153,9 @@ def _stage(state, transitions, n_dst: int, budget: np.ndarray, record: bool):
     state = (table (C, nb, nd) least LUT or inf, bvals (nb,), dvals (nd,)).
     """
     table, bvals, dvals = state
-    if not transitions:
+    tr = np.asarray(transitions, dtype=np.int64).reshape(-1, 5)
+    if len(tr) == 0:
         return None
-    tr = np.array(transitions, dtype=np.int64).reshape(-1, 5)
     newb = np.unique(np.add.outer(bvals, np.unique(tr[:, 3])))
     newd = np.unique(np.add.outer(dvals, np.unique(tr[:, 4])))
     newb, newd = newb[newb <= budget[1]], newd[newd <= budget[2]]
@@ -201,7 +202,7 @@ def _stage(state, transitions, n_dst: int, budget: np.ndarray, record: bool):
 
 
 def _solve_at(problem: Problem, T: int, record: bool):
-    """The DP at bottleneck T: (final state, per-stage records, kept candidates) or None if infeasible."""
+    """The DP at bottleneck T: (final state, per-stage records for backtracking), or None if infeasible."""
     state = (np.zeros((1, 1, 1)), np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64))
     records = []
     for i, node in enumerate(problem.nodes):
@@ -233,7 +234,8 @@ def solve(problem: Problem, T: int) -> Solution | None:
     if found is None:
         return None
     (table, bvals, dvals), records = found
-    score = table * problem.weights[0] + bvals[None, :, None] * problem.weights[1] + dvals[None, None, :] * problem.weights[2]
+    w = problem.weights
+    score = table * w[0] + bvals[None, :, None] * w[1] + dvals[None, None, :] * w[2]
     cls, bi, di = np.unravel_index(int(np.argmin(score)), score.shape)
     b, d = int(bvals[bi]), int(dvals[di])
     choice, converters = [], []
@@ -255,7 +257,8 @@ def solve(problem: Problem, T: int) -> Solution | None:
 def cycle_levels(problem: Problem) -> np.ndarray:
     """The distinct candidate cycle counts from the smallest achievable bottleneck up, ascending."""
     floor = max(int(n.cycles.min()) for n in problem.nodes)
-    levels = np.unique(np.concatenate([n.cycles for n in problem.nodes]))
+    edges = [e.cycles[e.legal] for e in problem.edges]  # never above their neighbours' in real graphs
+    levels = np.unique(np.concatenate([n.cycles for n in problem.nodes] + edges))
     return levels[levels >= floor]
 
 
@@ -263,13 +266,36 @@ def feasible(problem: Problem, T: int) -> bool:
     return _solve_at(problem, T, record=False) is not None
 
 
+def necessary_floor(problem: Problem, levels: np.ndarray) -> int:
+    """Index of the first level where the nodes' cheapest candidates, each resource alone, fit the budget.
+
+    Converters cost >= 0, so below it nothing is feasible: the search starts here.
+    """
+    need = np.zeros((len(levels), 3))
+    for node in problem.nodes:
+        order = np.argsort(node.cycles, kind="stable")
+        running = np.minimum.accumulate(node.res[order], axis=0)
+        at = np.searchsorted(node.cycles[order], levels, side="right") - 1  # >= 0 from the floor up
+        need += running[at]
+    ok = np.flatnonzero((need <= problem.budget).all(axis=1))
+    return int(ok[0]) if ok.size else len(levels) - 1
+
+
 def min_bottleneck(problem: Problem) -> Solution | None:
-    """The smallest feasible bottleneck (binary search over cycle levels), then the cheapest design at it."""
+    """The smallest feasible bottleneck, then the cheapest design at it; None when no level is feasible.
+
+    Galloping from ``necessary_floor`` up, then bisection: a few DP runs instead of one per level.
+    """
     levels = cycle_levels(problem)
-    if not feasible(problem, int(levels[-1])):
+    top = len(levels) - 1
+    if not feasible(problem, int(levels[top])):
         return None
-    lo, hi = 0, len(levels) - 1  # levels[hi] is feasible
-    while lo < hi:
+    lo = necessary_floor(problem, levels)  # every level below lo is infeasible
+    hi, step = lo, 1
+    while not feasible(problem, int(levels[hi])):
+        lo = hi + 1
+        hi, step = min(hi + step, top), step * 2
+    while lo < hi:  # levels[hi] feasible, everything below lo infeasible
         mid = (lo + hi) // 2
         if feasible(problem, int(levels[mid])):
             hi = mid

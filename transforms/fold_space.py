@@ -46,7 +46,7 @@ MEMORY_STYLES = ("block", "distributed")  # "auto" is always one of these; "ultr
 
 
 class _MemoAttrs:
-    """Mixin memoising a HWNode's attribute reads until the next ``set_nodeattr``."""
+    """Mixin memoising a HWNode's attribute reads and checks; ``set_nodeattr`` forgets what it may change."""
 
     def _memo(self, key, compute):
         cache = self.__dict__.setdefault("_fold_memo", {})
@@ -57,11 +57,19 @@ class _MemoAttrs:
     def _read_attr(self, *args):
         return self._memo(("read", *args), lambda: super(_MemoAttrs, self)._read_attr(*args))
 
-    def _datatype_of(self, *args):
+    def _datatype_of(self, *args):  # a pure function of the DataType name: never forgotten
         return self._memo(("dtype", *args), lambda: super(_MemoAttrs, self)._datatype_of(*args))
 
+    def attribute_problems(self):
+        return self._memo(("checks", "attribute"), lambda: super(_MemoAttrs, self).attribute_problems())
+
+    def folding_problems(self):
+        return self._memo(("checks", "folding"), lambda: super(_MemoAttrs, self).folding_problems())
+
     def set_nodeattr(self, name, value):
-        self.__dict__.pop("_fold_memo", None)
+        cache = self.__dict__.get("_fold_memo", {})
+        for key in [k for k in cache if k[0] == "checks" or k[:2] == ("read", name)]:
+            del cache[key]
         super().set_nodeattr(name, value)
 
 
@@ -119,6 +127,7 @@ class FoldSpace:
     nodes: list[NodeSpace]
     edges: list[Edge]
     board: dict
+    weight_limited: set = field(default_factory=set)  # MVAUs that max_weight_width keeps from full parallelism
 
     def dwc(self, edge: int, in_width: int, out_width: int) -> DwcCost | None:
         """Cost of converting ``in_width``-bit words to ``out_width``-bit words on ``edge``; None if illegal."""
@@ -255,4 +264,11 @@ def node_space(node, board: dict, max_weight_width: int) -> NodeSpace:
 
 def build_space(model: ModelWrapper, board: dict, max_weight_width: int) -> FoldSpace:
     nodes, edges = dataflow_chain(model)
-    return FoldSpace([node_space(n, board, max_weight_width) for n in nodes], edges, board)
+    limited = set()
+    for node in nodes:
+        if node.op_type == "MVAU":
+            op = getCustomOp(node)
+            full = op.get_nodeattr("MW") * op.get_nodeattr("MH") * op.get_weight_datatype().bitwidth()
+            if full > max_weight_width:
+                limited.add(node.name)
+    return FoldSpace([node_space(n, board, max_weight_width) for n in nodes], edges, board, limited)

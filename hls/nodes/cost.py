@@ -12,6 +12,27 @@ Sources:
   * DSP multiplier ports: DSP48E1 25x18 (UG479), DSP48E2 27x18 (UG579).
   * Popcount compressor trees: about one LUT per input bit (Preusser, "Generic and universal
     parallel matrix summation with a flexible compression goal for Xilinx FPGAs", FPL 2017).
+
+Calibration (LUT): NODE_LUTS, POPCOUNT_LUTS_PER_BIT and LUT_ARITH_SCALE are fitted by least
+squares (relative error) to the post-synthesis totals Xilinx BNN-PYNQ publishes for its
+Pynq-Z1 overlays (bnn/src/network/<net>/README.md, Vivado 2018.2), with each overlay's
+per-layer PE/SIMD applied to our graph of the same network (transforms/fold_calibration.py),
+weights and line buffers in block RAM as Vivado HLS mapped them, and a 3,000-LUT shell
+assumed (HLS m_axi movers, AXI-Lite control, PS interconnect; the fold budget's headroom):
+
+    overlay   published LUT   ours (nodes + shell)      published BRAM18   ours
+    cnvW1A1       26,072        28,700  (+10%)             248            192  (-23%)
+    cnvW1A2       40,321        42,819   (+6%)             263            213  (-19%)
+    cnvW2A2       37,302        30,184  (-19%)             280            237  (-15%)
+    lfcW1A1       28,360        27,240   (-4%)             220            202   (-8%)
+
+Fitted on these four: 620 LUT per compute node (HLS dataflow control, stream handshakes,
+its FIFOs: a node costs this even at fold 1), 1.43 LUT per popcounted bit on top of the
+XNOR gate, and 0.62 x the FINN-R multiplier + adder-tree LUTs of non-XNOR lanes (Vivado
+packs narrow arithmetic better than the FINN-R formula assumes).  cnvW2A2 stays low: its
+top.cpp forces two memories into LUTRAM, whose read multiplexers we do not model.  BRAM
+is not fitted (the formula counts RAMB18 tiles exactly); BNN-PYNQ also keeps thresholds and
+FIFOs in block RAM.  ``tests/transforms/test_fold_calibration.py`` prints and bounds this table.
 """
 
 from __future__ import annotations
@@ -20,10 +41,13 @@ import math
 
 from qnnflow.flow.errors import QnnflowError
 
-CONTROL_LUTS = 300  # FINN-R c0: per-layer control logic of a compute node
+NODE_LUTS = 620  # fitted (see above): what any compute node costs beyond its own control and datapath
+CONTROL_LUTS = 300 + NODE_LUTS  # FINN-R c0: per-layer control logic of a compute node
 DATAPATH_SCALE = 1.1  # FINN-R c1: routing/packing overhead on datapath LUTs
-SMALL_CONTROL_LUTS = 100  # own estimate: loop counters and handshakes of a simple streaming node
-MOVER_CONTROL_LUTS = 50  # own estimate: the same for pure data movers (padding, FIFO, width converter)
+SMALL_CONTROL_LUTS = 100 + NODE_LUTS  # own estimate: loop counters and handshakes of a simple streaming node
+MOVER_CONTROL_LUTS = 50 + NODE_LUTS  # own estimate: the same for a padding node
+POPCOUNT_LUTS_PER_BIT = 1.43  # fitted (see above); Preusser's compressor trees reach about 1
+LUT_ARITH_SCALE = 0.62  # fitted (see above): on LUT multipliers and adder trees of non-XNOR lanes
 BRAM18_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))  # (depth, width)
 LUTRAM_DEPTH = 64  # one LUT6 as RAM64X1
 SRL_DEPTH = 32  # one LUT6 as SRLC32E
@@ -92,8 +116,8 @@ def adder_tree_luts(n_inputs: int, in_bits: int) -> int:
 
 
 def popcount_luts(n_bits: int) -> int:
-    """LUTs of a compressor tree counting n_bits ones."""
-    return n_bits
+    """LUTs of a compressor tree counting n_bits ones (calibrated, see the module docstring)."""
+    return math.ceil(POPCOUNT_LUTS_PER_BIT * n_bits)
 
 
 def comparator_luts(bits: int) -> int:

@@ -242,11 +242,12 @@ class MVAU(HWNode):
         return res == "dsp" or (res == "auto" and narrow >= 5)
 
     def resources(self, board: dict) -> dict:
-        """FINN-R style: LUT = 300 + 1.1 * PE * (SIMD lanes + adder tree + accumulator + comparators) + LUTRAM.
+        """FINN-R style: LUT = control + 1.1 * PE * (SIMD lanes + adder tree + accumulator + comparators) + LUTRAM.
 
         Lanes: 1 LUT (XNOR) with a popcount tree in binaryXnorMode, else a LUT multiplier
-        (cost.lut_multiplier) or DSPs (cost.dsp_multiplier).  Memories per PE: weights
-        WMEM x SIMD*Wbits (ram_style), thresholds TMEM x nT*acc_bits (auto), nT = 2**out_bits - 1.
+        (cost.lut_multiplier) or DSPs (cost.dsp_multiplier); cost.py documents the calibration.
+        Memories per PE: weights WMEM x SIMD*Wbits (ram_style), thresholds TMEM x nT*acc_bits
+        (auto), nT = 2**out_bits - 1.
         """
         self.check_folding()
         family = cost.part_family(board)
@@ -260,9 +261,10 @@ class MVAU(HWNode):
             lanes = simd * 1 + cost.popcount_luts(simd)
         elif self.uses_dsp():
             dsp = pe * simd * cost.dsp_multiplier(a_bits, idt.signed(), w_bits, wdt.signed(), family)
-            lanes = cost.adder_tree_luts(simd, a_bits + w_bits)
+            lanes = cost.LUT_ARITH_SCALE * cost.adder_tree_luts(simd, a_bits + w_bits)
         else:
-            lanes = simd * cost.lut_multiplier(a_bits, w_bits) + cost.adder_tree_luts(simd, a_bits + w_bits)
+            lanes = cost.LUT_ARITH_SCALE * (simd * cost.lut_multiplier(a_bits, w_bits)
+                                            + cost.adder_tree_luts(simd, a_bits + w_bits))
         per_pe = lanes + acc
         wmem = cost.memory(self.calc_wmem(), simd * w_bits, self.get_nodeattr("ram_style"))
         luts, brams = pe * wmem["LUT"], pe * wmem["BRAM18"]

@@ -1,0 +1,161 @@
+"""Code generation: deterministic files, memory layout in PE/SIMD order, errors before compiling."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.util.basic import qonnx_make_model
+
+import qnnflow.hls.cppsim as cppsim_module
+from qnnflow.flow.errors import QnnflowError
+from qnnflow.hls.codegen import generate
+from qnnflow.hls.nodes.mvau import packed_weights
+from tests.hls_backend.helpers import DOMAIN, chain_model, model_inputs, node_model
+from tests.hls_backend.test_networks import hw_graph
+
+REPO = Path(__file__).resolve().parents[2]
+MVAU_ATTRS = dict(MW=12, MH=8, SIMD=4, PE=2, inputDataType="INT4", weightDataType="INT3", outputDataType="INT10",
+                  accDataType="INT10", noActivation=1, numInputVectors=[1])
+
+
+def digest(files: dict) -> str:
+    h = hashlib.sha256()
+    for rel, data in sorted(files.items()):
+        h.update(rel.encode() + b"\0" + data)
+    return h.hexdigest()
+
+
+def test_same_graph_same_bytes(tmp_path):
+    model, _ = hw_graph("tfc_w2a2")
+    first, second = generate(model), generate(ModelWrapper(model.model.SerializeToString()))
+    assert first.files == second.files
+    # a fresh Python process with another hash seed gives the same bytes
+    path = tmp_path / "m.onnx"
+    model.save(str(path))
+    script = ("import sys; from qonnx.core.modelwrapper import ModelWrapper; "
+              "from qnnflow.hls.codegen import generate; from tests.hls_backend.test_codegen import digest; "
+              "print(digest(generate(ModelWrapper(sys.argv[1])).files))")
+    out = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=True,
+                         env={"PYTHONHASHSEED": "123", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)})
+    assert out.stdout.strip() == digest(first.files)
+
+
+def test_project_files_and_top_function():
+    model, _ = hw_graph("tfc_w1a1")
+    project = generate(model)
+    assert set(project.files) >= {"top.cpp", "top.h", "testbench.cpp", "manifest.json", "include/mvau.hpp",
+                                  "params/MVAU_0.h", "params/MVAU_3.h"}
+    top = project.files["top.cpp"].decode()
+    for pragma in ("INTERFACE axis port=in0", "INTERFACE axis port=out0", "INTERFACE ap_ctrl_none port=return",
+                   "DATAFLOW", "ARRAY_PARTITION variable=MVAU_0_weights complete dim=1"):
+        assert f"#pragma HLS {pragma}" in top
+    assert [line.split("<")[1].split(">")[0] for line in top.splitlines() if "qnnflow::mvau<" in line] == \
+        ["MVAU_0_cfg", "MVAU_1_cfg", "MVAU_2_cfg", "MVAU_3_cfg"]
+    manifest = json.loads(project.files["manifest.json"])
+    assert manifest["top"] == "qnnflow_top"
+    assert manifest["input"]["datatype"] == "INT8" and manifest["input"]["words"] == 784
+    assert manifest["output"]["datatype"] == "UINT7" and manifest["output"]["word_bits"] == 8
+    assert [k["node"] for k in manifest["kernels"]] == ["MVAU_0", "MVAU_1", "MVAU_2", "MVAU_3"]
+
+
+def header_array(text: str, name: str) -> np.ndarray:
+    match = re.search(rf"{name}((?:\[\d+\])+) = \{{(.*?)\}};", text, re.S)
+    dims = [int(d) for d in re.findall(r"\d+", match.group(1))]
+    values = [int(v.replace("ULL", ""), 0) for v in match.group(2).replace("\n", "").split(",")]
+    return np.array(values).reshape(dims)
+
+
+def test_weights_are_in_pe_simd_order():
+    rng = np.random.default_rng(0)
+    weights = rng.integers(-4, 4, size=(12, 8))
+    project = generate(node_model("MVAU", MVAU_ATTRS, {1: weights}))
+    limbs = header_array(project.files["params/MVAU_0.h"].decode(), "MVAU_0_weights")
+    assert limbs.shape == (2, 12 * 8 // 8, 1)  # [PE][WMEM][limbs]; 4 x 3 bits fit a uint16_t
+    want = packed_weights(weights, 2, 4)  # [PE][WMEM][SIMD]
+    for s in range(4):  # lane s at bits 3s..3s+2, two's complement
+        lane = (limbs[..., 0] >> (3 * s)) & 0b111
+        assert np.array_equal(np.where(lane >= 4, lane - 8, lane), want[..., s])
+
+
+def test_thresholds_are_sorted_per_pe_row():
+    rng = np.random.default_rng(1)
+    attrs = dict(MVAU_ATTRS, outputDataType="UINT2", noActivation=0)
+    thresholds = rng.integers(-50, 50, size=(8, 3))  # unsorted rows
+    project = generate(node_model("MVAU", attrs, {1: rng.integers(-4, 4, (12, 8)), 2: thresholds}))
+    packed = header_array(project.files["params/MVAU_0.h"].decode(), "MVAU_0_thresholds")
+    assert packed.shape == (2, 4, 3)
+    for n in range(8):
+        assert packed[n % 2, n // 2].tolist() == sorted(thresholds[n].tolist())
+
+
+# ----- errors before compiling -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_compiler(monkeypatch):
+    """Fail the test if anything tries to compile."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("the compiler must not run")
+
+    monkeypatch.setattr(cppsim_module, "compile_project", refuse)
+
+
+def expect_error(model, pattern, tmp_path):
+    with pytest.raises(QnnflowError, match=pattern) as info:
+        cppsim_module.cppsim(model, model_inputs(model, np.random.default_rng(0), 1), tmp_path)
+    assert "\n" not in str(info.value)
+    return str(info.value)
+
+
+def test_node_without_kernel(no_compiler, tmp_path):
+    node = helper.make_node("AddStreams", ["x", "x"], ["y"], domain=DOMAIN, name="AddStreams_0")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    model = ModelWrapper(qonnx_make_model(graph))
+    with pytest.raises(QnnflowError, match=r"node 'AddStreams_0' \(AddStreams\): no HLS kernel implements AddStreams"):
+        generate(model)
+
+
+def test_folding_wider_than_ap_uint(no_compiler, tmp_path):
+    attrs = dict(MVAU_ATTRS, MW=1200, SIMD=1200, inputDataType="INT4")
+    model = node_model("MVAU", attrs, {1: np.zeros((1200, 8))})
+    expect_error(model, r"node 'MVAU_0' \(MVAU\): the input word \(SIMD=1200 x 4 bits\) is 4800 bits wide.*"
+                        r"lower SIMD to at most 1024", tmp_path)
+
+
+def test_illegal_folding_names_the_node(no_compiler, tmp_path):
+    model = node_model("MVAU", dict(MVAU_ATTRS, PE=3), {1: np.zeros((12, 8))})
+    expect_error(model, r"node 'MVAU_0' \(MVAU\): PE=3 does not divide MH=8; legal PE values: 1, 2, 4, 8", tmp_path)
+    pool = node_model("StreamingMaxPool", dict(ImgDim=[4, 4], PoolDim=[2, 2], NumChannels=6, PE=4, dataType="INT2"))
+    expect_error(pool, r"node 'StreamingMaxPool_0' \(StreamingMaxPool\): PE=4 does not divide", tmp_path)
+
+
+def test_external_weights_have_no_kernel(no_compiler, tmp_path):
+    model = node_model("MVAU", dict(MVAU_ATTRS, mem_mode="external"), {1: np.zeros((12, 8))})
+    expect_error(model, r"node 'MVAU_0' \(MVAU\): mem_mode=external", tmp_path)
+
+
+def test_mismatched_datatypes_between_layers(no_compiler, tmp_path):
+    second = dict(MVAU_ATTRS, MW=8, MH=4, SIMD=1, PE=1, inputDataType="INT8", accDataType="INT16",
+                  outputDataType="INT16")
+    model = chain_model([("MVAU", MVAU_ATTRS, {1: np.zeros((12, 8))}), ("MVAU", second, {1: np.zeros((8, 4))})])
+    expect_error(model, r"node 'MVAU_1' \(MVAU\): expects INT8 input, but 'MVAU_0' streams INT10", tmp_path)
+
+
+def test_branching_region(no_compiler, tmp_path):
+    rng = np.random.default_rng(0)
+    model = chain_model([("MVAU", MVAU_ATTRS, {1: rng.integers(-4, 4, (12, 8))}),
+                         ("MVAU", dict(MVAU_ATTRS, MW=8, MH=2, SIMD=1, PE=1, inputDataType="INT10",
+                                       accDataType="INT16", outputDataType="INT16"), {1: np.zeros((8, 2))})])
+    model.graph.node[1].input[0] = "x"  # the second layer reads the accelerator input too
+    with pytest.raises(QnnflowError, match=r"node 'MVAU_1' \(MVAU\) reads \['x'\].*single chain"):
+        generate(model)

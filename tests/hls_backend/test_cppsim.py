@@ -1,0 +1,104 @@
+"""cppsim itself: binary cache, layer mode naming the first differing layer, stream checks, toolchain errors."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from qnnflow.flow.errors import QnnflowError
+from qnnflow.hls.codegen import generate
+from qnnflow.hls.cppsim import ap_include_dir, compile_project, compiler, cppsim
+from tests.hls_backend.helpers import model_inputs, node_model
+from tests.hls_backend.test_networks import hw_graph
+
+
+def corrupted(project, header, old, new):
+    text = project.files[header].decode()
+    assert old in text
+    project.files[header] = text.replace(old, new, 1).encode()
+    return project
+
+
+def test_unchanged_project_is_not_recompiled(cppsim_cache):
+    model, inputs = hw_graph("tfc_w1a1")
+    first = cppsim(model, inputs, cppsim_cache, precompiled_header=True)
+    again = cppsim(model, inputs, cppsim_cache, precompiled_header=True)
+    assert first.bit_exact and again.bit_exact
+    assert again.cached and again.compile_seconds == 0 and again.binary == first.binary
+
+
+def test_layer_mode_names_the_first_differing_layer(cppsim_cache, tmp_path):
+    model, inputs = hw_graph("tfc_w1a1")
+    project = corrupted(generate(model), "params/MVAU_1.h", "ACT_VAL = 0,", "ACT_VAL = 1,")  # inverts its outputs
+    result = cppsim(model, inputs, cppsim_cache, work_dir=tmp_path, project=project, precompiled_header=True)
+    assert not result.bit_exact
+    assert result.mismatch["node"] == "MVAU_1" and result.mismatch["image"] == 0
+    assert "first differing layer: 'MVAU_1' (MVAU)" in result.message()
+    assert (tmp_path / "taps" / "MVAU_0.bin").is_file()
+
+
+def test_layer_mode_on_a_matching_build_finds_nothing(cppsim_cache):
+    model, inputs = hw_graph("tfc_w2a2")
+    result = cppsim(model, inputs[:1], cppsim_cache, layers=True, precompiled_header=True)
+    assert result.bit_exact and result.mismatch is None
+
+
+def test_wrong_word_count_is_reported_with_the_stream(cppsim_cache):
+    model, inputs = hw_graph("tfc_w1a1")
+    project = corrupted(generate(model), "params/MVAU_1.h", "MH = 64,", "MH = 32,")  # writes half its words
+    with pytest.raises(QnnflowError, match=r"C\+\+ simulation: Hls::stream 'MVAU_1_out' is read while empty"):
+        cppsim(model, inputs, cppsim_cache, project=project, precompiled_header=True)
+
+
+def test_compile_errors_are_one_line_with_a_log(cppsim_cache):
+    model, _ = hw_graph("tfc_w1a1")
+    project = corrupted(generate(model), "top.cpp", "#pragma HLS DATAFLOW", "this is not C++;")
+    with pytest.raises(QnnflowError, match=r"g\+\+ failed on top.cpp: .*error.*\(full log: .*failed-.*\.log\)") as info:
+        compile_project(project, cppsim_cache)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_compiler(monkeypatch):
+    monkeypatch.setenv("CXX", "no-such-compiler-qnnflow")
+    with pytest.raises(QnnflowError, match=r"'no-such-compiler-qnnflow' is not on PATH; install g\+\+ "
+                                           r"\(apt-get install g\+\+\)"):
+        compiler()
+
+
+def test_missing_headers(monkeypatch):
+    monkeypatch.delenv("XILINX_HLS", raising=False)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(QnnflowError, match=r"pip install hls4ml==1.3.0"):
+        ap_include_dir()
+
+
+def test_xilinx_hls_is_preferred_and_checked(monkeypatch, tmp_path):
+    monkeypatch.setenv("XILINX_HLS", str(tmp_path))
+    with pytest.raises(QnnflowError, match=r"XILINX_HLS=.*/ap_int.h does not exist"):
+        ap_include_dir()
+    (tmp_path / "include").mkdir()
+    (tmp_path / "include" / "ap_int.h").write_text("")
+    assert ap_include_dir() == tmp_path / "include"
+
+
+def test_synthesis_variants_of_helpers_match(cppsim_cache):
+    """QNNFLOW_PORTABLE compiles what Vitis HLS compiles (ap_int arithmetic, a bit loop for popcount)
+    instead of the native-integer fast paths of C simulation: the same results."""
+    rng = np.random.default_rng(3)
+    models = []
+    for simd in (96, 8):  # more than one 64-bit chunk, and a narrow word
+        attrs = dict(MW=96, MH=4, SIMD=simd, PE=2, inputDataType="BINARY", weightDataType="BINARY",
+                     outputDataType="UINT7", accDataType="UINT7", binaryXnorMode=1, noActivation=1,
+                     numInputVectors=[1, 2])
+        models.append(node_model("MVAU", attrs, {1: rng.integers(0, 2, (96, 4))}))
+    attrs = dict(MW=12, MH=6, SIMD=4, PE=3, inputDataType="INT4", weightDataType="INT3", outputDataType="UINT2",
+                 accDataType="INT10", numInputVectors=[1, 2])
+    thresholds = np.sort(rng.integers(-40, 40, (6, 3)), axis=1)
+    models.append(node_model("MVAU", attrs, {1: rng.integers(-4, 4, (12, 6)), 2: thresholds}))
+    for model in models:
+        result = cppsim(model, model_inputs(model, rng, 3), cppsim_cache, extra_flags=("-DQNNFLOW_PORTABLE",))
+        assert result.bit_exact, result.message()
+    model, inputs = hw_graph("tfc_w2a2")
+    assert cppsim(model, inputs, cppsim_cache, extra_flags=("-DQNNFLOW_PORTABLE",)).bit_exact

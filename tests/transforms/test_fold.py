@@ -1,0 +1,168 @@
+"""Folding the zoo: legal, within budget, bit-exact, at least as fast as FINN's greedy, calibrated.
+
+Hardware graphs are built once per session (export + tidy + streamline + to_hw).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+
+import numpy as np
+import pytest
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
+
+from qnnflow.flow.boards import load_board
+from qnnflow.flow.config import load_config
+from qnnflow.flow.errors import QnnflowError
+from qnnflow.flow.execute import execute_batch
+from qnnflow.flow.runner import run_build
+from qnnflow.models.export import export_source
+from qnnflow.models.source import parse_model_source
+from qnnflow.transforms.fold import fold
+from qnnflow.transforms.fold_calibration import PUBLISHED, SHELL_LUTS, calibration_rows
+from qnnflow.transforms.fold_greedy import greedy_fold
+from qnnflow.transforms.fold_space import RESOURCES, dataflow_chain, weight_word_bits
+from qnnflow.transforms.streamline import streamline
+from qnnflow.transforms.tidy import tidy
+from qnnflow.transforms.to_hw import to_hw
+
+FAST = ["tfc_w1a1", "tfc_w2a2", "lfc_w1a1", "cnv_w1a1", "cnv_w1a2", "cnv_w2a2"]
+SLOW = ["tfc_w1a2", "lfc_w1a2", "lfc_w2a2", "cnv_w4a4", "cnv_w8a8"]
+BOARDS = ["pynq-z1", "ultra96"]
+
+
+@functools.lru_cache(maxsize=None)
+def _hw(name: str):
+    exported, golden = export_source(parse_model_source(name), "random", count=3, seed=0)
+    model, _ = to_hw(streamline(tidy(exported)))
+    return model, golden
+
+
+def hw(name: str):
+    """A private copy of the zoo model's hardware graph, and its golden I/O."""
+    model, golden = _hw(name)
+    return ModelWrapper(copy.deepcopy(model.model)), golden
+
+
+def check_folded(model, report, board, max_weight_width=1024):
+    """Every node legal, weight words within the limit, streams matched, totals within budget and consistent."""
+    chain, edges = dataflow_chain(model)
+    for node in chain:
+        op = getCustomOp(node)
+        assert op.problems() == [], node.name
+        bits = weight_word_bits(op)
+        assert bits is None or bits <= max_weight_width, node.name
+    for edge in edges:  # after fold, adjacent widths agree (a converter sits wherever they differ)
+        a, b = chain[edge.index], chain[edge.index + 1]
+        assert getCustomOp(a).outstream_width() == getCustomOp(b).instream_width(), (a.name, b.name)
+    assert report.within_budget()
+    for r in RESOURCES:
+        assert report.totals[r] <= report.budget.limits[r]
+        assert report.totals[r] == sum(layer.resources[r] for layer in report.layers)
+    assert report.fps == pytest.approx(1e9 / (report.performance["max_cycles"] * report.clock_ns))
+    assert report.performance["max_cycles"] >= report.ceiling["max_cycles"]
+
+
+@pytest.mark.parametrize("board_name", BOARDS)
+@pytest.mark.parametrize("name", FAST + [pytest.param(n, marks=pytest.mark.slow) for n in SLOW])
+def test_fold_zoo_is_legal_and_within_budget(name, board_name):
+    board = load_board(board_name)
+    model, _ = hw(name)
+    try:
+        folded, report = fold(model, board)
+    except QnnflowError as err:  # the 8-bit CNV cannot fit these boards at any folding
+        assert str(err).startswith("fold: even the slowest folding"), err
+        assert name in ("cnv_w8a8", "cnv_w4a4"), err
+        return
+    check_folded(folded, report, board)
+    assert report.seconds < 5
+
+
+@pytest.mark.parametrize("name", ["cnv_w1a1", "lfc_w1a1"])
+def test_folded_graph_executes_bit_exactly(name):
+    model, golden = hw(name)
+    folded, report = fold(model, load_board("pynq-z1"))
+    assert report.converters  # the chain really was re-plumbed
+    np.testing.assert_array_equal(execute_batch(folded, golden.input), execute_batch(model, golden.input))
+
+
+def test_fold_is_at_least_as_fast_as_finn_greedy_and_cnv_meets_the_goal():
+    board = load_board("pynq-z1")
+    model, _ = hw("cnv_w1a1")
+    for mww in (1024, 1 << 20):
+        folded, report = fold(model, board, max_weight_width=mww)
+        greedy = greedy_fold(model, board, max_weight_width=mww)
+        assert report.fps >= greedy.fps
+        assert all(greedy.totals[r] <= report.budget.limits[r] for r in RESOURCES)
+    assert report.fps >= 9150  # with the weight-word limit lifted, at 100 MHz
+    assert report.seconds < 5
+
+
+def test_target_modes_give_the_cheapest_design_meeting_the_target():
+    board = load_board("pynq-z1")
+    model, _ = hw("cnv_w1a1")
+    _, fastest = fold(model, board)
+    _, slow = fold(model, board, target_fps=1000)
+    assert 1000 <= slow.fps < fastest.fps
+    assert slow.mode == "target_fps" and slow.totals["LUT"] < fastest.totals["LUT"]
+    T = slow.performance["max_cycles"]
+    _, same = fold(model, board, target_cycles=T)
+    assert same.totals == slow.totals and same.performance["max_cycles"] <= T
+    # the cheapest: a target just one cycle tighter costs at least as much
+    _, tighter = fold(model, board, target_cycles=T - 1)
+    assert sum(tighter.totals[r] / tighter.budget.available[r] for r in RESOURCES) >= \
+        sum(slow.totals[r] / slow.budget.available[r] for r in RESOURCES)
+
+
+def test_bad_budgets_and_targets_name_what_is_missing():
+    board = load_board("pynq-z1")
+    model, _ = hw("cnv_w1a1")
+    with pytest.raises(QnnflowError, match=r"^fold: even the slowest folding needs at least [\d,]+ LUT \(budget 2,660 = 5% "
+                                           r"of 53,200; most: 'MVAU_\d', [\d,]+ LUT\); raise fold.lut"):
+        fold(model, board, lut=0.05)
+    with pytest.raises(QnnflowError, match=r"^fold: fold.target_fps=50000 .* is beyond the ceiling: node "
+                                           r"'ConvolutionInputGenerator_0' needs at least 8,196 cycles"):
+        fold(model, board, target_fps=50000, max_weight_width=1 << 20)
+    with pytest.raises(QnnflowError, match=r"^fold: fold.target_fps=12000 .* needs at least [\d,]+ LUT \(budget "
+                                           r"26,600 = 50% of 53,200; most: 'MVAU_\d'"):
+        fold(model, board, lut=0.5, target_fps=12000, max_weight_width=1 << 20)
+    with pytest.raises(QnnflowError, match=r"^fold: fold.target_fps=12000 .* fits no combination of the budgets: "
+                                           r"the fewest-LUT design needs [\d,]+ LUT, [\d,]+ BRAM18, [\d,]+ DSP; "):
+        fold(model, board, target_fps=12000, max_weight_width=1 << 20)
+    with pytest.raises(QnnflowError, match="fold.target_fps and fold.target_cycles are both set"):
+        fold(model, board, target_fps=100, target_cycles=10**6)
+    with pytest.raises(QnnflowError, match=r"^fold.lut=1.5: must be a fraction"):
+        fold(model, board, lut=1.5)
+
+
+def test_fold_step_in_a_build(tmp_path):
+    build = tmp_path / "tfc.yaml"
+    build.write_text("model: tfc_w1a1\nboard: ultra96\nsteps: [export, tidy, streamline, to_hw, fold, estimate]\n"
+                     "outputs: [folding, estimates]\ngolden: {count: 2}\nfold: {lut: 0.5}\n")
+    out = tmp_path / "out"
+    run_build(load_config(build), out, progress=lambda line: None)
+    config = json.loads((out / "folding_config.json").read_text())
+    report = json.loads((out / "report" / "folding.json").read_text())
+    assert config["Defaults"] == {} and config["MVAU_0"]["PE"] >= 1
+    assert report["mode"] == "maximise" and report["within_budget"]
+    assert report["resources"]["LUT"]["used"] <= report["resources"]["LUT"]["budget"] == int(0.5 * 70560)
+    assert report["estimated_throughput_fps"] > 0 and report["nodes"][0]["cycles"] > 0
+    assert (out / "report" / "folding.png").read_bytes()[:4] == b"\x89PNG"
+    perf = json.loads((out / "report" / "estimate_network_performance.json").read_text())
+    assert perf["max_cycles"] == report["max_cycles"]  # the estimate step sees the folded graph
+
+
+def test_calibration_against_bnn_pynq(capsys):
+    """Our estimate at BNN-PYNQ's foldings next to its published Pynq-Z1 figures (hls/nodes/cost.py)."""
+    rows = calibration_rows({name: hw(name)[0] for name in PUBLISHED}, load_board("pynq-z1"))
+    with capsys.disabled():
+        print(f"\ncalibration (ours = nodes + {SHELL_LUTS:,} LUT shell):")
+        for row in rows:
+            print(f"  {row['overlay']:<8} {row['resource']:<6} published {row['published']:>7,}  "
+                  f"ours {row['ours']:>7,}  {row['ratio'] - 1:+.0%}")
+    assert len(rows) == 8
+    for row in rows:
+        assert 0.75 <= row["ratio"] <= 1.25, row

@@ -1,0 +1,337 @@
+"""Folding: choose PE/SIMD, ram_style and resType of every dataflow node for a board.
+
+``fold(model, board, clock_ns, ...) -> (model, FoldReport)`` in one of three modes:
+
+- maximise (default): the smallest achievable bottleneck (largest per-node cycle count)
+  within the budget (fractions of the board's LUT, BRAM18 and DSP), then the cheapest
+  design at that bottleneck; every node not on the bottleneck gets the cheapest folding
+  that keeps it at or under the bottleneck;
+- target (``target_fps`` or ``target_cycles``): the cheapest design meeting it;
+- explicit (``folding``: a FINN folding JSON mapping, see ``fold_config``): applied as given.
+
+Resources are summed over all nodes, including the StreamingDataWidthConverters fold
+inserts wherever adjacent stream widths differ (any converters and FIFOs already in the
+graph are removed first: they depend on the folding).  "Cheapest" minimises the sum of
+the fractions of the board used, LUT/LUTs + BRAM18/BRAM18s + DSP/DSPs.  The search
+(``fold_search``) is exact for this cost model; its module docstring gives the argument.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
+
+from qnnflow.flow import reports
+from qnnflow.flow.errors import QnnflowError
+from qnnflow.transforms import fold_search
+from qnnflow.transforms.fold_config import apply_folding, folding_config
+from qnnflow.transforms.fold_space import (
+    DERIVED_OPS,
+    RESOURCES,
+    FoldSpace,
+    build_space,
+    dataflow_chain,
+    dwc_cost,
+    dwc_node,
+)
+from qnnflow.transforms.partition import is_hw
+
+BUDGET_FIELDS = {"LUT": "lut", "BRAM18": "bram", "DSP": "dsp"}  # resource -> fold.<field>
+DEFAULT_FRACTIONS = {"LUT": 0.85, "BRAM18": 0.90, "DSP": 0.90}
+
+
+@dataclass
+class Budget:
+    """Fractions of the board's resources a design may use, and the absolute limits they give."""
+
+    fractions: dict
+    available: dict
+
+    @classmethod
+    def of(cls, board: dict, lut=0.85, bram=0.90, dsp=0.90) -> "Budget":
+        fractions = {"LUT": lut, "BRAM18": bram, "DSP": dsp}
+        for res, frac in fractions.items():
+            if not 0 < frac <= 1:
+                raise QnnflowError(f"fold.{BUDGET_FIELDS[res]}={frac}: must be a fraction of the board, in (0, 1]")
+        return cls(fractions, {r: int(board["resources"][r]) for r in RESOURCES})
+
+    @property
+    def limits(self) -> dict:
+        return {r: int(math.floor(self.fractions[r] * self.available[r] + 1e-9)) for r in RESOURCES}
+
+    def vector(self) -> np.ndarray:
+        return np.array([self.limits[r] for r in RESOURCES], dtype=np.int64)
+
+    def describe(self, res: str) -> str:
+        return f"{self.limits[res]:,} = {self.fractions[res]:.0%} of {self.available[res]:,}"
+
+
+@dataclass
+class FoldReport:
+    mode: str
+    board: str
+    clock_ns: float
+    budget: Budget
+    layers: list  # reports.LayerEstimate per dataflow node, converters included
+    performance: dict  # reports.network_performance
+    ceiling: dict  # the fastest any legal folding can go: max_cycles, node, fps
+    folding: dict  # FINN folding JSON
+    converters: list[str]
+    seconds: float
+    max_weight_width: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def totals(self) -> dict:
+        return reports.total_resources(self.layers)
+
+    @property
+    def fps(self) -> float:
+        return self.performance["estimated_throughput_fps"]
+
+    def within_budget(self) -> bool:
+        return all(self.totals[r] <= self.budget.limits[r] for r in RESOURCES)
+
+    def to_json(self) -> dict:
+        totals, limits = self.totals, self.budget.limits
+        return {
+            "mode": self.mode,
+            "board": self.board,
+            "clock_ns": self.clock_ns,
+            **self.performance,
+            "estimated_latency_us": self.performance["estimated_latency_ns"] / 1e3,
+            "ceiling": self.ceiling,
+            "resources": {
+                r: {"used": totals[r], "budget": limits[r], "budget_fraction": self.budget.fractions[r],
+                    "available": self.budget.available[r], "used_of_budget": totals[r] / limits[r] if limits[r] else None}
+                for r in RESOURCES
+            },
+            "within_budget": self.within_budget(),
+            "max_weight_width": self.max_weight_width,
+            "search_seconds": round(self.seconds, 3),
+            "nodes": [
+                {"name": layer.name, "op_type": layer.op_type, "folding": self.folding.get(layer.name, {}),
+                 "cycles": layer.cycles, **layer.resources}
+                for layer in self.layers
+            ],
+            "converters": self.converters,
+            "notes": self.notes,
+        }
+
+
+# ----- graph surgery -----------------------------------------------------------------------
+
+
+def strip_derived(model: ModelWrapper) -> int:
+    """Remove width converters and FIFOs from the dataflow region (in place); returns how many."""
+    removed = 0
+    for node in [n for n in model.graph.node if is_hw(n) and n.op_type in DERIVED_OPS]:
+        for consumer in model.find_consumers(node.output[0]) or []:
+            for i, name in enumerate(consumer.input):
+                if name == node.output[0]:
+                    consumer.input[i] = node.input[0]
+        for out in model.graph.output:
+            if out.name == node.output[0]:
+                raise QnnflowError(f"node '{node.name}': a {node.op_type} produces the graph output; fold cannot remove it")
+        model.graph.node.remove(node)
+        removed += 1
+    return removed
+
+
+def insert_converters(model: ModelWrapper, board: dict) -> list[str]:
+    """Insert a StreamingDataWidthConverter wherever a producer's output width differs from its consumer's input width."""
+    chain, edges = dataflow_chain(model)
+    taken = {n.name for n in model.graph.node}
+    names = []
+    for edge in edges:
+        producer, consumer = chain[edge.index], chain[edge.index + 1]
+        a, c = getCustomOp(producer).outstream_width(), getCustomOp(consumer).instream_width()
+        if a == c:
+            continue
+        placed = dwc_cost(edge, a, c, board)
+        if placed is None:
+            raise QnnflowError(
+                f"node '{consumer.name}': its {c}-bit input words cannot be converted from the {a}-bit output words "
+                f"of '{producer.name}'; choose PE/SIMD so that one width divides the tensor's last axis")
+        src = edge.producer_tensor if placed.at_producer else edge.tensor
+        shape = edge.producer_shape if placed.at_producer else edge.shape
+        k = len(names)
+        while f"StreamingDataWidthConverter_{k}" in taken:
+            k += 1
+        name = f"StreamingDataWidthConverter_{k}"
+        taken.add(name)
+        dst = f"{name}_out"
+        model.set_tensor_shape(dst, model.get_tensor_shape(src))
+        model.set_tensor_datatype(dst, model.get_tensor_datatype(src))
+        readers = model.find_consumers(src) or []
+        for reader in readers:
+            for i, tensor in enumerate(reader.input):
+                if tensor == src:
+                    reader.input[i] = dst
+        first = min(list(model.graph.node).index(r) for r in readers)
+        model.graph.node.insert(first, dwc_node(name, src, dst, a, c, shape, edge.datatype))
+        names.append(name)
+    return names
+
+
+def set_folding(model: ModelWrapper, space: FoldSpace, choice: list[int]) -> None:
+    nodes = {n.name: n for n in model.graph.node}
+    for ns, k in zip(space.nodes, choice):
+        op = getCustomOp(nodes[ns.name])
+        for attr, value in ns.attrs[k].items():
+            op.set_nodeattr(attr, value)
+
+
+# ----- the search as a fold_search.Problem -------------------------------------------------
+
+
+def make_problem(space: FoldSpace, budget: np.ndarray, weights: np.ndarray) -> fold_search.Problem:
+    """Width classes per node and the converter table per edge, from a FoldSpace."""
+    nodes, in_vals, out_vals = [], [], []
+    for ns in space.nodes:
+        iv, ic = np.unique(ns.in_width, return_inverse=True)
+        ov, oc = np.unique(ns.out_width, return_inverse=True)
+        nodes.append(fold_search.NodeCands(ns.cycles, ns.res, ic.ravel(), oc.ravel()))
+        in_vals.append(iv)
+        out_vals.append(ov)
+    edges = []
+    for i in range(len(space.nodes) - 1):
+        P, C = len(out_vals[i]), len(in_vals[i + 1])
+        res = np.zeros((P, C, 3), dtype=np.int64)
+        cycles = np.zeros((P, C), dtype=np.int64)
+        legal = np.zeros((P, C), dtype=bool)
+        for p, a in enumerate(out_vals[i]):
+            for c, w in enumerate(in_vals[i + 1]):
+                cost = space.dwc(i, int(a), int(w))
+                if cost is not None:
+                    res[p, c], cycles[p, c], legal[p, c] = cost.res, cost.cycles, True
+        edges.append(fold_search.EdgeCands(res, cycles, legal))
+    return fold_search.Problem(nodes, edges, budget, weights)
+
+
+def device_weights(budget: Budget) -> np.ndarray:
+    """The objective: fractions of the device, so a BRAM18 or DSP weighs as much as its share of the chip."""
+    return np.array([1.0 / max(budget.available[r], 1) for r in RESOURCES])
+
+
+def _ceiling(space: FoldSpace, clock_ns: float) -> dict:
+    """The fastest any legal folding can go: the slowest node at its widest folding."""
+    fastest = [int(ns.cycles.min()) for ns in space.nodes]
+    worst = int(np.argmax(fastest))
+    name = space.nodes[worst].name
+    return {"max_cycles": fastest[worst], "node": name, "fps": 1e9 / (fastest[worst] * clock_ns),
+            "weight_word_limited": name in space.weight_limited}
+
+
+def _weight_hint(ceiling: dict, max_weight_width: int) -> str:
+    if not ceiling["weight_word_limited"]:
+        return ""
+    return (f"; fold.max_weight_width={max_weight_width} caps PE*SIMD*weight bits of '{ceiling['node']}', "
+            f"raise it to go faster")
+
+
+def _budget_error(problem, space: FoldSpace, budget: Budget, T: int, what: str) -> QnnflowError:
+    """What the budget would need at bottleneck T: the least of each resource, and the node needing most."""
+    limits = budget.limits
+    over, least = {}, {}
+    for r, res in enumerate(RESOURCES):
+        total, per_node = fold_search.min_single(problem, T, r)
+        least[res] = total
+        if total > limits[res]:
+            worst = int(np.argmax(per_node))
+            over[res] = (f"at least {total:,.0f} {res} (budget {budget.describe(res)}; most: "
+                         f"'{space.nodes[worst].name}', {per_node[worst]:,.0f} {res})")
+    if over:
+        fix = " or ".join(f"fold.{BUDGET_FIELDS[r]}" for r in over)
+        return QnnflowError(f"fold: {what} needs {'; '.join(over.values())}; raise {fix} or choose a larger board")
+    designs = []
+    for r, res in enumerate(RESOURCES):  # the design using least of r, the others unbounded
+        weights = np.full(3, 1e-9)
+        weights[r] = 1.0
+        relaxed = fold_search.Problem(problem.nodes, problem.edges, np.full(3, 1 << 40), weights)
+        best = fold_search.solve(relaxed, T)
+        needs = ", ".join(f"{int(v):,} {x}" for v, x in zip(best.totals, RESOURCES))
+        designs.append(f"the fewest-{res} design needs {needs}")
+    limits_text = ", ".join(f"{limits[r]:,} {r}" for r in RESOURCES)
+    return QnnflowError(
+        f"fold: {what} fits no combination of the budgets: {'; '.join(designs)} (budget {limits_text}); "
+        f"raise fold.lut, fold.bram or fold.dsp, or choose a larger board")
+
+
+def _target_cycles(target_fps, target_cycles, clock_ns) -> tuple[int, str] | None:
+    if target_cycles is not None:
+        return int(target_cycles), f"fold.target_cycles={target_cycles}"
+    if target_fps is not None:
+        cycles = int(math.floor(1e9 / (float(target_fps) * clock_ns)))
+        return cycles, f"fold.target_fps={target_fps:g} ({cycles:,} cycles per image at {1e3 / clock_ns:g} MHz)"
+    return None
+
+
+# ----- the entry point ---------------------------------------------------------------------
+
+
+def fold(model: ModelWrapper, board: dict, clock_ns: float | None = None, *, lut: float = 0.85,
+         bram: float = 0.90, dsp: float = 0.90, target_fps: float | None = None, target_cycles: int | None = None,
+         folding: dict | None = None, folding_source: str = "folding", max_weight_width: int = 1024):
+    """Fold ``model`` for ``board``; returns (folded copy, FoldReport).  See the module docstring for the modes."""
+    started = time.perf_counter()
+    chosen = [n for n, v in (("fold.file", folding), ("fold.target_fps", target_fps),
+                             ("fold.target_cycles", target_cycles)) if v is not None]
+    if len(chosen) > 1:
+        raise QnnflowError(f"fold: {' and '.join(chosen)} are both set; set only one (a file, or one target)")
+    clock_ns = float(clock_ns if clock_ns is not None else board["clock_ns"])
+    budget = Budget.of(board, lut, bram, dsp)
+    model = ModelWrapper(copy.deepcopy(model.model))
+    notes = []
+    removed = strip_derived(model)
+    if removed:
+        notes.append(f"removed {removed} width converter/FIFO node(s) from an earlier folding")
+    space = build_space(model, board, max_weight_width)
+    ceiling = _ceiling(space, clock_ns)
+    target = _target_cycles(target_fps, target_cycles, clock_ns)
+    if folding is not None:
+        mode = "file"
+        notes += apply_folding(model, folding, max_weight_width, folding_source)
+    else:
+        problem = make_problem(space, budget.vector(), device_weights(budget))
+        if target is None:
+            mode = "maximise"
+            solution = fold_search.min_bottleneck(problem)
+            if solution is None:
+                T = int(fold_search.cycle_levels(problem)[-1])
+                raise _budget_error(problem, space, budget, T, "even the slowest folding")
+        else:
+            mode = "target_fps" if target_fps is not None else "target_cycles"
+            T, what = target
+            if T < ceiling["max_cycles"]:
+                raise QnnflowError(
+                    f"fold: {what} is beyond the ceiling: node '{ceiling['node']}' needs at least "
+                    f"{ceiling['max_cycles']:,} cycles per image at its widest legal folding (at most "
+                    f"{ceiling['fps']:,.0f} FPS at {1e3 / clock_ns:g} MHz); lower the target"
+                    f"{_weight_hint(ceiling, max_weight_width)}")
+            solution = fold_search.solve(problem, T)
+            if solution is None:
+                raise _budget_error(problem, space, budget, T, what)
+        set_folding(model, space, solution.choice)
+    converters = insert_converters(model, board)
+    layers = reports.layer_estimates(model, board)
+    performance = reports.network_performance(layers, clock_ns)
+    if folding is None:  # the graph's own cost models must agree with the search's bookkeeping
+        got = reports.total_resources(layers)
+        assert [got[r] for r in RESOURCES] == list(solution.totals), (got, solution.totals)
+        assert performance["max_cycles"] == solution.bottleneck
+    if folding is None and performance["max_cycles"] == ceiling["max_cycles"] and ceiling["weight_word_limited"]:
+        notes.append(f"the design is at its ceiling{_weight_hint(ceiling, max_weight_width)}")
+    report = FoldReport(mode, board["name"], clock_ns, budget, layers, performance, ceiling,
+                        folding_config(model), converters, time.perf_counter() - started, max_weight_width, notes)
+    if mode == "file" and not report.within_budget():
+        over = [r for r in RESOURCES if report.totals[r] > budget.limits[r]]
+        report.notes.append("the folding file's design exceeds the budget: " + ", ".join(
+            f"{report.totals[r]:,} {r} > {budget.describe(r)}" for r in over))
+    return model, report
