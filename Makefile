@@ -29,6 +29,8 @@ bench:
 	$(BIN)/python bench/streamline.py
 	$(BIN)/python bench/execute.py
 	$(BIN)/python bench/xnor_gemm.py
+	$(BIN)/python bench/fold.py
+	$(BIN)/python bench/cppsim.py
 
 clean:
 	rm -rf out

@@ -26,7 +26,7 @@ from qnnflow.models.source import parse_model_source  # noqa: E402
 from qnnflow.transforms.fold import Budget, fold  # noqa: E402
 from qnnflow.transforms.fold_calibration import PUBLISHED, SHELL_LUTS, calibration_rows  # noqa: E402
 from qnnflow.transforms.fold_greedy import greedy_fold  # noqa: E402
-from qnnflow.transforms.fold_space import dataflow_chain, op_view  # noqa: E402
+from qnnflow.transforms.fold_space import DEFAULT_MAX_WEIGHT_WIDTH, dataflow_chain, op_view  # noqa: E402
 from qnnflow.transforms.streamline import streamline  # noqa: E402
 from qnnflow.transforms.tidy import tidy  # noqa: E402
 from qnnflow.transforms.to_hw import to_hw  # noqa: E402
@@ -98,7 +98,7 @@ def main(names, mww):
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    mww = 1024
+    mww = DEFAULT_MAX_WEIGHT_WIDTH
     if "--mww" in args:
         i = args.index("--mww")
         mww = int(args[i + 1])

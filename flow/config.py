@@ -104,7 +104,7 @@ def _choice_problem(what: str, value: str, choices) -> str:
     return f"unknown {what} '{value}'{hint} (choose from {', '.join(choices)})"
 
 
-DEFAULT_STEPS = ["export", "tidy", "streamline", "to_hw", "estimate"]
+DEFAULT_STEPS = ["export", "tidy", "streamline", "to_hw", "fold", "estimate", "hls_codegen", "cppsim"]
 
 SCHEMA: dict[str, Field] = {
     "name": Field((str,), doc="build name; defaults to the YAML file's stem"),
@@ -133,7 +133,7 @@ SCHEMA: dict[str, Field] = {
             "target_fps": Field((int, float), check=_positive, doc="cheapest folding reaching this FPS"),
             "target_cycles": Field((int,), check=_positive, doc="cheapest folding within this many cycles"),
             "file": Field((str,), check=_existing_file, doc="explicit folding (FINN folding JSON)"),
-            "max_weight_width": Field((int,), default=1024, check=_positive, doc="max PE*SIMD*weight bits"),
+            "max_weight_width": Field((int,), check=_positive, doc="max PE*SIMD*weight bits per MVAU; default 4096"),
         },
         doc="automatic folding: budget, target or an explicit folding file",
     ),

@@ -14,13 +14,14 @@ def fold_step(model, ctx: StepContext):
     from qnnflow.transforms.fold import fold
     from qnnflow.transforms.fold_config import read_folding
     from qnnflow.transforms.fold_report import format_table, plot_png
+    from qnnflow.transforms.fold_space import DEFAULT_MAX_WEIGHT_WIDTH
 
     cfg = ctx.cfg["fold"]
     folding = read_folding(cfg["file"]) if cfg.get("file") else None
     model, report = fold(
         model, ctx.board, ctx.cfg.clock_ns, lut=cfg["lut"], bram=cfg["bram"], dsp=cfg["dsp"],
         target_fps=cfg.get("target_fps"), target_cycles=cfg.get("target_cycles"), folding=folding,
-        folding_source=f"folding file {cfg.get('file')}", max_weight_width=cfg["max_weight_width"],
+        folding_source=f"folding file {cfg.get('file')}", max_weight_width=cfg["max_weight_width"] or DEFAULT_MAX_WEIGHT_WIDTH,
     )
 
     def dump(obj) -> bytes:

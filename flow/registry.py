@@ -9,10 +9,12 @@ and the output kinds (``outputs:`` in the build YAML) it delivers.
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import importlib
 import inspect
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from qnnflow.flow.errors import QnnflowError
@@ -28,12 +30,33 @@ class Step:
     doc: str
 
     def code_hash(self) -> str:
-        """Hash of the step function's source: editing a step invalidates its cache."""
+        """Hash of the code behind the step: editing it invalidates the step's cache.
+
+        A built-in step reaches into any of qnnflow's transforms, node models and C++ kernels,
+        so its hash covers all of qnnflow's sources; a user step's covers its own module file.
+        """
+        if self.fn.__module__.startswith("qnnflow."):
+            return _qnnflow_source_hash()
         try:
-            source = inspect.getsource(self.fn)
+            source = inspect.getsource(inspect.getmodule(self.fn))
         except (OSError, TypeError):
             source = self.fn.__qualname__
         return hashlib.sha256(source.encode()).hexdigest()[:16]
+
+
+_SOURCE_PACKAGES = ("qnnflow.flow", "qnnflow.transforms", "qnnflow.models", "qnnflow.hls", "qnnflow.builds")
+_SOURCE_SUFFIXES = (".py", ".hpp", ".yaml")
+
+
+@functools.lru_cache(maxsize=1)
+def _qnnflow_source_hash() -> str:
+    digest = hashlib.sha256()
+    for package in _SOURCE_PACKAGES:
+        root = Path(importlib.import_module(package).__file__).parent
+        for path in sorted(p for p in root.rglob("*") if p.suffix in _SOURCE_SUFFIXES and p.is_file()):
+            digest.update(f"{package}/{path.relative_to(root).as_posix()}\0".encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 _STEPS: dict[str, Step] = {}

@@ -164,7 +164,7 @@ def compile_project(project: HlsProject, cache_dir: Path, opt: str = DEFAULT_OPT
     cxx, ap_dir = compiler(), ap_include_dir()
     flags = [opt, CXX_STD, *extra_flags] + (["-DQNNFLOW_TAP_STREAMS"] if taps else [])
     key = _source_hash(project, flags, cxx, ap_dir)
-    cache_dir = Path(cache_dir)
+    cache_dir = Path(cache_dir).resolve()  # g++ runs in the work directory: paths must not be relative
     final = cache_dir / key
     binary = final / "testbench"
     if binary.is_file():

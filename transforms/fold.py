@@ -32,6 +32,7 @@ from qnnflow.flow.errors import QnnflowError
 from qnnflow.transforms import fold_search
 from qnnflow.transforms.fold_config import apply_folding, folding_config
 from qnnflow.transforms.fold_space import (
+    DEFAULT_MAX_WEIGHT_WIDTH,
     DERIVED_OPS,
     RESOURCES,
     FoldSpace,
@@ -278,7 +279,7 @@ def _target_cycles(target_fps, target_cycles, clock_ns) -> tuple[int, str] | Non
 
 def fold(model: ModelWrapper, board: dict, clock_ns: float | None = None, *, lut: float = 0.85,
          bram: float = 0.90, dsp: float = 0.90, target_fps: float | None = None, target_cycles: int | None = None,
-         folding: dict | None = None, folding_source: str = "folding", max_weight_width: int = 1024):
+         folding: dict | None = None, folding_source: str = "folding", max_weight_width: int = DEFAULT_MAX_WEIGHT_WIDTH):
     """Fold ``model`` for ``board``; returns (folded copy, FoldReport).  See the module docstring for the modes."""
     started = time.perf_counter()
     chosen = [n for n, v in (("fold.file", folding), ("fold.target_fps", target_fps),

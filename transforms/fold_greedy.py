@@ -19,7 +19,15 @@ from qonnx.core.modelwrapper import ModelWrapper
 
 from qnnflow.hls.nodes.base import divisors
 from qnnflow.transforms.fold import Budget, device_weights, strip_derived
-from qnnflow.transforms.fold_space import PARALLEL_KNOBS, RESOURCES, dataflow_chain, dwc_cost, op_view, weight_word_bits
+from qnnflow.transforms.fold_space import (
+    DEFAULT_MAX_WEIGHT_WIDTH,
+    PARALLEL_KNOBS,
+    RESOURCES,
+    dataflow_chain,
+    dwc_cost,
+    op_view,
+    weight_word_bits,
+)
 
 WALK_ORDER = ("SIMD", "PE")
 
@@ -60,7 +68,7 @@ def _walk(node, board: dict, max_weight_width: int) -> list[tuple[dict, int, tup
 
 
 def greedy_fold(model: ModelWrapper, board: dict, clock_ns: float | None = None, *, lut=0.85, bram=0.90, dsp=0.90,
-                max_weight_width: int = 1024) -> GreedyResult | None:
+                max_weight_width: int = DEFAULT_MAX_WEIGHT_WIDTH) -> GreedyResult | None:
     """The fastest FINN-style greedy folding within the budget (None if even the slowest does not fit)."""
     started = time.perf_counter()
     clock_ns = float(clock_ns if clock_ns is not None else board["clock_ns"])

@@ -42,6 +42,12 @@ PARALLEL_KNOBS = {
     "LabelSelect": {"PE": "Labels"},
 }
 FOLDING_ATTRS = ("PE", "SIMD", "ram_style", "resType")
+# Widest weight word (PE*SIMD*weight bits) an MVAU may read per cycle.  The cost model charges
+# the memory such a word needs, so this is a guard on routing, not on cost: FINN's SetFolding
+# stops at 36 bits, which caps CNV w1a1 on Pynq-Z1 near 8,000 FPS; 4096 lets binary layers
+# unroll far enough to use the board (about 10,600 FPS estimated) while staying one block
+# RAM deep or a few LUTRAMs wide per PE.
+DEFAULT_MAX_WEIGHT_WIDTH = 4096
 MEMORY_STYLES = ("block", "distributed")  # "auto" is always one of these; "ultra" only with UltraRAM
 
 
@@ -165,11 +171,21 @@ def dataflow_chain(model: ModelWrapper) -> tuple[list, list[Edge]]:
                 raise QnnflowError(
                     f"node '{node.name}': the next dataflow node in the graph, '{hw[i + 1].name}', does not read "
                     f"its output; fold supports a single chain of dataflow nodes only")
+            _check_stream_types(node, nxt)
             edges.append(Edge(i, tensor, _per_image(model, tensor), node.output[0],
                               _per_image(model, node.output[0]), _stream_dtype(model, node)))
         elif nxt is not None:
             raise QnnflowError(f"node '{node.name}': reads after the last dataflow node; internal error")
     return hw, edges
+
+
+def _check_stream_types(producer, consumer) -> None:
+    """Words of one element type flow between two nodes; a width converter cannot retype them."""
+    wrote, reads = getCustomOp(producer).output_datatype(), getCustomOp(consumer).input_datatype()
+    if wrote != reads:
+        raise QnnflowError(
+            f"node '{consumer.name}': reads {reads.name} elements but '{producer.name}' writes {wrote.name}; "
+            f"set {consumer.name}.inputDataType={wrote.name} (to_hw does) before folding")
 
 
 def _per_image(model: ModelWrapper, tensor: str) -> list[int]:

@@ -30,7 +30,13 @@ def single_consumer(model: ModelWrapper, tensor: str):
 
 
 def fresh_name(model: ModelWrapper, base: str) -> str:
-    return model.make_new_valueinfo_name() if not base else f"{base}_{model.make_new_valueinfo_name()}"
+    """``base_N`` with the smallest N not yet taken: deterministic, so the same input gives the same graph."""
+    base = base or "t"
+    taken = set(model.get_all_tensor_names()) | {n.name for n in model.graph.node}
+    index = 0
+    while f"{base}_{index}" in taken:
+        index += 1
+    return f"{base}_{index}"
 
 
 def add_const(model: ModelWrapper, value: np.ndarray, base: str) -> str:

@@ -25,7 +25,7 @@ from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.transformation.infer_shapes import InferShapes
 
 from qnnflow.flow.errors import QnnflowError
-from qnnflow.transforms.graph import const_operand, head_nodes
+from qnnflow.transforms.graph import const_operand, fresh_name, head_nodes
 
 TO_NHWC, TO_NCHW = [0, 2, 3, 1], [0, 3, 1, 2]
 QONNX_DOMAIN = "qonnx.custom_op.general"
@@ -82,7 +82,7 @@ class LowerToNHWC(Transformation):
 
     @staticmethod
     def _transpose(model, tensor, perm, before, out_shape) -> str:
-        new = model.make_new_valueinfo_name()
+        new = fresh_name(model, f"{tensor}_transposed")
         model.set_tensor_shape(new, out_shape)
         node = helper.make_node("Transpose", [tensor], [new], perm=perm, name=f"Transpose_{new}")
         model.graph.node.insert(list(model.graph.node).index(before), node)
@@ -139,7 +139,7 @@ class LowerToNHWC(Transformation):
             if name in nhwc:
                 node.input[i] = nhwc[name]
         out = node.output[0]
-        new = model.make_new_valueinfo_name()
+        new = fresh_name(model, f"{out}_nhwc")
         model.set_tensor_shape(new, _nhwc(model.get_tensor_shape(out)))
         node.output[0] = new
         nhwc[out] = new
@@ -167,7 +167,7 @@ class LowerToNHWC(Transformation):
         pads = list(_attr(node, "pads", [0, 0, 0, 0]))
         strides = list(_attr(node, "strides", [1, 1]))
         x = nhwc[node.input[0]]
-        cols = model.make_new_valueinfo_name()
+        cols = fresh_name(model, f"{node.name}_im2col")
         n, _, oh, ow = out_shape
         model.set_tensor_shape(cols, [n, oh, ow, kh * kw * cin])
         im2col = helper.make_node(
@@ -175,10 +175,10 @@ class LowerToNHWC(Transformation):
             stride=strides, kernel_size=[kh, kw], pad_amount=pads,
             input_shape=str(tuple(_nhwc(in_shape))), pad_value=0,
         )
-        matmul_w = model.make_new_valueinfo_name()
+        matmul_w = fresh_name(model, f"{node.name}_weights")
         model.set_initializer(matmul_w, weights.transpose(2, 3, 1, 0).reshape(kh * kw * cin, cout))
         model.set_tensor_datatype(matmul_w, model.get_tensor_datatype(node.input[1]))
-        out = model.make_new_valueinfo_name()
+        out = fresh_name(model, f"{node.output[0]}_nhwc")
         model.set_tensor_shape(out, _nhwc(out_shape))
         matmul = helper.make_node("MatMul", [cols, matmul_w], [out], name=node.name.replace("Conv", "MatMul"))
         index = list(model.graph.node).index(node)
@@ -191,7 +191,7 @@ class LowerToNHWC(Transformation):
         if _attr(node, "ceil_mode", 0) or any(_attr(node, "pads", [0, 0, 0, 0])):
             raise QnnflowError(f"node '{node.name}' (MaxPool): padding and ceil_mode are not supported; use unpadded pooling")
         out = node.output[0]
-        new = model.make_new_valueinfo_name()
+        new = fresh_name(model, f"{out}_nhwc")
         model.set_tensor_shape(new, _nhwc(model.get_tensor_shape(out)))
         pool = helper.make_node(
             "MaxPoolNHWC", [nhwc[node.input[0]]], [new], domain=QONNX_DOMAIN, name=node.name,

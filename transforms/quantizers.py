@@ -22,7 +22,7 @@ from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
 
 from qnnflow.flow.errors import QnnflowError
-from qnnflow.transforms.graph import broadcast_channelwise, head_nodes, insert_after, insert_before
+from qnnflow.transforms.graph import broadcast_channelwise, fresh_name, head_nodes, insert_after, insert_before
 
 QUANTIZERS = ("Quant", "BipolarQuant")
 
@@ -153,7 +153,7 @@ class QuantToMultiThreshold(Transformation):
                 attrs = dict(out_dtype=int_datatype(bits, signed).name, out_scale=1.0, out_bias=float(lo))
             shape = model.get_tensor_shape(node.input[0])
             layout = "NCHW" if len(shape) == 4 else "NC"
-            tname = model.make_new_valueinfo_name()
+            tname = fresh_name(model, f"{node.name}_thresholds")
             model.set_initializer(tname, thresholds)
             mt = helper.make_node(
                 "MultiThreshold", [node.input[0], tname], [node.output[0]],

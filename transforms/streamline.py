@@ -31,7 +31,7 @@ from qonnx.transformation.batchnorm_to_affine import BatchNormToAffine
 from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.transformation.infer_shapes import InferShapes
 
-from qnnflow.transforms.graph import const_operand, head_nodes, remove_node, single_consumer
+from qnnflow.transforms.graph import const_operand, fresh_name, head_nodes, remove_node, single_consumer
 
 LINEAR = ("MatMul", "Conv")
 RESHAPING = ("Reshape", "Flatten", "Transpose")
@@ -187,7 +187,7 @@ class MoveAffineDownstream(Transformation):
 
 
 def _reinsert_after(model, producer, node, out):
-    mid = model.make_new_valueinfo_name()
+    mid = fresh_name(model, f"{node.name}_in")
     model.set_tensor_shape(mid, model.get_tensor_shape(out))
     producer.output[0] = mid
     dyn = _affine(model, node)[0]

@@ -24,7 +24,7 @@ from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.transformation.infer_shapes import InferShapes
 
 from qnnflow.flow.errors import QnnflowError
-from qnnflow.transforms.graph import single_consumer
+from qnnflow.transforms.graph import add_const, fresh_name, single_consumer
 
 HW_DOMAIN = "qnnflow.hls.nodes"
 PASS_THROUGH = ("MaxPool", "MaxPoolNHWC", "Im2Col", "Flatten", "Reshape")
@@ -119,6 +119,8 @@ class ConvertToHWNodes(Transformation):
                 self._sliding_window(model, node)
             elif op == "MaxPoolNHWC":
                 self._maxpool(model, node)
+        # the MVAUs' output types (their accumulator ranges) are what the nodes after them read
+        model = model.transform(InferDataTypes())
         for node in list(model.graph.node):
             if node.op_type == "MultiThreshold":
                 self._thresholding(model, node)
@@ -162,7 +164,7 @@ class ConvertToHWNodes(Transformation):
             acc_lo, acc_hi = np.zeros(mh), np.full(mh, float(mw))
         else:
             acc_lo, acc_hi = _acc_range(x_dtype, weights)
-        w_new = model.make_new_valueinfo_name()
+        w_new = fresh_name(model, f"{matmul.name}_weights")
         model.set_initializer(w_new, weights.astype(np.float32))
         model.set_tensor_datatype(w_new, DataType[attrs["weightDataType"]])
         if mt is None:
@@ -181,7 +183,7 @@ class ConvertToHWNodes(Transformation):
         # acc >= t  <=>  acc >= ceil(t) for integer accumulators
         thresholds = np.ceil((thresholds + mw) / 2) if xnor else np.ceil(thresholds)
         thresholds = np.clip(thresholds, acc_lo[:, None], acc_hi[:, None] + 1)
-        t_new = model.make_new_valueinfo_name()
+        t_new = fresh_name(model, f"{matmul.name}_thresholds")
         model.set_initializer(t_new, thresholds.astype(np.float32))
         model.set_tensor_datatype(t_new, _smallest_int_type(thresholds.min(), thresholds.max()))
         acc_dtype = _smallest_int_type(min(acc_lo.min(), thresholds.min()), max(acc_hi.max(), thresholds.max()))
@@ -195,14 +197,13 @@ class ConvertToHWNodes(Transformation):
     @staticmethod
     def _tail_correction(model, node, mw):
         out = node.output[0]
-        pc = model.make_new_valueinfo_name()
-        mid = model.make_new_valueinfo_name()
+        pc = fresh_name(model, f"{node.name}_popcount")
+        mid = fresh_name(model, f"{node.name}_bipolar")
         model.set_tensor_shape(pc, model.get_tensor_shape(out))
         model.set_tensor_shape(mid, model.get_tensor_shape(out))
         node.output[0] = pc
-        two, minus_mw = model.make_new_valueinfo_name(), model.make_new_valueinfo_name()
-        model.set_initializer(two, np.array(2.0, dtype=np.float32))
-        model.set_initializer(minus_mw, np.array(-float(mw), dtype=np.float32))
+        two = add_const(model, 2.0, f"{node.name}_two")
+        minus_mw = add_const(model, -float(mw), f"{node.name}_minus_mw")
         index = list(model.graph.node).index(node) + 1
         model.graph.node.insert(index, helper.make_node("Add", [mid, minus_mw], [out], name=f"{node.name}_unpopcount_add"))
         model.graph.node.insert(index, helper.make_node("Mul", [pc, two], [mid], name=f"{node.name}_unpopcount_mul"))
@@ -216,7 +217,7 @@ class ConvertToHWNodes(Transformation):
         dtype = _dtype(model, x)
         nodes = []
         if any(pads):
-            padded = model.make_new_valueinfo_name()
+            padded = fresh_name(model, f"{im2col.name}_padded")
             h, w = h + pads[0] + pads[2], w + pads[1] + pads[3]
             model.set_tensor_shape(padded, [n, h, w, c])
             nodes.append(helper.make_node(
@@ -256,7 +257,7 @@ class ConvertToHWNodes(Transformation):
         thresholds = np.broadcast_to(thresholds, (channels, thresholds.shape[1]))
         in_dtype = _dtype(model, x)
         thresholds = np.clip(np.ceil(thresholds), in_dtype.min(), in_dtype.max() + 1)
-        t_new = model.make_new_valueinfo_name()
+        t_new = fresh_name(model, f"{mt.name}_thresholds")
         model.set_initializer(t_new, thresholds.astype(np.float32))
         node = helper.make_node(
             "Thresholding", [x, t_new], [mt.output[0]], domain=HW_DOMAIN, name=mt.name,

@@ -1,4 +1,7 @@
+import json
+
 from qnnflow.flow.cli import EXIT_BAD_INPUT, EXIT_BUILD_FAILED, main
+from qnnflow.flow.config import DEFAULT_STEPS
 
 from .test_runner import _cli
 
@@ -7,6 +10,24 @@ def test_build_ok_exit_zero(tfc_build, tmp_path, capsys):
     assert main(["build", str(tfc_build()), "--out", str(tmp_path / "o")]) == 0
     out = capsys.readouterr().out
     assert "[2/2] tidy" in out and "done in" in out
+
+
+def test_default_steps_fold_then_simulate_the_folded_cpp(tmp_path, monkeypatch, capsys):
+    """No steps: field: the default order runs; a relative --out works for the compiler too."""
+    (tmp_path / "tfc.yaml").write_text("model: tfc_w1a1\nboard: pynq-z1\ngolden: {count: 2}\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["build", "tfc.yaml", "--out", "out"]) == 0
+    out = tmp_path / "out"
+    log = json.loads((out / "build_log.json").read_text())
+    assert [s["name"] for s in log["steps"]] == DEFAULT_STEPS
+    assert all(s["verified"] for s in log["steps"])
+    folding = json.loads((out / "report" / "folding.json").read_text())
+    performance = json.loads((out / "report" / "estimate_network_performance.json").read_text())
+    # estimate reports the folded design, and the folding is not the trivial one
+    assert performance["estimated_throughput_fps"] == folding["estimated_throughput_fps"]
+    config = json.loads((out / "folding_config.json").read_text())
+    assert any(v.get("PE", 1) * v.get("SIMD", 1) > 1 for k, v in config.items() if k != "Defaults")
+    assert json.loads((out / "cppsim" / "result.json").read_text())["bit_exact"] is True
 
 
 def test_bad_yaml_exits_2_with_one_line(tfc_build, tmp_path, capsys):

@@ -130,3 +130,35 @@ def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         artifacts.write_bytes_atomic(tmp_path / "model.onnx", b"x" * 1000)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_code_hash_covers_what_a_step_calls(tmp_path, monkeypatch):
+    """Editing code a step calls (not just the step function) must invalidate its cache."""
+    from qnnflow.flow import registry
+
+    pkg = tmp_path / "fakeflow"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "steps.py").write_text("def helper():\n    return 1\n\n\ndef step(model, ctx):\n    return model\n")
+    (pkg / "kernel.hpp").write_text("// v1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import fakeflow.steps
+
+    user = registry.Step("user", fakeflow.steps.step, (), (), "")
+    builtin = registry.Step("builtin", fakeflow.steps.step, (), (), "")
+    monkeypatch.setattr(fakeflow.steps.step, "__module__", "qnnflow.fake")
+    monkeypatch.setattr(registry, "_SOURCE_PACKAGES", ("fakeflow",))
+    registry._qnnflow_source_hash.cache_clear()
+    before = builtin.code_hash()
+    (pkg / "kernel.hpp").write_text("// v2\n")
+    registry._qnnflow_source_hash.cache_clear()
+    assert builtin.code_hash() != before
+    registry._qnnflow_source_hash.cache_clear()
+
+    monkeypatch.setattr(fakeflow.steps.step, "__module__", "fakeflow.steps")
+    before = user.code_hash()
+    (pkg / "steps.py").write_text("def helper():\n    return 2\n\n\ndef step(model, ctx):\n    return model\n")
+    import linecache
+
+    linecache.checkcache()
+    assert user.code_hash() != before

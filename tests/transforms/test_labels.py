@@ -1,7 +1,11 @@
 """Class labels computed in the accelerator: TopK with the float tail absorbed -> LabelSelect."""
 
+import json
+
 import numpy as np
 import pytest
+from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
 
 from qnnflow.flow.config import load_config
 from qnnflow.flow.execute import compare_outputs, execute_batch, top_k_indices
@@ -42,7 +46,12 @@ def test_label_select_step_in_a_build(tmp_path):
     path = tmp_path / "labels.yaml"
     path.write_text(
         "model: tfc_w1a1\nboard: pynq-z1\ngolden: {count: 4}\ntop_k: 2\n"
-        "steps: [export, tidy, streamline, label_select, to_hw, estimate]\n"
+        "steps: [export, tidy, streamline, label_select, to_hw, fold, estimate, hls_codegen, cppsim]\n"
     )
     log = run_build(load_config(path), tmp_path / "out", progress=lambda line: None)
     assert all(step["verified"] for step in log["steps"])
+    # LabelSelect reads the last MVAU's accumulator type, so fold can cost it and C++ matches
+    hw = ModelWrapper(str(tmp_path / "out" / "04_to_hw.onnx"))
+    label_select = next(n for n in hw.graph.node if n.op_type == "LabelSelect")
+    assert getCustomOp(label_select).get_nodeattr("inputDataType") == hw.get_tensor_datatype(label_select.input[0]).name
+    assert json.loads((tmp_path / "out" / "cppsim" / "result.json").read_text())["bit_exact"] is True
