@@ -144,51 +144,42 @@ def emit_mvau(inst, model, ident: str) -> Kernel:
 
 
 def emit_sliding_window(inst, model, ident: str) -> Kernel:
-    node = inst.onnx_node
     _problems(inst, model)
     g = inst.get_nodeattr
     (kh, kw), ch, (h, w), (oh, ow), (sh, sw) = g("ConvKernelDim"), g("IFMChannels"), g("IFMDim"), g("OFMDim"), \
         g("Stride")
-    simd, dt = g("SIMD"), inst.input_datatype()
-    _check_width(node, f"the stream word (SIMD={simd} x {dt.bitwidth()} bits)", simd * dt.bitwidth(),
-                 f"lower SIMD to at most {MAX_WORD_BITS // dt.bitwidth()}")
-    constants = dict(KH=kh, KW=kw, CH=ch, H=h, W=w, OH=oh, OW=ow, SH=sh, SW=sw, SIMD=simd)
-    body = config_struct(f"{ident}_cfg", constants, dict(elem_t=element_type(dt.name)))
-    in_fmt, out_fmt = _formats(inst)
-    return Kernel(node.name, node.op_type, ident, in_fmt, out_fmt,
-                  f"qnnflow::sliding_window<{ident}_cfg>({{inp}}, {{out}});", _header(ident, node, body))
+    constants = dict(KH=kh, KW=kw, CH=ch, H=h, W=w, OH=oh, OW=ow, SH=sh, SW=sw, SIMD=g("SIMD"))
+    return _pixel_stream_kernel(inst, ident, "SIMD", constants, "sliding_window")
 
 
 def emit_padding(inst, model, ident: str) -> Kernel:
-    node = inst.onnx_node
     _problems(inst, model)
     g = inst.get_nodeattr
-    (h, w), (top, left, bottom, right), ch, simd = g("ImgDim"), g("Padding"), g("NumChannels"), g("SIMD")
-    dt = inst.input_datatype()
-    _check_width(node, f"the stream word (SIMD={simd} x {dt.bitwidth()} bits)", simd * dt.bitwidth(),
-                 f"lower SIMD to at most {MAX_WORD_BITS // dt.bitwidth()}")
-    constants = dict(H=h, W=w, CH=ch, SIMD=simd, TOP=top, LEFT=left, BOTTOM=bottom, RIGHT=right,
+    (h, w), (top, left, bottom, right), ch = g("ImgDim"), g("Padding"), g("NumChannels")
+    constants = dict(H=h, W=w, CH=ch, SIMD=g("SIMD"), TOP=top, LEFT=left, BOTTOM=bottom, RIGHT=right,
                      PAD_VALUE=g("PadValue"))
-    body = config_struct(f"{ident}_cfg", constants, dict(elem_t=element_type(dt.name)))
-    in_fmt, out_fmt = _formats(inst)
-    return Kernel(node.name, node.op_type, ident, in_fmt, out_fmt,
-                  f"qnnflow::fm_padding<{ident}_cfg>({{inp}}, {{out}});", _header(ident, node, body))
+    return _pixel_stream_kernel(inst, ident, "SIMD", constants, "fm_padding")
 
 
 def emit_maxpool(inst, model, ident: str) -> Kernel:
-    node = inst.onnx_node
     _problems(inst, model)
     g = inst.get_nodeattr
     (h, w), (kh, kw), (sh, sw), ch = inst._geometry()
-    pe, dt = g("PE"), inst.input_datatype()
-    _check_width(node, f"the stream word (PE={pe} x {dt.bitwidth()} bits)", pe * dt.bitwidth(),
-                 f"lower PE to at most {MAX_WORD_BITS // dt.bitwidth()}")
     oh, ow = inst.normal_output_shape()[1:3]
-    constants = dict(H=h, W=w, CH=ch, PE=pe, KH=kh, KW=kw, SH=sh, SW=sw, OH=oh, OW=ow)
+    constants = dict(H=h, W=w, CH=ch, PE=g("PE"), KH=kh, KW=kw, SH=sh, SW=sw, OH=oh, OW=ow)
+    return _pixel_stream_kernel(inst, ident, "PE", constants, "maxpool")
+
+
+def _pixel_stream_kernel(inst, ident: str, lanes_attr: str, constants: dict, function: str) -> Kernel:
+    """A kernel moving one element type through, ``lanes_attr`` elements a word, configured by ``constants``."""
+    node = inst.onnx_node
+    lanes, dt = inst.get_nodeattr(lanes_attr), inst.input_datatype()
+    _check_width(node, f"the stream word ({lanes_attr}={lanes} x {dt.bitwidth()} bits)", lanes * dt.bitwidth(),
+                 f"lower {lanes_attr} to at most {MAX_WORD_BITS // dt.bitwidth()}")
     body = config_struct(f"{ident}_cfg", constants, dict(elem_t=element_type(dt.name)))
     in_fmt, out_fmt = _formats(inst)
     return Kernel(node.name, node.op_type, ident, in_fmt, out_fmt,
-                  f"qnnflow::maxpool<{ident}_cfg>({{inp}}, {{out}});", _header(ident, node, body))
+                  f"qnnflow::{function}<{ident}_cfg>({{inp}}, {{out}});", _header(ident, node, body))
 
 
 def emit_thresholding(inst, model, ident: str) -> Kernel:
