@@ -18,6 +18,8 @@ from pathlib import Path
 
 warnings.filterwarnings("ignore")
 
+from timing import best_of  # noqa: E402
+
 from qonnx.core.modelwrapper import ModelWrapper  # noqa: E402
 from qonnx.custom_op.registry import getCustomOp  # noqa: E402
 
@@ -46,15 +48,6 @@ def fold(model: ModelWrapper, folding: dict) -> ModelWrapper:
     return model
 
 
-def best(fn, repeat=3):
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
 def measure(label: str, model: ModelWrapper, inputs, images: int) -> None:
     inputs = inputs[:images]
     t0 = time.perf_counter()
@@ -67,11 +60,11 @@ def measure(label: str, model: ModelWrapper, inputs, images: int) -> None:
         binary = compile_project(project, Path(tmp) / "bin")  # cold: a fresh cache
         again = compile_project(project, Path(tmp) / "bin")  # warm: the cached binary
         got, _ = run_testbench(binary.path, project, x, Path(tmp) / "run")  # warm-up (page cache, loader)
-        cpp = best(lambda: run_testbench(binary.path, project, x, Path(tmp) / "run"), repeat=2)
+        cpp = best_of(lambda: run_testbench(binary.path, project, x, Path(tmp) / "run"), repeats=2)
     want, _ = execute_region(model, region, x)
     exact = bool((want.reshape(got.shape) == got).all())
-    py_region = best(lambda: execute_region(model, region, x))
-    py_graph = best(lambda: execute_batch(model, inputs))
+    py_region = best_of(lambda: execute_region(model, region, x))
+    py_graph = best_of(lambda: execute_batch(model, inputs))
     print(f"\n{label}: {len(project.kernels)} kernels, parameter headers {header_mb:.1f} MB, "
           f"codegen {codegen:.2f} s, bit-exact on {len(x)} images: {exact}")
     print(f"  g++ -O2 compile (top + testbench in parallel): {binary.compile_seconds:6.2f} s cold, "

@@ -45,7 +45,7 @@ class Step:
 
 
 _SOURCE_PACKAGES = ("qnnflow.flow", "qnnflow.transforms", "qnnflow.models", "qnnflow.hls", "qnnflow.builds")
-_SOURCE_SUFFIXES = (".py", ".hpp", ".yaml")
+_SOURCE_SUFFIXES = (".py", ".hpp", ".cpp", ".yaml")
 
 
 @functools.lru_cache(maxsize=1)
