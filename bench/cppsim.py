@@ -1,8 +1,9 @@
 """cppsim on CNV w1a1: code generation, g++ compile time, and C++ simulation throughput against the
 Python execution of the same hardware region (and of the whole graph), measured in the same run.
 
-Two foldings: the one to_hw gives (PE = SIMD = 1 everywhere, the slowest hardware and the
-largest parameter headers) and FINN's BNN-PYNQ folding for CNV on the Pynq-Z1.
+Three foldings: the one to_hw gives (PE = SIMD = 1 everywhere, the slowest hardware and the
+largest parameter headers), FINN's BNN-PYNQ folding for CNV on the Pynq-Z1, and the one
+qnnflow's fold step chooses for the Pynq-Z1.
 
 Usage: python bench/cppsim.py [--model cnv_w1a1] [--images 32] [--unfolded-images 4]
 """
@@ -23,11 +24,13 @@ from timing import best_of  # noqa: E402
 from qonnx.core.modelwrapper import ModelWrapper  # noqa: E402
 from qonnx.custom_op.registry import getCustomOp  # noqa: E402
 
+from qnnflow.flow.boards import load_board  # noqa: E402
 from qnnflow.flow.execute import execute_batch  # noqa: E402
 from qnnflow.hls.codegen import generate  # noqa: E402
 from qnnflow.hls.cppsim import compile_project, execute_region, region_input, run_testbench  # noqa: E402
 from qnnflow.models.export import export_source  # noqa: E402
 from qnnflow.models.source import parse_model_source  # noqa: E402
+from qnnflow.transforms.fold import fold  # noqa: E402
 from qnnflow.transforms.streamline import streamline  # noqa: E402
 from qnnflow.transforms.tidy import tidy  # noqa: E402
 from qnnflow.transforms.to_hw import to_hw  # noqa: E402
@@ -36,7 +39,7 @@ CNV_FOLDING = {"MVAU": [(16, 3), (32, 32), (16, 32), (16, 32), (4, 32), (1, 32),
                "ConvolutionInputGenerator": [3, 32, 32, 32, 32, 32]}
 
 
-def fold(model: ModelWrapper, folding: dict) -> ModelWrapper:
+def finn_fold(model: ModelWrapper, folding: dict) -> ModelWrapper:
     model = ModelWrapper(copy.deepcopy(model.model))
     for op_type, values in folding.items():
         for node, value in zip([n for n in model.graph.node if n.op_type == op_type], values):
@@ -87,7 +90,10 @@ def main() -> None:
     model, _ = to_hw(streamline(tidy(model)))
     print(f"{args.model}: golden inputs from {golden.source}")
     measure("to_hw folding (PE = SIMD = 1)", model, golden.input, args.unfolded_images)
-    measure("FINN BNN-PYNQ folding", fold(model, CNV_FOLDING), golden.input, args.images)
+    measure("FINN BNN-PYNQ folding", finn_fold(model, CNV_FOLDING), golden.input, args.images)
+    board = load_board("pynq-z1")
+    measure("qnnflow fold for the Pynq-Z1 (the default build's design)", fold(model, board)[0], golden.input,
+            args.images)
 
 
 if __name__ == "__main__":
