@@ -212,6 +212,12 @@ def make_problem(space: FoldSpace, budget: np.ndarray, weights: np.ndarray) -> f
                 cost = space.dwc(i, int(a), int(w))
                 if cost is not None:
                     res[p, c], cycles[p, c], legal[p, c] = cost.res, cost.cycles, True
+        if not legal.any():  # else every design is "infinitely expensive" and the budget error says inf
+            producer, consumer = space.nodes[i].name, space.nodes[i + 1].name
+            raise QnnflowError(
+                f"node '{consumer}': no width converter joins it to '{producer}' at any folding (output words of "
+                f"{sorted(int(v) for v in out_vals[i])} bits, input words of {sorted(int(v) for v in in_vals[i + 1])} "
+                f"bits); check the two nodes' shapes and datatypes")
         edges.append(fold_search.EdgeCands(res, cycles, legal))
     return fold_search.Problem(nodes, edges, budget, weights)
 

@@ -24,7 +24,13 @@ from qnnflow.models.source import parse_model_source
 from qnnflow.transforms.fold import fold
 from qnnflow.transforms.fold_calibration import PUBLISHED, SHELL_LUTS, calibration_rows
 from qnnflow.transforms.fold_greedy import greedy_fold
-from qnnflow.transforms.fold_space import DEFAULT_MAX_WEIGHT_WIDTH, RESOURCES, dataflow_chain, weight_word_bits
+from qnnflow.transforms.fold_space import (
+    DEFAULT_MAX_WEIGHT_WIDTH,
+    RESOURCES,
+    FoldSpace,
+    dataflow_chain,
+    weight_word_bits,
+)
 from qnnflow.transforms.streamline import streamline
 from qnnflow.transforms.tidy import tidy
 from qnnflow.transforms.to_hw import to_hw
@@ -140,6 +146,13 @@ def test_bad_budgets_and_targets_name_what_is_missing():
     getCustomOp(mvau).set_nodeattr("inputDataType", "UINT2")  # its producer writes BINARY words
     with pytest.raises(QnnflowError, match=r"^node 'MVAU_1': reads UINT2 elements but '\w+' writes BINARY"):
         fold(model, board)
+
+
+def test_nodes_no_converter_can_join_are_named(monkeypatch):
+    model, _ = hw("tfc_w1a1")
+    monkeypatch.setattr(FoldSpace, "dwc", lambda self, edge, in_width, out_width: None)
+    with pytest.raises(QnnflowError, match=r"^node 'MVAU_1': no width converter joins it to 'MVAU_0' at any folding"):
+        fold(model, load_board("pynq-z1"))
 
 
 def test_fold_step_in_a_build(tmp_path):
