@@ -123,7 +123,7 @@ def emit_mvau(inst, model, ident: str) -> Kernel:
     vecs = math.prod(list(g("numInputVectors"))[1:])
     constants = dict(MW=mw, MH=mh, SIMD=simd, PE=pe, VECS=vecs, WMEM=limbs.shape[1], WLIMBS=limbs.shape[2],
                      TMEM=tmem, NT=n_thr, TSLOTS=slots, XNOR=int(inst.xnor()), HAS_ACT=int(has_act),
-                     ACT_VAL=g("ActVal") if has_act else 0)
+                     ACT_VAL=g("ActVal") if has_act else 0, DSP=int(inst.uses_dsp()))
     types = dict(in_t=element_type(idt.name), w_t=element_type(wdt.name), out_t=element_type(odt.name),
                  acc_t=ap_type(adt.name), thr_t=thr_t, wmem_t=wmem_t, tmem_t=tmem_t)
     parts.append(config_struct(f"{ident}_cfg", constants, types))

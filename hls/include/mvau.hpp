@@ -11,7 +11,7 @@
 //
 // C is a configuration struct (generated per layer):
 //   enum { MW, MH, SIMD, PE, VECS, WMEM = MW*MH/(SIMD*PE), WLIMBS, TMEM, NT, TSLOTS,
-//          XNOR, HAS_ACT, ACT_VAL };
+//          XNOR, HAS_ACT, ACT_VAL, DSP };  DSP: lane products in DSP slices, else in fabric
 //   typedef ... in_t, w_t, out_t;   element types (qnnflow::Int<B, S> / Bipolar)
 //   typedef ... acc_t;              ap_int<A> / ap_uint<A>
 //   typedef ... thr_t;              ap_int<T> holding every threshold
@@ -89,6 +89,25 @@ QNNFLOW_INLINE void mvau_decode(const ap_uint<C::SIMD * C::in_t::bits>& x, mvau_
     }
 }
 
+// One lane's product, bound to DSP slices or to fabric as the node's resType (and the cost
+// model) chose; without the binding Vitis HLS picks by itself.  A pragma cannot take a
+// template argument, hence two functions; the one not selected by C::DSP is dead code.
+template <class A, class B>
+QNNFLOW_INLINE auto lane_product_dsp(const A& a, const B& b) -> decltype(a * b) {
+#pragma HLS INLINE
+    const decltype(a * b) product = a * b;
+#pragma HLS BIND_OP variable=product op=mul impl=dsp
+    return product;
+}
+
+template <class A, class B>
+QNNFLOW_INLINE auto lane_product_fabric(const A& a, const B& b) -> decltype(a * b) {
+#pragma HLS INLINE
+    const decltype(a * b) product = a * b;
+#pragma HLS BIND_OP variable=product op=mul impl=fabric
+    return product;
+}
+
 // One PE's contribution for one cycle: SIMD products (or agreeing bits) summed.
 template <class C>
 QNNFLOW_INLINE typename mvau_types<C>::acc_type mvau_dot(const mvau_input<C>& input,
@@ -118,7 +137,12 @@ QNNFLOW_INLINE typename mvau_types<C>::acc_type mvau_dot(const mvau_input<C>& in
     } else {
         for (unsigned s = 0; s < C::SIMD; s++) {
 #pragma HLS UNROLL
-            sum += input.lanes[s] * get_lane<typename C::w_t>(w, s);
+            const typename C::w_t::value_t weight = get_lane<typename C::w_t>(w, s);
+            if (C::DSP) {
+                sum += lane_product_dsp(input.lanes[s], weight);
+            } else {
+                sum += lane_product_fabric(input.lanes[s], weight);
+            }
         }
     }
     return sum;

@@ -86,6 +86,13 @@ def test_weights_are_in_pe_simd_order():
         assert np.array_equal(np.where(lane >= 4, lane - 8, lane), want[..., s])
 
 
+@pytest.mark.parametrize("res_type, dsp", [("lut", 0), ("dsp", 1), ("auto", 0)])  # auto: 4x3-bit lanes stay in LUTs
+def test_res_type_binds_the_lane_products(res_type, dsp):
+    weights = np.random.default_rng(2).integers(-4, 4, size=(12, 8))
+    header = generate(node_model("MVAU", MVAU_ATTRS | {"resType": res_type}, {1: weights})).files["params/MVAU_0.h"]
+    assert f"DSP = {dsp}," in header.decode()
+
+
 def test_thresholds_are_sorted_per_pe_row():
     rng = np.random.default_rng(1)
     attrs = dict(MVAU_ATTRS, outputDataType="UINT2", noActivation=0)

@@ -96,7 +96,9 @@ def test_synthesis_variants_of_helpers_match(cppsim_cache):
     attrs = dict(MW=12, MH=6, SIMD=4, PE=3, inputDataType="INT4", weightDataType="INT3", outputDataType="UINT2",
                  accDataType="INT10", numInputVectors=[1, 2])
     thresholds = np.sort(rng.integers(-40, 40, (6, 3)), axis=1)
-    models.append(node_model("MVAU", attrs, {1: rng.integers(-4, 4, (12, 6)), 2: thresholds}))
+    weights = rng.integers(-4, 4, (12, 6))
+    for res_type in ("lut", "dsp"):  # lane products bound to fabric, then to DSP slices
+        models.append(node_model("MVAU", attrs | {"resType": res_type}, {1: weights, 2: thresholds}))
     for model in models:
         result = cppsim(model, model_inputs(model, rng, 3), cppsim_cache, extra_flags=("-DQNNFLOW_PORTABLE",))
         assert result.bit_exact, result.message()
