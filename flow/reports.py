@@ -1,7 +1,7 @@
 """Performance and resource estimates of a dataflow graph, in FINN's report formats.
 
-The numbers come from each node's own cost model (``cycles()``, ``resources(board)``);
-this module only collects them, adds them up and presents them:
+The numbers come from each node's own cost model (``cycles()``, ``resources_with_stream(board)``:
+its logic and memories plus the FIFO of the stream it writes); this module only collects them, adds them up and presents them:
 
 - ``estimate_layer_cycles.json``: ``{node: cycles}``;
 - ``estimate_layer_resources.json``: ``{node: {LUT, BRAM_18K, DSP, URAM}, "total": ...}``;
@@ -38,7 +38,7 @@ def layer_estimates(model: ModelWrapper, board: dict) -> list[LayerEstimate]:
         if not is_hw(node):
             continue
         inst = getCustomOp(node)
-        out.append(LayerEstimate(node.name, node.op_type, int(inst.cycles()), dict(inst.resources(board))))
+        out.append(LayerEstimate(node.name, node.op_type, int(inst.cycles()), dict(inst.resources_with_stream(board))))
     return out
 
 

@@ -21,10 +21,14 @@ Mapping BNN-PYNQ's design onto ours:
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
+import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
 from qnnflow.flow import reports
+from qnnflow.hls.nodes import cost
 from qnnflow.hls.nodes.base import divisors
 from qnnflow.transforms.fold import insert_converters, strip_derived
 from qnnflow.transforms.fold_config import apply_folding
@@ -102,3 +106,39 @@ def calibration_rows(models: dict, board: dict) -> list[dict]:
                 rows.append({"model": name, "overlay": pub["overlay"], "resource": res, "published": pub[res],
                              "ours": ours[res], "ratio": ours[res] / pub[res]})
     return rows
+
+
+@contextmanager
+def lut_coefficients(values: dict):
+    """Evaluate the cost model with other fitted coefficients (cost.FITTED's keys); restored on exit."""
+    cost.set_lut_coefficients(**values)
+    try:
+        yield
+    finally:
+        cost.set_lut_coefficients(**cost.FITTED)
+
+
+def _lut_estimates(models: dict, board: dict, values: dict) -> np.ndarray:
+    with lut_coefficients(values):
+        return np.array([published_estimate(models[n], n, board)["LUT"] + SHELL_LUTS for n in models], float)
+
+
+def fit_lut_coefficients(models: dict, board: dict, rounds: int = 2) -> dict:
+    """cost.FITTED refitted to the published LUT totals of ``models``: least squares on the relative error.
+
+    The estimate is affine in the three coefficients up to per-node rounding, so each round
+    measures that affine map around the current point (one evaluation per coefficient) and
+    solves the linear least-squares problem exactly.
+    """
+    names = list(cost.FITTED)
+    published = np.array([PUBLISHED[n]["LUT"] for n in models], float)
+    steps = {"NODE_LUTS": 100.0, "POPCOUNT_LUTS_PER_BIT": 0.5, "LUT_ARITH_SCALE": 0.5}
+    point = dict(cost.FITTED)
+    for _ in range(rounds):
+        base = _lut_estimates(models, board, point)
+        slopes = np.stack([(_lut_estimates(models, board, {**point, k: point[k] + steps[k]}) - base) / steps[k]
+                           for k in names], axis=1)
+        # (base + slopes @ delta) / published ~ 1, in the least-squares sense
+        delta, *_ = np.linalg.lstsq(slopes / published[:, None], 1 - base / published, rcond=None)
+        point = {k: point[k] + float(d) for k, d in zip(names, delta)}
+    return point

@@ -50,7 +50,7 @@ def _walk(node, board: dict, max_weight_width: int) -> list[tuple[dict, int, tup
         op.set_nodeattr(attr, value)
 
     def record():
-        res = op.resources(board)
+        res = op.resources_with_stream(board)
         cost = tuple(int(res[r]) for r in RESOURCES)
         return dict(attrs), int(op.cycles()), cost, op.instream_width(), op.outstream_width()
 

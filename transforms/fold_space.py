@@ -4,7 +4,8 @@ For each dataflow node, the candidates are the products of its knobs (PE/SIMD ov
 divisors of the folded dimension, ram_style, resType), kept when the node itself finds
 them legal (``problems()``) and, for MVAUs, when the weight word PE*SIMD*weight bits fits
 ``max_weight_width``.  Each candidate is costed by the node's own ``cycles()`` and
-``resources(board)``: the node owns its cost model, the search only reads it.
+``resources_with_stream(board)`` (its logic and memories plus the FIFO of the stream it
+writes): the node owns its cost model, the search only reads it.
 
 Between consecutive nodes whose stream widths differ a StreamingDataWidthConverter is
 needed; its cost (a function of the producer's output width and the consumer's input
@@ -205,7 +206,7 @@ def dwc_cost(edge: Edge, in_width: int, out_width: int, board: dict) -> DwcCost 
     for shape, at_producer in ((edge.shape, False), (edge.producer_shape, True)):
         op = op_view(dwc_node("probe", "x", "y", in_width, out_width, shape, edge.datatype))
         if not op.problems():
-            res = op.resources(board)
+            res = op.resources_with_stream(board)
             return DwcCost(tuple(int(res[r]) for r in RESOURCES), int(op.cycles()), at_producer)
     return None
 
@@ -267,7 +268,7 @@ def node_space(node, board: dict, max_weight_width: int) -> NodeSpace:
             op.set_nodeattr(attr, value)
         if op.problems():
             continue
-        res = op.resources(board)
+        res = op.resources_with_stream(board)
         attrs.append({a: choice.get(a, original[a]) for a in original})
         rows.append((op.cycles(), *(res[r] for r in RESOURCES), op.instream_width(), op.outstream_width()))
     if not rows:

@@ -22,6 +22,7 @@ from qnnflow.hls.codegen.cpp import (
     pod_signed,
     signed_bits,
 )
+from qnnflow.hls.nodes.base import STREAM_DEPTH
 from qnnflow.hls.nodes.mvau import packed_weights
 from qnnflow.hls.nodes.thresholding import packed_thresholds
 from qnnflow.hls.streams import MAX_WORD_BITS, StreamFormat
@@ -39,7 +40,7 @@ class Kernel:
     call: str  # C++ statement; {inp} and {out} stand for the stream names
     header: str | None = None  # parameter header text (config struct and memories)
     pragmas: list[str] = field(default_factory=list)  # lines for the top function
-    out_depth: int = 2  # depth of the stream the kernel writes
+    out_depth: int = STREAM_DEPTH  # depth of the stream the kernel writes
     inserted: bool = False  # a converter the generator inserted (no graph node of its own)
 
 
@@ -70,9 +71,10 @@ def _formats(inst) -> tuple[StreamFormat, StreamFormat]:
             StreamFormat(inst.normal_output_shape()[1:], inst.folded_output_shape()[-1], inst.output_datatype().name))
 
 
-def _storage_pragma(name: str, ram_style: str) -> list[str]:
+def _storage_pragma(name: str, ram_style: str, kind: str = "rom_2p") -> list[str]:
+    """Bind memory ``name`` as ``ram_style`` says; 'auto' leaves the choice to Vitis HLS."""
     impl = {"block": "bram", "distributed": "lutram", "ultra": "uram"}.get(ram_style)
-    return [f"#pragma HLS BIND_STORAGE variable={name} type=rom_2p impl={impl}"] if impl else []
+    return [f"#pragma HLS BIND_STORAGE variable={name} type={kind} impl={impl}"] if impl else []
 
 
 def _threshold_memory(node, thresholds: np.ndarray, pe: int, ident: str):
@@ -149,7 +151,12 @@ def emit_sliding_window(inst, model, ident: str) -> Kernel:
     (kh, kw), ch, (h, w), (oh, ow), (sh, sw) = g("ConvKernelDim"), g("IFMChannels"), g("IFMDim"), g("OFMDim"), \
         g("Stride")
     constants = dict(KH=kh, KW=kw, CH=ch, H=h, W=w, OH=oh, OW=ow, SH=sh, SW=sw, SIMD=g("SIMD"))
-    return _pixel_stream_kernel(inst, ident, "SIMD", constants, "sliding_window")
+    # the line buffer: one read and one write a cycle, so a simple dual-port RAM
+    rows, simd = f"{ident}_rows", g("SIMD")
+    buffer = (f"// line buffer: KH + SH input rows of W * CH/SIMD words (ram_style={g('ram_style')})\n"
+              f"static ap_uint<{simd * inst.input_datatype().bitwidth()}> {rows}[{kh + sh}][{w * ch // simd}];\n")
+    return _pixel_stream_kernel(inst, ident, "SIMD", constants, "sliding_window", memory=(rows, buffer),
+                                pragmas=_storage_pragma(rows, g("ram_style"), "ram_s2p"))
 
 
 def emit_padding(inst, model, ident: str) -> Kernel:
@@ -170,16 +177,22 @@ def emit_maxpool(inst, model, ident: str) -> Kernel:
     return _pixel_stream_kernel(inst, ident, "PE", constants, "maxpool")
 
 
-def _pixel_stream_kernel(inst, ident: str, lanes_attr: str, constants: dict, function: str) -> Kernel:
-    """A kernel moving one element type through, ``lanes_attr`` elements a word, configured by ``constants``."""
+def _pixel_stream_kernel(inst, ident: str, lanes_attr: str, constants: dict, function: str,
+                         memory: tuple[str, str] | None = None, pragmas: list[str] = ()) -> Kernel:
+    """A kernel moving one element type through, ``lanes_attr`` elements a word, configured by ``constants``;
+    ``memory`` = (name, definition) of a buffer the kernel takes as its third argument."""
     node = inst.onnx_node
     lanes, dt = inst.get_nodeattr(lanes_attr), inst.input_datatype()
     _check_width(node, f"the stream word ({lanes_attr}={lanes} x {dt.bitwidth()} bits)", lanes * dt.bitwidth(),
                  f"lower {lanes_attr} to at most {MAX_WORD_BITS // dt.bitwidth()}")
     body = config_struct(f"{ident}_cfg", constants, dict(elem_t=element_type(dt.name)))
+    args = "{inp}, {out}"
+    if memory is not None:
+        body += "\n" + memory[1]
+        args += f", {memory[0]}"
     in_fmt, out_fmt = _formats(inst)
-    return Kernel(node.name, node.op_type, ident, in_fmt, out_fmt,
-                  f"qnnflow::{function}<{ident}_cfg>({{inp}}, {{out}});", _header(ident, node, body))
+    return Kernel(node.name, node.op_type, ident, in_fmt, out_fmt, f"qnnflow::{function}<{ident}_cfg>({args});",
+                  _header(ident, node, body), list(pragmas))
 
 
 def emit_thresholding(inst, model, ident: str) -> Kernel:

@@ -7,6 +7,8 @@
 // A line buffer of KH + SH rows: KH rows feed the windows of output row oy while the SH rows
 // of output row oy+1 arrive.  After the first KH rows, each output row takes
 // max(OW*KH*KW*CF, SH*W*CF) iterations at II=1, reading and writing in the same loop.
+// The line buffer is the caller's (a global of the generated parameter header), so that the
+// top function can bind it to block RAM, LUTRAM or UltraRAM as the node's ram_style says.
 //
 // C: enum { KH, KW, CH, H, W, OH, OW, SH, SW, SIMD };  typedef ... elem_t;
 #ifndef QNNFLOW_SLIDING_WINDOW_HPP
@@ -18,12 +20,12 @@ namespace qnnflow {
 
 template <class C>
 void sliding_window(hls::stream<ap_uint<C::SIMD * C::elem_t::bits> >& in,
-                    hls::stream<ap_uint<C::SIMD * C::elem_t::bits> >& out) {
+                    hls::stream<ap_uint<C::SIMD * C::elem_t::bits> >& out,
+                    ap_uint<C::SIMD * C::elem_t::bits> rows[C::KH + C::SH][C::W * (C::CH / C::SIMD)]) {
     typedef ap_uint<C::SIMD * C::elem_t::bits> word;
     enum { CF = C::CH / C::SIMD, ROW = C::W * CF, NB = C::KH + C::SH };
     enum { WRITES = C::OW * C::KH * C::KW * CF };
-
-    word rows[NB][ROW];  // input row r lives in slot r % NB
+    // input row r lives in slot r % NB of rows
 
     // the first KH rows
     unsigned slot = 0, col = 0;

@@ -23,8 +23,10 @@ from qonnx.custom_op.base import CustomOp
 from qonnx.util.basic import get_by_name
 
 from qnnflow.flow.errors import QnnflowError
+from qnnflow.hls.nodes import cost
 
 DOMAIN = "qnnflow.hls.nodes"
+STREAM_DEPTH = 2  # words buffered by the stream each node writes (the generated top function's depth)
 _FLOAT32_EXACT = 2**24  # every integer of magnitude <= 2**24 is a float32
 
 
@@ -298,4 +300,16 @@ class HWNode(CustomOp):
 
     @abstractmethod
     def resources(self, board: dict) -> dict:
-        """Estimated {'LUT', 'BRAM18', 'DSP'} (ints) on ``board`` (a builds/boards/*.yaml mapping)."""
+        """Estimated {'LUT', 'BRAM18', 'DSP'} (ints) of the node's own logic and memories on ``board``
+        (a builds/boards/*.yaml mapping)."""
+
+    def stream_resources(self) -> dict:
+        """The FIFO of the stream the node writes: STREAM_DEPTH words of outstream_width bits, in
+        shift registers, as the generated top function declares it."""
+        return {"LUT": cost.stream_fifo_luts(STREAM_DEPTH, self.outstream_width()), "BRAM18": 0, "DSP": 0}
+
+    def resources_with_stream(self, board: dict) -> dict:
+        """What the node costs in the design: ``resources`` plus its output stream's FIFO.
+        Folding and the reports count this."""
+        own, stream = self.resources(board), self.stream_resources()
+        return {r: own[r] + stream[r] for r in own}

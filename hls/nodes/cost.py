@@ -13,26 +13,28 @@ Sources:
   * Popcount compressor trees: about one LUT per input bit (Preusser, "Generic and universal
     parallel matrix summation with a flexible compression goal for Xilinx FPGAs", FPL 2017).
 
-Calibration (LUT): NODE_LUTS, POPCOUNT_LUTS_PER_BIT and LUT_ARITH_SCALE are fitted by least
-squares (relative error) to the post-synthesis totals Xilinx BNN-PYNQ publishes for its
+Calibration (LUT): NODE_LUTS, POPCOUNT_LUTS_PER_BIT and LUT_ARITH_SCALE (``FITTED``) are fitted
+by least squares (relative error) to the post-synthesis totals Xilinx BNN-PYNQ publishes for its
 Pynq-Z1 overlays (bnn/src/network/<net>/README.md, Vivado 2018.2), with each overlay's
-per-layer PE/SIMD applied to our graph of the same network (transforms/fold_calibration.py),
-weights and line buffers in block RAM as Vivado HLS mapped them, and a 3,000-LUT shell
-assumed (HLS m_axi movers, AXI-Lite control, PS interconnect; the fold budget's headroom):
+per-layer PE/SIMD applied to our graph of the same network (transforms/fold_calibration.py,
+whose ``fit_lut_coefficients`` reproduces the fit), weights and line buffers in block RAM as
+Vivado HLS mapped them, and a 3,000-LUT shell assumed (HLS m_axi movers, AXI-Lite control,
+PS interconnect; the fold budget's headroom).  Every node is charged its output stream's
+FIFO (``HWNode.stream_resources``: depth 2 in SRLs) on top of these:
 
     overlay   published LUT   ours (nodes + shell)      published BRAM18   ours
-    cnvW1A1       26,072        28,700  (+10%)             248            192  (-23%)
-    cnvW1A2       40,321        42,819   (+6%)             263            213  (-19%)
-    cnvW2A2       37,302        30,184  (-19%)             280            237  (-15%)
-    lfcW1A1       28,360        27,240   (-4%)             220            202   (-8%)
+    cnvW1A1       26,072        28,714  (+10%)             248            192  (-23%)
+    cnvW1A2       40,321        42,690   (+6%)             263            213  (-19%)
+    cnvW2A2       37,302        30,242  (-19%)             280            237  (-15%)
+    lfcW1A1       28,360        27,180   (-4%)             220            202   (-8%)
 
-Fitted on these four: 620 LUT per compute node (HLS dataflow control, stream handshakes,
-its FIFOs: a node costs this even at fold 1), 1.43 LUT per popcounted bit on top of the
-XNOR gate, and 0.62 x the FINN-R multiplier + adder-tree LUTs of non-XNOR lanes (Vivado
-packs narrow arithmetic better than the FINN-R formula assumes).  cnvW2A2 stays low: its
-top.cpp forces two memories into LUTRAM, whose read multiplexers we do not model.  BRAM
-is not fitted (the formula counts RAMB18 tiles exactly); BNN-PYNQ also keeps thresholds and
-FIFOs in block RAM.  ``tests/transforms/test_fold_calibration.py`` prints and bounds this table.
+Fitted on these four: 565 LUT per compute node (HLS dataflow control and stream handshakes:
+a node costs this even at fold 1), 1.41 LUT per popcounted bit on top of the XNOR gate, and
+0.58 x the FINN-R multiplier + adder-tree LUTs of non-XNOR lanes (Vivado packs narrow
+arithmetic better than the FINN-R formula assumes).  cnvW2A2 stays low: its top.cpp forces
+two memories into LUTRAM, whose read multiplexers we do not model.  BRAM is not fitted (the
+formula counts RAMB18 tiles exactly); BNN-PYNQ also keeps thresholds and FIFOs in block RAM.
+``tests/transforms/test_fold.py`` prints and bounds this table and checks the fit.
 """
 
 from __future__ import annotations
@@ -41,18 +43,31 @@ import math
 
 from qnnflow.flow.errors import QnnflowError
 
-NODE_LUTS = 620  # fitted (see above): what any compute node costs beyond its own control and datapath
-CONTROL_LUTS = 300 + NODE_LUTS  # FINN-R c0: per-layer control logic of a compute node
+FINN_R_CONTROL_LUTS = 300  # FINN-R c0: per-layer control logic of a compute node
+STREAMING_CONTROL_LUTS = 100  # own estimate: loop counters and handshakes of a simple streaming node
+MOVER_LUTS = 50  # own estimate: the same for a padding node
 DATAPATH_SCALE = 1.1  # FINN-R c1: routing/packing overhead on datapath LUTs
-SMALL_CONTROL_LUTS = 100 + NODE_LUTS  # own estimate: loop counters and handshakes of a simple streaming node
-MOVER_CONTROL_LUTS = 50 + NODE_LUTS  # own estimate: the same for a padding node
-POPCOUNT_LUTS_PER_BIT = 1.43  # fitted (see above); Preusser's compressor trees reach about 1
-LUT_ARITH_SCALE = 0.62  # fitted (see above): on LUT multipliers and adder trees of non-XNOR lanes
+FITTED = {  # see above; transforms/fold_calibration.fit_lut_coefficients reproduces them
+    "NODE_LUTS": 565,  # what any compute node costs beyond its own control, datapath and output stream
+    "POPCOUNT_LUTS_PER_BIT": 1.41,  # Preusser's compressor trees reach about 1
+    "LUT_ARITH_SCALE": 0.58,  # on LUT multipliers and adder trees of non-XNOR lanes
+}
 BRAM18_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))  # (depth, width)
 LUTRAM_DEPTH = 64  # one LUT6 as RAM64X1
 SRL_DEPTH = 32  # one LUT6 as SRLC32E
 AUTO_LUTRAM_MAX_DEPTH = 128  # "auto" memories this shallow go to LUTRAM (FINN's internal_embedded rule)
 DSP_PORTS = {"7series": (25, 18), "ultrascale+": (27, 18)}
+
+
+def set_lut_coefficients(NODE_LUTS: float, POPCOUNT_LUTS_PER_BIT: float, LUT_ARITH_SCALE: float) -> None:
+    """Set the fitted coefficients and the control terms derived from them (calibration only)."""
+    module = globals()
+    module.update(NODE_LUTS=NODE_LUTS, POPCOUNT_LUTS_PER_BIT=POPCOUNT_LUTS_PER_BIT, LUT_ARITH_SCALE=LUT_ARITH_SCALE,
+                  CONTROL_LUTS=FINN_R_CONTROL_LUTS + NODE_LUTS, SMALL_CONTROL_LUTS=STREAMING_CONTROL_LUTS + NODE_LUTS,
+                  MOVER_CONTROL_LUTS=MOVER_LUTS + NODE_LUTS)
+
+
+set_lut_coefficients(**FITTED)
 
 
 def part_family(board: dict) -> str:
@@ -80,6 +95,12 @@ def lutram_luts(depth: int, width: int) -> int:
 def srl_luts(depth: int, width: int) -> int:
     """LUTs for a depth x width shift-register FIFO (32 deep per LUT)."""
     return math.ceil(depth / SRL_DEPTH) * width if depth > 0 and width > 0 else 0
+
+
+def stream_fifo_luts(depth: int, width: int) -> int:
+    """LUTs of a shallow stream FIFO: the words in SRLs plus read/write address counters
+    (2 * log2(depth), FINN's StreamingFIFO lut_estimation)."""
+    return srl_luts(depth, width) + 2 * counter_luts(depth)
 
 
 def memory(depth: int, width: int, ram_style: str) -> dict:

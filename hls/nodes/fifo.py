@@ -80,12 +80,15 @@ class StreamingFIFO(HWNode):
         cost.uram_check(self.get_nodeattr("ram_style"), board, self.name)
         depth, width = self.get_nodeattr("depth"), self.instream_width()
         where = self.storage()
-        luts = 2 * cost.counter_luts(depth)
-        brams = 0
         if where == "srl":
-            luts += cost.srl_luts(depth, width)
-        elif where == "lutram":
+            return {"LUT": cost.stream_fifo_luts(depth, width), "BRAM18": 0, "DSP": 0}
+        luts, brams = 2 * cost.counter_luts(depth), 0
+        if where == "lutram":
             luts += cost.lutram_luts(depth, width)
         else:
             brams = cost.bram18_count(depth, width)
         return {"LUT": int(luts), "BRAM18": brams, "DSP": 0}
+
+    def stream_resources(self) -> dict:
+        """Nothing beyond ``resources``: this node's buffer is the stream it writes (depth words)."""
+        return {"LUT": 0, "BRAM18": 0, "DSP": 0}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hls_harness import board
+from hls_harness import board, node_op
 from qnnflow.flow.errors import QnnflowError
 from qnnflow.hls.nodes import cost
 
@@ -26,6 +26,18 @@ def test_memory_styles():
     assert cost.memory(10, 40, "block") == {"LUT": 0, "BRAM18": 2}
     assert cost.memory(1000, 4, "distributed") == {"LUT": 16 * 4, "BRAM18": 0}
     assert cost.srl_luts(33, 3) == 6 and cost.lutram_luts(64, 5) == 5
+
+
+@pytest.mark.parametrize("pe", [1, 4, 16])
+def test_a_node_pays_for_the_stream_it_writes(pe):
+    """Depth-2 output FIFO: one SRL per bit of PE x 2-bit words, plus two 2-bit address counters."""
+    mvau = node_op("MVAU", ["x", "W", "T"], MW=64, MH=16, SIMD=8, PE=pe, inputDataType="UINT2",
+                   weightDataType="INT2", outputDataType="UINT2")
+    own, total = mvau.resources(board("pynq-z1")), mvau.resources_with_stream(board("pynq-z1"))
+    assert total["LUT"] - own["LUT"] == pe * 2 + 2 * 2
+    assert (total["BRAM18"], total["DSP"]) == (own["BRAM18"], own["DSP"])
+    fifo = node_op("StreamingFIFO", depth=16, folded_shape=[1, 16 // pe, pe], dataType="UINT2")
+    assert fifo.resources_with_stream(board("pynq-z1")) == fifo.resources(board("pynq-z1"))  # it is the stream
 
 
 def test_multipliers_by_family():

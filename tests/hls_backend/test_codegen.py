@@ -93,6 +93,20 @@ def test_res_type_binds_the_lane_products(res_type, dsp):
     assert f"DSP = {dsp}," in header.decode()
 
 
+SWG_ATTRS = dict(ConvKernelDim=[3, 3], IFMChannels=4, IFMDim=[6, 6], OFMDim=[2, 2], Stride=[2, 2], SIMD=2,
+                 inputDataType="UINT2", outputDataType="UINT2")
+
+
+@pytest.mark.parametrize("ram_style, impl", [("block", "bram"), ("distributed", "lutram"), ("auto", None)])
+def test_ram_style_binds_the_line_buffer(ram_style, impl):
+    project = generate(node_model("ConvolutionInputGenerator", SWG_ATTRS | {"ram_style": ram_style}))
+    header = project.files["params/ConvolutionInputGenerator_0.h"].decode()
+    assert "ConvolutionInputGenerator_0_rows[5][12];" in header  # KH + SH rows of W * CH/SIMD words
+    binds = [line for line in project.files["top.cpp"].decode().splitlines() if "BIND_STORAGE" in line]
+    want = [f"#pragma HLS BIND_STORAGE variable=ConvolutionInputGenerator_0_rows type=ram_s2p impl={impl}"]
+    assert binds == (want if impl else [])
+
+
 def test_thresholds_are_sorted_per_pe_row():
     rng = np.random.default_rng(1)
     attrs = dict(MVAU_ATTRS, outputDataType="UINT2", noActivation=0)

@@ -135,11 +135,14 @@ def test_label_select(cppsim_cache):
 
 
 def test_fifo_and_width_converters(cppsim_cache):
-    fifo = node_model("StreamingFIFO", dict(depth=8, folded_shape=[1, 6, 2], dataType="INT3"))
-    # 12 INT3 elements: 2 -> 3 lanes (neither divides), 12 -> 4 (split), 1 -> 6 (merge)
+    # 12 INT3 elements a word: 1 lane (depth 1), 2 lanes (depth 8), all 12 (depth 40, beyond an SRL)
+    fifos = [node_model("StreamingFIFO", dict(depth=depth, folded_shape=[1, 12 // lanes, lanes], dataType="INT3"))
+             for lanes, depth in [(1, 1), (2, 8), (12, 40)]]
+    # 2 -> 3 lanes (neither divides), 12 -> 4 (split), 1 -> 6 (merge)
     dwcs = [node_model("StreamingDataWidthConverter", dict(inWidth=a * 3, outWidth=b * 3, shape=[1, 12],
                                                            dataType="INT3")) for a, b in [(2, 3), (12, 4), (1, 6)]]
-    assert_exact(cppsim_all([fifo, *dwcs], cppsim_cache), ["fifo", "dwc 2->3", "dwc 12->4", "dwc 1->6"])
+    assert_exact(cppsim_all([*fifos, *dwcs], cppsim_cache),
+                 ["fifo x1", "fifo x2", "fifo x12", "dwc 2->3", "dwc 12->4", "dwc 1->6"])
 
 
 def test_inserted_width_converter_between_foldings(cppsim_cache):

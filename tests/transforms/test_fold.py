@@ -22,7 +22,8 @@ from qnnflow.flow.runner import run_build
 from qnnflow.models.export import export_source
 from qnnflow.models.source import parse_model_source
 from qnnflow.transforms.fold import fold
-from qnnflow.transforms.fold_calibration import PUBLISHED, SHELL_LUTS, calibration_rows
+from qnnflow.hls.nodes import cost
+from qnnflow.transforms.fold_calibration import PUBLISHED, SHELL_LUTS, calibration_rows, fit_lut_coefficients
 from qnnflow.transforms.fold_greedy import greedy_fold
 from qnnflow.transforms.fold_space import (
     DEFAULT_MAX_WEIGHT_WIDTH,
@@ -183,3 +184,12 @@ def test_calibration_against_bnn_pynq(capsys):
     assert len(rows) == 8
     for row in rows:
         assert 0.75 <= row["ratio"] <= 1.25, row
+
+
+def test_fitted_coefficients_are_the_least_squares_fit():
+    """cost.FITTED is what the fit gives today: a change to the cost model must come with a refit."""
+    fitted = fit_lut_coefficients({name: hw(name)[0] for name in PUBLISHED}, load_board("pynq-z1"))
+    assert abs(fitted["NODE_LUTS"] - cost.FITTED["NODE_LUTS"]) < 5, fitted
+    for name in ("POPCOUNT_LUTS_PER_BIT", "LUT_ARITH_SCALE"):
+        assert abs(fitted[name] - cost.FITTED[name]) < 0.01, fitted
+    assert cost.NODE_LUTS == cost.FITTED["NODE_LUTS"]  # the fit left the model as it found it
