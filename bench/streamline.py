@@ -8,6 +8,7 @@ default location /tmp/finn-oracle-venv is tried too).
 Usage: python bench/streamline.py [model]
 """
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -44,10 +45,11 @@ print(t1 - t0, t2 - t1)
 
 
 def finn_python() -> str | None:
+    """A Python with FINN: FINN_PYTHON, the oracle venv, or this one if finn imports here."""
     for candidate in (os.environ.get("FINN_PYTHON"), "/tmp/finn-oracle-venv/bin/python"):
         if candidate and Path(candidate).exists():
             return candidate
-    return None
+    return sys.executable if importlib.util.find_spec("finn") else None
 
 
 

@@ -1,7 +1,12 @@
 import json
+from pathlib import Path
+
+import pytest
+from qonnx.core.modelwrapper import ModelWrapper
 
 from qnnflow.flow.cli import EXIT_BAD_INPUT, EXIT_BUILD_FAILED, main
 from qnnflow.flow.config import DEFAULT_STEPS
+from qnnflow.transforms.partition import is_hw
 
 from .test_runner import _cli
 
@@ -28,6 +33,45 @@ def test_default_steps_fold_then_simulate_the_folded_cpp(tmp_path, monkeypatch, 
     config = json.loads((out / "folding_config.json").read_text())
     assert any(v.get("PE", 1) * v.get("SIMD", 1) > 1 for k, v in config.items() if k != "Defaults")
     assert json.loads((out / "cppsim" / "result.json").read_text())["bit_exact"] is True
+    # the host head and tail are listed in the log
+    notes = next(s["notes"] for s in log["steps"] if s["name"] == "to_hw")
+    assert any(n.startswith("host head (before the accelerator): ") for n in notes)
+    assert any(n.startswith("host tail (after the accelerator): ") for n in notes)
+    check_estimate_reports(out, log["clock_ns"], capsys.readouterr().out)
+
+
+def test_the_default_build_cnv_w1a1_on_pynq_z1(tmp_path, capsys):
+    """What `make build` runs: CNV w1a1 folded for the Pynq-Z1, its C++ simulated bit-exact."""
+    build = Path(__file__).resolve().parents[2] / "builds" / "cnv_w1a1.yaml"
+    out = tmp_path / "cnv"
+    assert main(["build", str(build), "--board", "pynq-z1", "--out", str(out), "--set", "golden.count=2"]) == 0
+    log = json.loads((out / "build_log.json").read_text())
+    assert [s["name"] for s in log["steps"]] == DEFAULT_STEPS and all(s["verified"] for s in log["steps"])
+    folding = json.loads((out / "report" / "folding.json").read_text())
+    assert folding["within_budget"] and folding["estimated_throughput_fps"] >= 9150  # BNN-PYNQ's measured rate
+    result = json.loads((out / "cppsim" / "result.json").read_text())
+    assert result["bit_exact"] is True and result["images"] == 2
+    check_estimate_reports(out, log["clock_ns"], capsys.readouterr().out)
+
+
+def check_estimate_reports(out, clock_ns, terminal):
+    """FINN's report files, consistent with each other and with the hardware nodes of the graph."""
+    report = out / "report"
+    cycles = json.loads((report / "estimate_layer_cycles.json").read_text())
+    resources = json.loads((report / "estimate_layer_resources.json").read_text())
+    perf = json.loads((report / "estimate_network_performance.json").read_text())
+    hw_nodes = [n.name for n in ModelWrapper(str(out / "05_estimate.onnx")).graph.node if is_hw(n)]
+    assert list(cycles) == hw_nodes and list(resources) == [*hw_nodes, "total"]
+    for key in ("LUT", "BRAM_18K", "DSP"):
+        assert resources["total"][key] == sum(resources[n][key] for n in hw_nodes)
+    bottleneck = max(cycles, key=cycles.get)
+    assert perf["max_cycles"] == cycles[bottleneck] and perf["max_cycles_node_name"] == bottleneck
+    assert perf["critical_path_cycles"] == sum(cycles.values())
+    assert perf["estimated_throughput_fps"] == pytest.approx(1e9 / (cycles[bottleneck] * clock_ns))
+    assert perf["estimated_latency_ns"] == pytest.approx(sum(cycles.values()) * clock_ns)
+    assert (report / "estimate.png").read_bytes()[:4] == b"\x89PNG"
+    table = [line for line in terminal.splitlines() if line.startswith(bottleneck + " ")]
+    assert table and any(line.endswith("<- bottleneck") for line in table)
 
 
 def test_bad_yaml_exits_2_with_one_line(tfc_build, tmp_path, capsys):
