@@ -6,24 +6,76 @@ after checking every entry, so a bad file fails in one line naming the node and 
 
 ``Defaults`` follows FINN: ``{"attr": [value, "all" | ["OpType", ...]]}`` sets ``attr`` on
 every node (of those op types) that has it, before the per-node entries; a bare value
-means "all".  FINN's per-node FIFO depth lists (inFIFODepths, outFIFODepths) are accepted
-and ignored: FIFO sizing is not part of folding here.
+means "all".
+
+Files written by FINN itself are accepted.  FINN numbers nodes per op type in graph order,
+as qnnflow does, so a FINN name keeps its number and its op type is translated
+(``canonical_name``): the ``_hls``/``_rtl`` variant suffix is dropped and older op names
+are mapped (FINN_OPS: MatrixVectorActivation_3 and StreamingFCLayer_Batch_3 -> MVAU_3,
+Thresholding_Batch_0 -> Thresholding_0); op types in Defaults are translated the same
+way.  Two entries landing on one node are an error (FINN numbers its ``_hls`` and
+``_rtl`` variants of an op separately, so a file mixing them cannot be mapped by name).
+Entries for an op type of which the graph has no dataflow node at all (FINN's input
+Thresholding or LabelSelect, which qnnflow may run on the host) are ignored; a missing node
+of a kind the graph has (MVAU_9 in a graph of nine MVAUs) stays an error.
+Entries for StreamingFIFO and StreamingDataWidthConverter nodes are ignored (fold inserts
+the converters its folding needs; FIFO sizing is not part of folding), as are the fields
+FINN writes that have no qnnflow counterpart (FINN_FIELDS, each with its reason).  Every
+translation and everything ignored is reported in a note.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
+import re
+from collections import Counter
 from pathlib import Path
 
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
 from qnnflow.flow.errors import QnnflowError
+from qnnflow.hls.nodes import NODE_CLASSES
 from qnnflow.transforms.fold_space import DERIVED_OPS, FOLDING_ATTRS, PARALLEL_KNOBS, weight_word_bits
 from qnnflow.transforms.partition import is_hw
 
-IGNORED_FIELDS = ("inFIFODepths", "outFIFODepths")
+OUR_OPS = frozenset(cls.__name__ for cls in NODE_CLASSES)
+# Older FINN op types -> ours (after dropping a _hls/_rtl suffix; FINN >= 0.10 names are ours plus that suffix).
+FINN_OPS = {
+    "MatrixVectorActivation": "MVAU",
+    "StreamingFCLayer_Batch": "MVAU",
+    "Thresholding_Batch": "Thresholding",
+    "StreamingMaxPool_Batch": "StreamingMaxPool",
+    "FMPadding_Batch": "FMPadding",
+    "LabelSelect_Batch": "LabelSelect",
+    "StreamingDataWidthConverter_Batch": "StreamingDataWidthConverter",
+}
+FINN_VARIANTS = ("_hls", "_rtl")
+# Fields FINN writes in folding files that qnnflow has no counterpart for, by why they can be ignored.
+FINN_FIELDS = {field: why for why, fields in (
+    ("weights are always embedded in the kernel", ("mem_mode",)),
+    ("weights are fixed when the kernel is generated", ("runtime_writeable_weights",)),
+    ("an MVAU's threshold memory style is always auto", ("ram_style_thresholds",)),
+    ("Thresholding memory is chosen by ram_style", ("depth_trigger_uram", "depth_trigger_bram")),
+    ("the sliding window's only parallelism is SIMD", ("parallel_window",)),
+    ("each node has one implementation", ("preferred_impl_style",)),
+    ("FIFO sizing is not part of folding",
+     ("depth", "impl_style", "inFIFODepths", "outFIFODepths", "inFIFODepth", "outFIFODepth")),
+) for field in fields}
+
+
+def canonical_op(op_type: str) -> str:
+    """qnnflow's op type for a FINN one (MVAU_hls, MatrixVectorActivation -> MVAU); unknown op types unchanged."""
+    stem = next((op_type[:-len(s)] for s in FINN_VARIANTS if op_type.endswith(s)), op_type)
+    ours = FINN_OPS.get(stem, stem)
+    return ours if ours in OUR_OPS else op_type
+
+
+def canonical_name(name: str) -> str:
+    """qnnflow's name for a node name in any FINN form (MVAU_hls_3, StreamingFCLayer_Batch_3 -> MVAU_3)."""
+    parsed = re.fullmatch(r"(.+)_([0-9]+)", name)
+    return f"{canonical_op(parsed[1])}_{parsed[2]}" if parsed else name
 
 
 def tunable_nodes(model: ModelWrapper) -> list:
@@ -83,40 +135,104 @@ def _set(op, where: str, field: str, value) -> None:
     op.set_nodeattr(field, value)
 
 
-def _defaults(config: dict, source: str) -> list[tuple[str, object, object]]:
-    """[(attr, value, op types or 'all')] from the Defaults section."""
+class _Seen:
+    """What reading a file translated and ignored, for the notes."""
+
+    def __init__(self):
+        self.names, self.ops, self.derived, self.fields, self.absent = Counter(), {}, Counter(), set(), []
+
+    def notes(self) -> list[str]:
+        notes = []
+        if self.names or self.ops:
+            said = [f"{finn}_<n> -> {ours}_<n> ({k})" for (finn, ours), k in self.names.items()]
+            said += [f"Defaults op type {finn} -> {ours}" for finn, ours in self.ops.items()]
+            notes.append(f"FINN names translated to qnnflow's: {', '.join(said)}")
+        if self.derived:
+            kinds = ", ".join(f"{op} x{k}" for op, k in self.derived.items())
+            notes.append(f"ignored {sum(self.derived.values())} FIFO/width-converter entries ({kinds}): fold "
+                         f"inserts the width converters its folding needs; FIFO sizing is not part of folding")
+        if self.absent:
+            notes.append(f"ignored {', '.join(self.absent)}: this graph has no dataflow node of that kind "
+                         f"(qnnflow runs it on the host, or the build has no such layer)")
+        if self.fields:
+            reasons = {}
+            for field in (f for f in FINN_FIELDS if f in self.fields):
+                reasons.setdefault(FINN_FIELDS[field], []).append(field)
+            said = "; ".join(f"{', '.join(fields)} ({why})" for why, fields in reasons.items())
+            notes.append(f"ignored FINN fields with no qnnflow counterpart: {said}")
+        return notes
+
+
+def _label(given: str, ours: str) -> str:
+    return f"'{given}'" if given == ours else f"'{given}' (qnnflow's '{ours}')"
+
+
+def _defaults(config: dict, source: str, seen: _Seen) -> list[tuple[str, object, object]]:
+    """[(attr, value, our op types or 'all')] from the Defaults section."""
     section = config.get("Defaults", {})
     if not isinstance(section, dict):
         raise QnnflowError(f"{source}: 'Defaults' must be a mapping of attribute to [value, \"all\" | [op types]]")
     out = []
     for attr, spec in section.items():
         where = f"{source}: Defaults"
+        if attr in FINN_FIELDS:
+            seen.fields.add(attr)
+            continue
         if attr not in FOLDING_ATTRS:
             raise QnnflowError(f"{where}: field '{attr}' is not a folding attribute; use one of {', '.join(FOLDING_ATTRS)}")
         value, ops = (spec[0], spec[1]) if isinstance(spec, list) and len(spec) == 2 else (spec, "all")
         if ops != "all" and not (isinstance(ops, list) and all(isinstance(o, str) for o in ops)):
             raise QnnflowError(f"{where}: field '{attr}': expected [value, \"all\" | [op types]], got {spec!r}")
         _check_value(where, attr, value)
+        if ops != "all":
+            ours = [canonical_op(o) for o in ops]
+            seen.ops.update((o, c) for o, c in zip(ops, ours) if o != c)
+            ops = ours
         out.append((attr, value, ops))
+    return out
+
+
+def _entries(config: dict, nodes: dict, source: str, seen: _Seen) -> dict[str, tuple[str, dict]]:
+    """{our node name: (name in the file, entry)}; FIFO and width-converter entries are left out."""
+    out = {}
+    for given, entry in config.items():
+        if given == "Defaults":
+            continue
+        ours = canonical_name(given)
+        finn_op, our_op = given.rpartition("_")[0], ours.rpartition("_")[0]
+        if our_op in DERIVED_OPS:
+            seen.derived[finn_op] += 1
+            continue
+        if ours not in nodes and our_op in OUR_OPS and all(n.op_type != our_op for n in nodes.values()):
+            seen.absent.append(given)  # e.g. FINN's input Thresholding, which qnnflow keeps on the host
+            continue
+        if ours not in nodes:
+            close = difflib.get_close_matches(ours, list(nodes), n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise QnnflowError(f"{source}: unknown node {_label(given, ours)}; {hint}"
+                               f"(dataflow nodes: {', '.join(nodes)})")
+        if not isinstance(entry, dict):
+            raise QnnflowError(f"{source}: node {_label(given, ours)}: expected a mapping of attribute to value, "
+                               f"got {entry!r}")
+        if ours in out:
+            raise QnnflowError(f"{source}: entries '{out[ours][0]}' and '{given}' both configure node '{ours}'; "
+                               f"keep one")
+        if given != ours:
+            seen.names[(finn_op, our_op)] += 1
+        out[ours] = (given, entry)
     return out
 
 
 def apply_folding(model: ModelWrapper, config: dict, max_weight_width: int, source: str = "folding") -> list[str]:
     """Set the folding attributes of ``config`` on ``model`` (in place); returns notes.
 
-    Every problem raises a QnnflowError naming ``source``, the node and the field.
+    Node names may be ours or FINN's (see the module docstring).  Every problem raises a
+    QnnflowError naming ``source``, the node and the field.
     """
     nodes = {n.name: n for n in tunable_nodes(model)}
-    defaults = _defaults(config, source)
-    for name, entry in config.items():
-        if name == "Defaults":
-            continue
-        if name not in nodes:
-            close = difflib.get_close_matches(name, list(nodes), n=1)
-            hint = f"did you mean '{close[0]}'? " if close else ""
-            raise QnnflowError(f"{source}: unknown node '{name}'; {hint}(dataflow nodes: {', '.join(nodes)})")
-        if not isinstance(entry, dict):
-            raise QnnflowError(f"{source}: node '{name}': expected a mapping of attribute to value, got {entry!r}")
+    seen = _Seen()
+    defaults = _defaults(config, source, seen)
+    entries = _entries(config, nodes, source, seen)
     notes = []
     for name, node in nodes.items():
         op = getCustomOp(node)
@@ -124,10 +240,11 @@ def apply_folding(model: ModelWrapper, config: dict, max_weight_width: int, sour
         for attr, value, ops in defaults:
             if attr in allowed and (ops == "all" or node.op_type in ops):
                 _set(op, f"{source}: Defaults (node '{name}')", attr, value)
-        entry = config.get(name, {})
+        given, entry = entries.get(name, (name, {}))
+        where = f"{source}: node {_label(given, name)}"
         for field, value in entry.items():
-            where = f"{source}: node '{name}'"
-            if field in IGNORED_FIELDS:
+            if field in FINN_FIELDS:
+                seen.fields.add(field)
                 continue
             if field not in allowed:
                 raise QnnflowError(f"{where}: field '{field}' is not a folding attribute of {node.op_type}; "
@@ -135,12 +252,12 @@ def apply_folding(model: ModelWrapper, config: dict, max_weight_width: int, sour
             _set(op, where, field, value)
         found = op.problems()
         if found:
-            raise QnnflowError(f"{source}: node '{name}': {found[0]}")
+            raise QnnflowError(f"{where}: {found[0]}")
         bits = weight_word_bits(op)
         if bits is not None and bits > max_weight_width:
             raise QnnflowError(
-                f"{source}: node '{name}': field 'PE'/'SIMD': PE*SIMD*weight bits = {bits} exceeds "
+                f"{where}: field 'PE'/'SIMD': PE*SIMD*weight bits = {bits} exceeds "
                 f"fold.max_weight_width={max_weight_width}; lower PE or SIMD, or raise fold.max_weight_width")
-        if name not in config and node.op_type in PARALLEL_KNOBS:
+        if name not in entries and node.op_type in PARALLEL_KNOBS:
             notes.append(f"{name} is not in the folding file; kept as it was")
-    return notes
+    return seen.notes() + notes
