@@ -9,7 +9,9 @@ the same hardware region.  On a mismatch it rebuilds the project with stream tap
 
 Binaries are cached under ``cache_dir/<hash>/`` (the binary ``testbench`` and the sources
 it was compiled from, ``hls/``) by the hash of every source file, the flags, the compiler
-and the ap_int headers used: an unchanged project never recompiles.
+and the ap_int headers used (their directory and the bytes of its ap_*.h, hls_stream*.h,
+hls_half*.h and etc/ files): an unchanged project never recompiles, and editing or
+upgrading the headers in place does.
 
 Headers: ``$XILINX_HLS/include`` when XILINX_HLS is set, else the copy of Xilinx's
 ap_int.h / hls_stream.h in the hls4ml wheel (``hls4ml/templates/vivado/ap_types``).
@@ -39,12 +41,16 @@ from qonnx.custom_op.registry import getCustomOp
 
 from qnnflow.flow.errors import QnnflowError
 from qnnflow.hls.codegen import HlsProject, Region, generate
-from qnnflow.hls.nodes.base import DOMAIN, to_carrier, value_problem
+from qnnflow.hls.nodes.base import to_carrier, value_problem
 from qnnflow.hls.streams import StreamFormat
 
 CXX_STD = "-std=c++14"
 DEFAULT_OPT = "-O2"
 HLS4ML_AP_TYPES = ("templates", "vivado", "ap_types")
+# The headers of the include directory that the generated C++ can reach (ap_int.h, hls_stream.h and
+# what they include): the cache keys hash their bytes.  Not the whole directory: $XILINX_HLS/include
+# holds thousands of unrelated headers.
+AP_HEADER_GLOBS = ("ap_*.h", "hls_stream*.h", "hls_half*.h", "etc/**/*")
 STREAM_WARNING = "WARNING: Hls::stream"
 # Directories being built (renamed into place when complete).  Not the runner's ".tmp-" prefix:
 # the runner deletes stale ".tmp-*" files, not directories.
@@ -92,6 +98,29 @@ def ap_include_dir() -> Path:
                        "(or set XILINX_HLS to a Vitis HLS installation)")
 
 
+_HEADER_DIGESTS: dict[tuple, str] = {}
+
+
+def ap_headers_digest(ap_dir: Path) -> str:
+    """sha256 of the relevant headers of ``ap_dir`` (AP_HEADER_GLOBS), names and bytes.
+
+    Computed once per process for each state of the files (names, sizes, modification
+    times): about 1 ms for the hls4ml headers; later calls cost a stat per file.
+    """
+    ap_dir = Path(ap_dir)
+    files = sorted({p for pattern in AP_HEADER_GLOBS for p in ap_dir.glob(pattern) if p.is_file()})
+    stats = tuple((p.relative_to(ap_dir).as_posix(), st.st_size, st.st_mtime_ns)
+                  for p, st in ((p, p.stat()) for p in files))
+    key = (str(ap_dir), stats)
+    digest = _HEADER_DIGESTS.get(key)
+    if digest is None:
+        h = hashlib.sha256()
+        for path, (rel, _, _) in zip(files, stats):
+            h.update(rel.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+        digest = _HEADER_DIGESTS[key] = h.hexdigest()
+    return digest
+
+
 # ----- compilation -----------------------------------------------------------------------------------
 
 
@@ -102,10 +131,16 @@ class Binary:
     cached: bool
 
 
-def _source_hash(project: HlsProject, flags: list[str], cxx: str, ap_dir: Path) -> str:
+def _toolchain_hash(cxx: str, flags: list[str], ap_dir: Path):
+    """A sha256 object fed with what, besides the sources, decides a compiled binary."""
     h = hashlib.sha256()
-    for part in (_compiler_identity(cxx), cxx, str(ap_dir), " ".join(flags)):
+    for part in (_compiler_identity(cxx), cxx, str(ap_dir), ap_headers_digest(ap_dir), " ".join(flags)):
         h.update(part.encode() + b"\0")
+    return h
+
+
+def _source_hash(project: HlsProject, flags: list[str], cxx: str, ap_dir: Path) -> str:
+    h = _toolchain_hash(cxx, flags, ap_dir)
     for rel, data in project.files.items():
         h.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
     return h.hexdigest()[:20]
@@ -129,9 +164,7 @@ def _precompiled_header(project: HlsProject, cxx: str, flags: list[str], ap_dir:
     worth it when one cache compiles many projects (tests, sweeps).
     """
     headers = {rel: data for rel, data in project.files.items() if rel.startswith("include/")}
-    h = hashlib.sha256()
-    for part in (_compiler_identity(cxx), cxx, str(ap_dir), " ".join(flags)):
-        h.update(part.encode() + b"\0")
+    h = _toolchain_hash(cxx, flags, ap_dir)
     for rel, data in headers.items():
         h.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
     final = cache_dir / "pch" / h.hexdigest()[:20]
@@ -270,12 +303,7 @@ def execute_region(model: ModelWrapper, region: Region, x: np.ndarray, keep: boo
     for start in range(0, len(x), chunk):
         ctx = {region.input: to_carrier(np.asarray(x[start : start + chunk]).astype(np.int64))}
         for node in region.nodes:
-            if node.domain == DOMAIN:
-                getCustomOp(node).execute_node(ctx, model.graph)
-            else:  # Flatten/Reshape: the same elements in the same order
-                value = ctx[node.input[0]]
-                shape = model.get_tensor_shape(node.output[0])
-                ctx[node.output[0]] = value.reshape(value.shape[0], *shape[1:])
+            getCustomOp(node).execute_node(ctx, model.graph)
             if keep:
                 kept.setdefault(node.name, []).append(ctx[node.output[0]])
         finals.append(ctx[region.output])

@@ -173,8 +173,9 @@ def dataflow_chain(model: ModelWrapper) -> tuple[list, list[Edge]]:
                     f"node '{node.name}': the next dataflow node in the graph, '{hw[i + 1].name}', does not read "
                     f"its output; fold supports a single chain of dataflow nodes only")
             _check_stream_types(node, nxt)
-            edges.append(Edge(i, tensor, _per_image(model, tensor), node.output[0],
-                              _per_image(model, node.output[0]), _stream_dtype(model, node)))
+            # the shapes as the nodes see the stream: an MVAU may read a (1, H, W, C) tensor as MW = H*W*C
+            edges.append(Edge(i, tensor, _batch_one(getCustomOp(nxt).normal_input_shape()), node.output[0],
+                              _batch_one(getCustomOp(node).normal_output_shape()), _stream_dtype(model, node)))
         elif nxt is not None:
             raise QnnflowError(f"node '{node.name}': reads after the last dataflow node; internal error")
     return hw, edges
@@ -189,8 +190,7 @@ def _check_stream_types(producer, consumer) -> None:
             f"set {consumer.name}.inputDataType={wrote.name} (to_hw does) before folding")
 
 
-def _per_image(model: ModelWrapper, tensor: str) -> list[int]:
-    shape = model.get_tensor_shape(tensor)
+def _batch_one(shape) -> list[int]:
     return [1, *[int(d) for d in shape[1:]]]
 
 

@@ -3,7 +3,8 @@
 Nodes before it (the float head that prepares the input) and after it (a float tail,
 e.g. the classifier's scale and bias) run on the host. A node with hardware both
 upstream and downstream that is not a hardware node is an error naming it: the stream
-would have to leave the accelerator in the middle.
+would have to leave the accelerator in the middle.  That includes a Flatten/Reshape:
+``to_hw`` removes those between dataflow nodes (the next MVAU reads the stream directly).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qnnflow.flow.errors import QnnflowError
 
 HW_DOMAIN = "qnnflow.hls.nodes"
-# Reshapes of an NHWC stream keep the element order: free in hardware.
+# Reshapes keep a stream's element order.  to_hw leaves none inside the region; fold still
+# steps over them in hand-built chains of dataflow nodes (transforms/fold_space.py).
 STREAM_TRANSPARENT = ("Flatten", "Reshape")
 
 
@@ -38,6 +40,9 @@ def _why_not(model: ModelWrapper, node) -> str:
             "a float scale or bias could not be absorbed into thresholds (before a TopK, only a positive "
             "scalar scale and a scalar bias can be dropped)"
         )
+    if node.op_type in STREAM_TRANSPARENT:
+        return ("to_hw removes a reshape between dataflow nodes only where the next one reads its input as a "
+                "flat stream (an MVAU) or the tensor keeps its shape; move the reshape after that node or remove it")
     return f"qnnflow has no dataflow node for {node.op_type}; move it before or after the network, or remove it"
 
 
@@ -70,14 +75,12 @@ def find_partition(model: ModelWrapper) -> Partition:
         before = any(o in above_hw for o in node.output)
         if is_hw(node):
             hardware.append(node.name)
-        elif after and before and node.op_type not in STREAM_TRANSPARENT:
+        elif after and before:
             raise QnnflowError(
                 f"node '{node.name}' ({node.op_type}) sits inside the dataflow region (after "
                 f"'{_nearest_hw_producer(model, node)}') "
                 f"and cannot become hardware: {_why_not(model, node)}"
             )
-        elif after and before:
-            hardware.append(node.name)
         elif after:
             tail.append(node.name)
         else:

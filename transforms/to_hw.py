@@ -9,6 +9,10 @@
   units, T_pc = ceil((T + MW) / 2). Otherwise it travels as a 2-bit integer -1/+1
   (two equal thresholds from -1), so zero padding stays exact.
 - Thresholds are clipped to the accumulator's reachable range, so their datatype is tight.
+- No Flatten/Reshape stays between two dataflow nodes: a stream is its tensor's elements in
+  row-major order, which a reshape keeps, so the MVAU after it reads the producer's stream
+  directly (lowering already put the classifier's weight rows in (h, w, c) order); see
+  RemoveStreamReshapes.
 """
 
 from __future__ import annotations
@@ -27,8 +31,12 @@ from qnnflow.flow.errors import QnnflowError
 from qnnflow.transforms.graph import add_const, fresh_name, single_consumer
 
 HW_DOMAIN = "qnnflow.hls.nodes"
-PASS_THROUGH = ("MaxPool", "MaxPoolNHWC", "Im2Col", "Flatten", "Reshape")
+RESHAPES = ("Flatten", "Reshape")
+PASS_THROUGH = ("MaxPool", "MaxPoolNHWC", "Im2Col", *RESHAPES)
 LINEAR = ("MatMul", "Conv")
+# Dataflow nodes whose input may be any tensor with the right number of elements per image
+# (they group the stream by their attributes; see hls/nodes/mvau.py).
+STREAM_READERS = ("MVAU",)
 
 
 def _attr(node, name, default=None):
@@ -279,13 +287,74 @@ class ConvertToHWNodes(Transformation):
         self._replace(model, [topk], node)
 
 
+class RemoveStreamReshapes(Transformation):
+    """Drop the Flatten/Reshape chains between two dataflow nodes: the consumer reads the stream.
+
+    A Flatten (axis 1) or a Reshape that keeps the batch axis changes how the elements of one
+    image are grouped, never their order, and an MVAU groups its input stream by its own
+    attributes (numInputVectors, MW).  So ``producer -> Flatten -> MVAU`` becomes
+    ``producer -> MVAU`` with the MVAU reading e.g. the (1, H, W, C) tensor as MW = H*W*C.
+    Before any other dataflow node only reshapes that give the tensor its shape back go (e.g. a
+    Flatten of an (N, C) tensor); a reshape in the host head or tail stays.
+    """
+
+    def apply(self, model: ModelWrapper):
+        for node in list(model.graph.node):
+            if node.domain != HW_DOMAIN:
+                continue
+            chain, tensor = [], node.input[0]
+            while True:
+                producer = model.find_producer(tensor)
+                if producer is None or producer.op_type not in RESHAPES or not self._batch_kept(model, producer):
+                    break
+                reader = chain[-1] if chain else node
+                only = single_consumer(model, tensor)
+                if only is None or only.name != reader.name:
+                    break
+                chain.append(producer)
+                tensor = producer.input[0]
+            source = model.find_producer(tensor)
+            if not chain or source is None or source.domain != HW_DOMAIN:
+                continue
+            same_shape = model.get_tensor_shape(tensor) == model.get_tensor_shape(node.input[0])
+            if node.op_type not in STREAM_READERS and not same_shape:
+                continue  # its input shape check would fail; the partition names the reshape
+            node.input[0] = tensor
+            for reshape in chain:
+                model.graph.node.remove(reshape)
+            for reshape in chain:
+                for name in [*reshape.input[1:], reshape.output[0]]:  # a Reshape's target shape; the output
+                    if name and not model.find_consumers(name):
+                        self._forget(model, name)
+        return model, False
+
+    @staticmethod
+    def _forget(model, name):
+        """Remove a tensor that no node reads any more: its initializer, shape and datatype annotation."""
+        graph = model.graph
+        for entries in (graph.initializer, graph.value_info):
+            for entry in [e for e in entries if e.name == name]:
+                entries.remove(entry)
+        for entry in [a for a in graph.quantization_annotation if a.tensor_name == name]:
+            graph.quantization_annotation.remove(entry)
+
+    @staticmethod
+    def _batch_kept(model, node) -> bool:
+        """The reshape keeps axis 0 (the batch) and the elements of each image."""
+        src, dst = model.get_tensor_shape(node.input[0]), model.get_tensor_shape(node.output[0])
+        if not src or not dst or src[0] != dst[0] or int(np.prod(src)) != int(np.prod(dst)):
+            return False
+        return node.op_type != "Flatten" or _attr(node, "axis", 1) == 1
+
+
 def to_hw(model: ModelWrapper):
-    """Lower, encode binary activations, convert to dataflow nodes; returns (model, partition)."""
+    """Lower, encode binary activations, convert to dataflow nodes, drop the reshapes between them;
+    returns (model, partition)."""
     from qnnflow.transforms.lower import LowerToNHWC
     from qnnflow.transforms.partition import find_partition
 
     # Encoding first: a zero-padded binary activation must become a 2-bit integer before
     # lowering pads it.
-    for transform in (EncodeBipolarActivations(), LowerToNHWC(), ConvertToHWNodes()):
+    for transform in (EncodeBipolarActivations(), LowerToNHWC(), ConvertToHWNodes(), RemoveStreamReshapes()):
         model = model.transform(transform)
     return model, find_partition(model)

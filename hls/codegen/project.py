@@ -16,15 +16,15 @@ accelerator's input and output and the list of kernels.
 - ``include/*.hpp``: a copy of the kernel library, so the directory is self-contained.
 - ``manifest.json``: formats, kernels, and the streams' tap names.
 
-Flatten/Reshape inside the region are free (an NHWC flatten keeps the stream order); where
-one kernel's output words are narrower or wider than the next one's input words, the
-generator inserts a width converter and says so in ``notes``.
+The region holds dataflow nodes only (``to_hw`` removes the reshapes between them: a kernel
+reads its producer's stream as its own attributes group it).  Where one kernel's output words
+are narrower or wider than the next one's input words, the generator inserts a width
+converter and says so in ``notes``.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,7 +42,6 @@ from qnnflow.hls.streams import MAX_WORD_BITS, StreamFormat
 
 TOP_NAME = "qnnflow_top"
 INCLUDE_DIR = Path(__file__).resolve().parents[1] / "include"
-TRANSPARENT = ("Flatten", "Reshape")
 
 
 @dataclass
@@ -87,9 +86,8 @@ def hardware_region(model: ModelWrapper) -> Region:
     produced_inside = {o for n in nodes for o in n.output}
     current = None
     for node in nodes:
-        dynamic = [i for i in node.input if i and model.get_initializer(i) is None]
-        if node.domain == DOMAIN:
-            dynamic = dynamic[:1]  # input 0 is the stream; the others are parameters
+        # input 0 is the stream; the others are parameters
+        dynamic = [i for i in node.input if i and model.get_initializer(i) is None][:1]
         if current is None:
             if len(dynamic) != 1 or dynamic[0] in produced_inside:
                 raise QnnflowError(f"node '{node.name}' ({node.op_type}): the hardware region must start with a "
@@ -108,16 +106,6 @@ def hardware_region(model: ModelWrapper) -> Region:
                                    f"{outside or 'the graph output'}; the accelerator has one output stream")
         current = node.output[0]
     return Region(nodes, region_input, current)
-
-
-def _transparent_format(model: ModelWrapper, node, fmt: StreamFormat) -> StreamFormat:
-    """The stream after a Flatten/Reshape: the same words, viewed with the output tensor's shape."""
-    shape = model.get_tensor_shape(node.output[0])
-    per_image = tuple(int(d) for d in shape[1:]) if shape else ()
-    if not per_image or math.prod(per_image) != fmt.elements or per_image[-1] % fmt.lanes:
-        raise QnnflowError(f"node '{node.name}' ({node.op_type}): output shape {shape} does not regroup the "
-                           f"{fmt.words} words of {fmt.lanes} elements of its input; change the folding")
-    return StreamFormat(per_image, fmt.lanes, fmt.datatype)
 
 
 def _compatible(node, producer: StreamFormat, consumer: StreamFormat, producer_name: str) -> None:
@@ -155,12 +143,8 @@ def build_kernels(model: ModelWrapper, region: Region) -> tuple[list[Kernel], li
     fmt, source = None, "the accelerator input"
     for node in region.nodes:
         if node.domain != DOMAIN:
-            if node.op_type not in TRANSPARENT:
-                raise QnnflowError(f"node '{node.name}' ({node.op_type}) is in the hardware region but has no HLS "
-                                   f"kernel; convert it to a dataflow node or move it to the host")
-            if fmt is not None:
-                fmt = _transparent_format(model, node, fmt)
-            continue
+            raise QnnflowError(f"node '{node.name}' ({node.op_type}) is in the hardware region but has no HLS "
+                               f"kernel; convert it to a dataflow node or move it to the host")
         emitter = EMITTERS.get(node.op_type)
         if emitter is None:
             raise QnnflowError(f"node '{node.name}' ({node.op_type}): no HLS kernel implements {node.op_type} "

@@ -1,8 +1,14 @@
 """MVAU: the matrix-vector-activation unit computing fully connected and lowered conv layers.
 
-Inputs: x (N, *numInputVectors[1:], MW) integers, W (MW, MH) integer initializer, and an
-optional T (MH, nT) integer threshold initializer.  ``acc = x @ W``; with thresholds
-(and noActivation=0) the output is ``ActVal + #{t : acc[j] >= T[j, t]}``, else ``acc``.
+Inputs: x integers, W (MW, MH) integer initializer, and an optional T (MH, nT) integer
+threshold initializer.  ``acc = x @ W``; with thresholds (and noActivation=0) the output is
+``ActVal + #{t : acc[j] >= T[j, t]}``, else ``acc``.
+
+x is read as a stream: its per-image elements in row-major order, grouped into
+numInputVectors[1:] vectors of MW.  Its tensor shape is (N, *numInputVectors[1:], MW) or
+any other shape with as many elements per image, e.g. the (N, H, W, C) output of a
+convolution or pool read directly by a fully connected layer with MW = H*W*C (no Flatten
+in between: the stream is the same).  The output is (N, *numInputVectors[1:], MH).
 
 binaryXnorMode=1: x and W are BINARY bits standing for -1/+1 and
 ``acc[j] = popcount(XNOR(x, W[:, j]))``, i.e. the number of agreeing positions; the
@@ -17,7 +23,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from onnx import helper
 
 from qnnflow.hls.nodes import cost
 from qnnflow.hls.nodes.base import HWNode, fold_problem, value_problem
@@ -150,9 +155,21 @@ class MVAU(HWNode):
 
     # ----- execution --------------------------------------------------------------------
 
+    def as_vectors(self, x: np.ndarray) -> np.ndarray:
+        """Input 0 as (N, *numInputVectors[1:], MW): the same elements in the same (stream) order."""
+        want = (*self._vectors(), self.get_nodeattr("MW"))
+        if x.ndim >= 1 and x.shape[1:] == want:
+            return x
+        if x.ndim < 2 or math.prod(x.shape[1:]) != math.prod(want):
+            per_image = ", ".join(["N", *map(str, want)])
+            raise self.error(f"input '{self.onnx_node.input[0]}' has shape {x.shape}, expected ({per_image}) or "
+                             f"another shape with {math.prod(want)} elements per image; numInputVectors[1:] and MW "
+                             f"give the vectors per image")
+        return x.reshape(x.shape[0], *want)
+
     def compute(self, x, weights, thresholds=None):
         mw = self.get_nodeattr("MW")
-        self.check_shape(x, (*self._vectors(), mw), "; numInputVectors[1:] gives the vectors per image")
+        x = self.as_vectors(np.asarray(x))
         found = self.tensor_problems(weights, thresholds)
         if found:
             raise self.error("; ".join(found))
@@ -174,8 +191,8 @@ class MVAU(HWNode):
         return self.get_nodeattr("ActVal") + count_reached(acc, np.asarray(thresholds).astype(np.int64))
 
     def make_shape_compatible_op(self, model):
-        node = self.onnx_node
-        return helper.make_node("MatMul", [node.input[0], node.input[1]], [node.output[0]])
+        """The output shape comes from the attributes (the input may be any shape with the same elements)."""
+        return self.make_const_shape_op((self.batch_of(model), *self.normal_output_shape()[1:]))
 
     # ----- shapes and streams -----------------------------------------------------------
 

@@ -113,6 +113,26 @@ def test_mvau_through_a_single_node_model_with_batch():
     np.testing.assert_array_equal(run_model(model, x), ref_mvau(x, w, t))
 
 
+def test_mvau_reads_any_tensor_with_its_elements_per_image_as_its_stream():
+    """A classifier reading a (N, 3, 3, 4) conv output directly (no Flatten): MW = 36, the same element order."""
+    rng = np.random.default_rng(8)
+    x = random_values(rng, "UINT2", (2, 3, 3, 4))
+    w = random_values(rng, "INT3", (36, 5))
+    node = make_node("MVAU", ["x", "W"], MW=36, MH=5, SIMD=12, PE=5, inputDataType="UINT2", weightDataType="INT3",
+                     outputDataType="INT10", accDataType="INT10", noActivation=1, numInputVectors=[1])
+    model = single_node_model(node, x, "UINT2", {"W": (w, "INT3")})
+    assert model.get_tensor_shape("y") == [2, 5]  # from the attributes, not from x's shape
+    np.testing.assert_array_equal(run_model(model, x), ref_mvau(x.reshape(2, 36), w))
+    # three vectors of 12 per image, read from a (N, 36) stream
+    op = node_op("MVAU", ["x", "W"], MW=12, MH=5, inputDataType="UINT2", weightDataType="INT3",
+                 outputDataType="INT10", accDataType="INT10", noActivation=1, numInputVectors=[1, 3])
+    got = run_direct(op, {"x": x.reshape(2, 36), "W": w[:12]})
+    np.testing.assert_array_equal(got, ref_mvau(x.reshape(2, 3, 12), w[:12]))
+    with pytest.raises(QnnflowError, match=r"input 'x' has shape \(2, 35\), expected \(N, 3, 12\) or another "
+                                           r"shape with 36 elements per image"):
+        run_direct(op, {"x": x.reshape(2, 36)[:, :35], "W": w[:12]})
+
+
 def test_illegal_folding_names_node_attribute_and_legal_values():
     op = node_op("MVAU", ["x", "W"], name="MVAU_3", MW=576, MH=128, SIMD=7, PE=16, inputDataType="UINT2",
                  weightDataType="INT2", outputDataType="UINT2")

@@ -60,6 +60,35 @@ def test_compile_errors_are_one_line_with_a_log(cppsim_cache):
     assert "\n" not in str(info.value)
 
 
+def test_cache_key_follows_the_bytes_of_the_headers(tmp_path):
+    """Headers edited or upgraded in place (same directory) give new keys for binaries and precompiled headers."""
+    import os
+    import shutil
+
+    from qnnflow.hls.cppsim import _source_hash, ap_headers_digest
+
+    headers = tmp_path / "include"
+    shutil.copytree(ap_include_dir(), headers)
+    project, cxx, flags = generate(hw_graph("tfc_w1a1")[0]), compiler(), ["-O2", "-std=c++14"]
+    keys = [_source_hash(project, flags, cxx, headers)]
+    assert _source_hash(project, flags, cxx, headers) == keys[0]
+    assert ap_headers_digest(headers) == ap_headers_digest(ap_include_dir())  # the bytes, not the path
+
+    def edit(path, old, new):  # an edit of the same size, written a second later
+        stat = path.stat()
+        data = path.read_bytes()
+        assert old in data and len(old) == len(new)
+        path.write_bytes(data.replace(old, new, 1))
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+        keys.append(_source_hash(project, flags, cxx, headers))
+
+    edit(headers / "ap_int.h", b"#include", b"#include")  # rewritten with the same bytes: same key
+    assert keys[-1] == keys[0]
+    edit(headers / "hls_stream.h", b"std::", b"std :")
+    edit(headers / "etc" / "ap_private.h", b"(", b" ")
+    assert keys[-2] != keys[0] and keys[-1] != keys[-2]
+
+
 def test_missing_compiler(monkeypatch):
     monkeypatch.setenv("CXX", "no-such-compiler-qnnflow")
     with pytest.raises(QnnflowError, match=r"'no-such-compiler-qnnflow' is not on PATH; install g\+\+ "
