@@ -38,6 +38,17 @@ def _attr(node, name, default=None):
     return default
 
 
+def _no_auto_pad(node) -> None:
+    """Streamlining turns ``auto_pad`` into explicit ``pads``; lowering reads only ``pads``."""
+    mode = _attr(node, "auto_pad", b"NOTSET")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    if mode not in ("NOTSET", "VALID"):
+        raise QnnflowError(
+            f"node '{node.name}' ({node.op_type}): auto_pad={mode} must be made explicit pads before lowering "
+            "(streamline does this)"
+        )
+
+
 def _nhwc(shape):
     n, c, h, w = shape
     return [n, h, w, c]
@@ -161,6 +172,7 @@ class LowerToNHWC(Transformation):
             )
         if len(node.input) > 2:
             raise QnnflowError(f"node '{node.name}' (Conv): bias must be extracted before lowering")
+        _no_auto_pad(node)
         cout, cin, kh, kw = weights.shape
         in_shape = model.get_tensor_shape(node.input[0])  # NCHW
         out_shape = model.get_tensor_shape(node.output[0])
@@ -188,8 +200,15 @@ class LowerToNHWC(Transformation):
         nhwc[node.output[0]] = out
 
     def _maxpool(self, model, node, nhwc):
+        _no_auto_pad(node)
         if _attr(node, "ceil_mode", 0) or any(_attr(node, "pads", [0, 0, 0, 0])):
             raise QnnflowError(f"node '{node.name}' (MaxPool): padding and ceil_mode are not supported; use unpadded pooling")
+        dilations = list(_attr(node, "dilations", [1, 1]))
+        if any(d != 1 for d in dilations):
+            raise QnnflowError(
+                f"node '{node.name}' (MaxPool): dilation {dilations} is not supported by the streaming max-pool; "
+                "use dilation 1"
+            )
         out = node.output[0]
         new = fresh_name(model, f"{out}_nhwc")
         model.set_tensor_shape(new, _nhwc(model.get_tensor_shape(out)))

@@ -73,12 +73,17 @@ def _evaluate(reference: ModelWrapper, nodes, quant, start: str, values: np.ndar
 
 
 def _sigma(r: np.ndarray, acc: np.ndarray) -> np.ndarray | None:
-    """Per-channel factor with r == sigma * acc (channel axis 1); NaN where acc is always 0.
+    """Per-channel factor with r == sigma * acc (channel axis 1); NaN where it is not established.
 
     None when the reference is not, almost everywhere, an exact multiple of the
     accumulator: then its float arithmetic cannot be matched step for step. A few
     entries may differ where the reference's own convolution rounds (e.g. a Winograd
     kernel on wide accumulators).
+
+    A channel's factor must be confirmed by two different non-zero accumulator values:
+    one value fits any affine r = a * acc + b (a bias or batch-norm offset the reference
+    applies before ``start``), and a channel seen with a single value (few probe pixels,
+    e.g. a 1x1 feature map) would get a made-up factor. Such a channel gets NaN.
     """
     channels = r.shape[1]
     r2 = np.moveaxis(r, 1, -1).reshape(-1, channels).astype(np.float64)
@@ -87,7 +92,11 @@ def _sigma(r: np.ndarray, acc: np.ndarray) -> np.ndarray | None:
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN channels: acc always 0 there
         ratio = np.where(a2 != 0, r2 / a2, np.nan)
         sigma = np.nanmedian(ratio, axis=0)
-    agree = (a2 == 0) | (r2 == np.nan_to_num(sigma)[None, :] * a2)
+    exact = r2 == np.nan_to_num(sigma)[None, :] * a2
+    agree = (a2 == 0) | exact
+    witness = exact & (a2 != 0)
+    confirmed = np.where(witness, a2, np.inf).min(axis=0) < np.where(witness, a2, -np.inf).max(axis=0)
+    sigma = np.where(confirmed, sigma, np.nan)
     return sigma if agree.mean() >= EXACT_SHARE else None
 
 

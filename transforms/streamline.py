@@ -5,6 +5,9 @@ After ``quantizers``, every layer reads like
 These rewrites move each Mul/Add towards the next MultiThreshold and fold them there,
 so that layers compute integer accumulators compared against integer thresholds:
 
+- first the graph is put in canonical form (``canonical``: explicit pads, biases as Adds,
+  Gemm as MatMul), before the weight scale is split off, so a bias is not scaled with
+  the weights;
 - Sub/Div by constants become Add/Mul; batch-norm becomes Mul + Add;
 - Add before Mul swaps (x + b) * a = x * a + a * b; consecutive Muls or Adds merge;
 - a scalar Mul moves past MatMul/Conv; an Add moves past MatMul (as b @ W) and
@@ -31,6 +34,7 @@ from qonnx.transformation.batchnorm_to_affine import BatchNormToAffine
 from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.transformation.infer_shapes import InferShapes
 
+from qnnflow.transforms.canonical import CANONICAL
 from qnnflow.transforms.graph import const_operand, fresh_name, head_nodes, remove_node, single_consumer
 
 LINEAR = ("MatMul", "Conv")
@@ -325,6 +329,7 @@ def streamline(model: ModelWrapper, probes: np.ndarray | None = None) -> ModelWr
         shape = model.get_tensor_shape(model.graph.input[0].name)
         probes = np.random.default_rng(0).uniform(0, 1, size=(2, *shape[1:])).astype(np.float32)
     for transform in (
+        *(canonical() for canonical in CANONICAL),
         FoldWeightQuantizers(),
         SplitActivationScales(),
         QuantToMultiThreshold(),

@@ -1,4 +1,17 @@
-"""Hypothesis strategy: small random feed-forward Brevitas networks (not shaped like the zoo)."""
+"""Hypothesis strategy: small random feed-forward Brevitas networks (not shaped like the zoo).
+
+A plan is a plain dict (hypothesis prints it on failure). Every geometry is drawn from
+ranges that are valid for the current feature-map size, so no example is thrown away:
+
+- input: 1-3 channels, non-square images (height and width drawn separately);
+- 0-3 convolutions: kernel 1-5 and stride 1-3 per axis (non-square allowed), padding 0-2 per
+  axis, or ``"same"`` (stride 1; an even kernel pads bottom/right one more than top/left),
+  optional bias, optional batch-norm;
+- max-pool (optional, unpadded, floor mode): kernel 2-3 and stride 1-3 per axis, after
+  the activation or between the convolution (batch-norm) and the activation;
+- 1-3 linear layers with optional bias (batch-norm and activation between them);
+- ReLU / HardTanh / identity activations, 1-8 bit weights and activations.
+"""
 
 import torch
 from brevitas.nn import QuantConv2d, QuantHardTanh, QuantIdentity, QuantLinear, QuantReLU
@@ -11,6 +24,8 @@ from brevitas.quant import (
 )
 from hypothesis import strategies as st
 from torch import nn
+
+ACTIVATIONS = ["identity", "relu", "hardtanh"]
 
 
 class BinaryWeightPow2(SignedBinaryWeightPerTensorConst):
@@ -35,30 +50,60 @@ def activation(kind, bits):
     return QuantIdentity(act_quant=Int8ActPerTensorFixedPoint, bit_width=bits)
 
 
+def conv_out(size, conv):
+    """(h, w) after a planned convolution."""
+    if conv["pad"] == "same":
+        return size
+    return tuple((n + 2 * p - k) // s + 1 for n, p, k, s in zip(size, conv["pad"], conv["k"], conv["stride"]))
+
+
+def pool_out(size, pool):
+    return tuple((n - k) // s + 1 for n, k, s in zip(size, pool["k"], pool["stride"]))
+
+
+@st.composite
+def _conv(draw, size):
+    """A convolution valid on a ``size`` (h, w) feature map."""
+    stride = tuple(draw(st.sampled_from([1, 1, 2, 3])) for _ in size)
+    if stride == (1, 1) and draw(st.integers(0, 2)) == 0:
+        pad = "same"
+        k = tuple(draw(st.integers(1, 5)) for _ in size)
+    else:
+        pad = tuple(draw(st.integers(0, 2)) for _ in size)
+        k = tuple(draw(st.integers(1, min(5, n + 2 * p))) for n, p in zip(size, pad))
+    return dict(k=k, stride=stride, pad=pad, bias=draw(st.booleans()))
+
+
+@st.composite
+def _pool(draw, size):
+    """A max-pool valid on ``size`` (h, w), or None when the map is too small (or by chance)."""
+    if min(size) < 2 or not draw(st.booleans()):
+        return None
+    k = tuple(draw(st.integers(2, min(3, n))) for n in size)
+    stride = tuple(draw(st.integers(1, 3)) for _ in size)
+    return dict(k=k, stride=stride, before_act=draw(st.integers(0, 3)) == 0)
+
+
 @st.composite
 def layer_plans(draw):
     """A description of a network: input shape and a list of layers."""
-    channels, size = draw(st.integers(1, 3)), draw(st.integers(5, 10))
-    plan = {"input": (1, channels, size, size), "in_bits": draw(st.integers(2, 8)), "convs": [], "fcs": []}
-    for _ in range(draw(st.integers(0, 2))):
-        k = draw(st.integers(1, 3))
-        pad = draw(st.integers(0, 1))
-        stride = draw(st.integers(1, 2))
-        out = (size + 2 * pad - k) // stride + 1
-        if out < 1:
-            break
-        pool = out >= 2 and draw(st.booleans())
-        conv = dict(
-            out=draw(st.integers(1, 6)), k=k, stride=stride, pad=pad, w=draw(st.integers(1, 8)),
-            a=draw(st.integers(1, 8)), act=draw(st.sampled_from(["identity", "relu", "hardtanh"])),
-            bn=draw(st.booleans()), pool=pool,
+    channels = draw(st.integers(1, 3))
+    size = (draw(st.integers(4, 11)), draw(st.integers(4, 11)))
+    plan = {"input": (1, channels, *size), "in_bits": draw(st.integers(2, 8)), "convs": [], "fcs": []}
+    for _ in range(draw(st.integers(0, 3))):
+        conv = draw(_conv(size))
+        size = conv_out(size, conv)
+        conv.update(
+            out=draw(st.integers(1, 6)), w=draw(st.integers(1, 8)), a=draw(st.integers(1, 8)),
+            act=draw(st.sampled_from(ACTIVATIONS)), bn=draw(st.booleans()), pool=draw(_pool(size)),
         )
+        if conv["pool"] is not None:
+            size = pool_out(size, conv["pool"])
         plan["convs"].append(conv)
-        size = out // 2 if pool else out
-    for i in range(draw(st.integers(1, 2))):
+    for _ in range(draw(st.integers(1, 3))):
         plan["fcs"].append(dict(
             out=draw(st.integers(2, 12)), w=draw(st.integers(1, 8)), a=draw(st.integers(1, 8)),
-            act=draw(st.sampled_from(["identity", "relu", "hardtanh"])), bn=draw(st.booleans()),
+            act=draw(st.sampled_from(ACTIVATIONS)), bn=draw(st.booleans()), bias=draw(st.booleans()),
         ))
     plan["seed"] = draw(st.integers(0, 2**16))
     return plan
@@ -69,22 +114,29 @@ class PlannedNet(nn.Module):
         super().__init__()
         torch.manual_seed(plan["seed"])
         layers = [QuantIdentity(act_quant=Int8ActPerTensorFixedPoint, bit_width=plan["in_bits"])]
-        channels, size = plan["input"][1], plan["input"][2]
+        channels, size = plan["input"][1], tuple(plan["input"][2:])
         for c in plan["convs"]:
-            layers.append(QuantConv2d(channels, c["out"], c["k"], stride=c["stride"], padding=c["pad"], bias=False, **weight_kwargs(c["w"])))
+            layers.append(QuantConv2d(
+                channels, c["out"], c["k"], stride=c["stride"], padding=c["pad"], bias=c["bias"],
+                **weight_kwargs(c["w"]),
+            ))
             if c["bn"]:
                 layers.append(nn.BatchNorm2d(c["out"]))
+            size = conv_out(size, c)
+            pool = c["pool"]
+            if pool is not None and pool["before_act"]:
+                layers.append(nn.MaxPool2d(pool["k"], pool["stride"]))
             layers.append(activation(c["act"], c["a"]))
-            size = (size + 2 * c["pad"] - c["k"]) // c["stride"] + 1
-            if c["pool"]:
-                layers.append(nn.MaxPool2d(2))
-                size //= 2
+            if pool is not None and not pool["before_act"]:
+                layers.append(nn.MaxPool2d(pool["k"], pool["stride"]))
+            if pool is not None:
+                size = pool_out(size, pool)
             channels = c["out"]
         layers.append(nn.Flatten())
-        features = channels * size * size
+        features = channels * size[0] * size[1]
         for i, f in enumerate(plan["fcs"]):
             last = i == len(plan["fcs"]) - 1
-            layers.append(QuantLinear(features, f["out"], bias=False, **weight_kwargs(f["w"])))
+            layers.append(QuantLinear(features, f["out"], bias=f["bias"], **weight_kwargs(f["w"])))
             if not last:
                 if f["bn"]:
                     layers.append(nn.BatchNorm1d(f["out"]))
@@ -98,6 +150,8 @@ class PlannedNet(nn.Module):
             for m in self.modules():
                 if isinstance(m, (nn.Conv2d, nn.Linear)):
                     m.weight.uniform_(-1, 1)
+                    if m.bias is not None:
+                        m.bias.uniform_(-2, 2)
                 elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
                     fan = 4.0
                     m.running_mean.normal_(0, fan)

@@ -1,0 +1,164 @@
+"""Canonical form before streamlining: explicit padding, biases as Adds, Gemm as MatMul.
+
+Brevitas exports a padded convolution with ``auto_pad`` or ``pads``, a biased QuantConv2d
+as a three-input Conv and a biased QuantLinear as a Gemm with transposed weights.  The
+rewrites that follow (streamline, binary encoding, lowering) read only ``pads`` and expect
+linear layers as bias-free Conv/MatMul with the bias in an Add after them, so these run
+first (``CANONICAL``, in order), outside the float head.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from onnx import helper
+from qonnx.transformation.base import Transformation
+
+from qnnflow.flow.errors import QnnflowError
+from qnnflow.transforms.graph import fresh_name, head_nodes, insert_after
+
+
+def _explicit_pads(model, node) -> list[int] | None:
+    """``pads`` [top, left, bottom, right] for a Conv/MaxPool's ``auto_pad``; None when it has none."""
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    mode = attrs.get("auto_pad", b"NOTSET")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    if mode == "NOTSET":
+        return None
+    if mode == "VALID":
+        return [0, 0, 0, 0]
+    if mode not in ("SAME_UPPER", "SAME_LOWER"):
+        raise QnnflowError(f"node '{node.name}' ({node.op_type}): auto_pad={mode} is not supported")
+    size = np.array(model.get_tensor_shape(node.input[0])[2:])
+    if "kernel_shape" in attrs:
+        kernel = np.array(attrs["kernel_shape"])
+    else:  # a Conv may leave it to its weights' shape
+        kernel = np.array(model.get_tensor_shape(node.input[1])[2:])
+    stride = np.array(attrs.get("strides", [1] * len(size)))
+    dilation = np.array(attrs.get("dilations", [1] * len(size)))
+    total = np.maximum((-(-size // stride) - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+    begin = total // 2 if mode == "SAME_UPPER" else total - total // 2
+    return [int(v) for v in (*begin, *(total - begin))]
+
+
+class MakePadsExplicit(Transformation):
+    """Conv/MaxPool ``auto_pad`` (SAME_UPPER, SAME_LOWER, VALID) -> the equivalent explicit ``pads``."""
+
+    def apply(self, model):
+        for node in model.graph.node:
+            if node.op_type not in ("Conv", "MaxPool"):
+                continue
+            pads = _explicit_pads(model, node)
+            if pads is None:
+                continue
+            keep = [a for a in node.attribute if a.name not in ("auto_pad", "pads")]
+            del node.attribute[:]
+            node.attribute.extend([*keep, helper.make_attribute("pads", pads)])
+        return model, False
+
+
+def _constant_source(model, tensor):
+    """"init" for an initializer, the quantizer for a quantizer of constants, else None."""
+    if model.get_initializer(tensor) is not None:
+        return "init"
+    producer = model.find_producer(tensor)
+    if (
+        producer is not None
+        and producer.op_type in ("Quant", "BipolarQuant")
+        and all(model.get_initializer(i) is not None for i in producer.input)
+    ):
+        return producer
+    return None
+
+
+def _add_after(model, node, bias: str) -> None:
+    """Make ``node`` write a fresh tensor and ``Add(it, bias)`` write its old output."""
+    out = node.output[0]
+    mid = fresh_name(model, f"{out}_nobias")
+    model.set_tensor_shape(mid, model.get_tensor_shape(out))
+    node.output[0] = mid
+    add = helper.make_node("Add", [mid, bias], [out], name=fresh_name(model, f"{node.name}_bias"))
+    model.graph.node.insert(list(model.graph.node).index(node) + 1, add)
+
+
+class ExtractConvBias(Transformation):
+    """Conv(x, W, b) -> Add(Conv(x, W), b reshaped to (1, C, 1, 1)), outside the float head.
+
+    Must run before ``FoldWeightQuantizers``: that puts the weight scale in a Mul right after
+    the Conv, which would otherwise scale the bias too. The bias is a constant or a quantizer
+    of constants (Brevitas ``bias_quant``); the quantizer's per-channel parameters are
+    reshaped with it and it is folded like any other quantized constant.
+    """
+
+    def apply(self, model):
+        head = head_nodes(model)
+        for node in model.graph.node:
+            if node.op_type != "Conv" or len(node.input) < 3 or node.name in head:
+                continue
+            bias = node.input[2]
+            source = _constant_source(model, bias) if bias else None
+            if bias and source is None:
+                raise QnnflowError(f"node '{node.name}' (Conv): bias must be a constant or a quantized constant")
+            del node.input[2]
+            if not bias:
+                continue
+            shape = [1, model.get_tensor_shape(node.output[0])[1], 1, 1]
+            if source == "init":
+                model.set_initializer(bias, model.get_initializer(bias).reshape(shape))
+            else:
+                for i, name in enumerate(source.input[:3]):  # value, scale, zero point
+                    param = model.get_initializer(name)
+                    if i == 0 or param.size > 1:
+                        model.set_initializer(name, param.reshape(shape))
+                model.set_tensor_shape(bias, shape)
+            _add_after(model, node, bias)
+        return model, False
+
+
+class GemmToMatMul(Transformation):
+    """Gemm(x, W, b) (how a QuantLinear with bias exports) -> Add(MatMul(x, W^T), b), outside the float head.
+
+    Like ``ExtractConvBias``, before the weight scale is split off. ``transB`` is applied
+    to the weight constant (or to the parameters of the quantizer producing it), so the
+    MatMul reads integer weights after ``FoldWeightQuantizers``; ``alpha`` becomes a Mul.
+    """
+
+    def apply(self, model):
+        head = head_nodes(model)
+        for node in model.graph.node:
+            if node.op_type != "Gemm" or node.name in head:
+                continue
+            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+            what = f"node '{node.name}' (Gemm)"
+            if attrs.get("transA", 0):
+                raise QnnflowError(f"{what}: transA=1 is not supported")
+            source = _constant_source(model, node.input[1])
+            if source is None:
+                raise QnnflowError(f"{what}: weights must be a constant or a quantized constant")
+            bias = node.input[2] if len(node.input) > 2 and node.input[2] else None
+            beta = float(attrs.get("beta", 1.0))
+            if bias is not None and beta != 1.0:
+                if model.get_initializer(bias) is None:
+                    raise QnnflowError(f"{what}: beta={beta} with a non-constant bias is not supported")
+                model.set_initializer(bias, (model.get_initializer(bias) * np.float32(beta)).astype(np.float32))
+            if attrs.get("transB", 0):
+                weights = node.input[1]
+                if source == "init":
+                    model.set_initializer(weights, model.get_initializer(weights).T.copy())
+                else:
+                    for name in source.input[:3]:  # value, scale, zero point: per-row parameters become per-column
+                        param = model.get_initializer(name)
+                        if param.ndim == 2:
+                            model.set_initializer(name, param.T.copy())
+                    model.set_tensor_shape(weights, model.get_tensor_shape(weights)[::-1])
+            del node.input[2:]
+            del node.attribute[:]
+            node.op_type = "MatMul"
+            alpha = float(attrs.get("alpha", 1.0))
+            if bias is not None:
+                _add_after(model, node, bias)
+            if alpha != 1.0:
+                insert_after(model, node, "Mul", np.float32(alpha))
+        return model, False
+
+
+CANONICAL = (MakePadsExplicit, ExtractConvBias, GemmToMatMul)
