@@ -19,6 +19,7 @@ HW_DOMAIN = "qnnflow.hls.nodes"
 # Reshapes keep a stream's element order.  to_hw leaves none inside the region; fold still
 # steps over them in hand-built chains of dataflow nodes (transforms/fold_space.py).
 STREAM_TRANSPARENT = ("Flatten", "Reshape")
+LAYOUT_OPS = ("Transpose", *STREAM_TRANSPARENT)
 
 
 @dataclass
@@ -69,20 +70,24 @@ def find_partition(model: ModelWrapper) -> Partition:
     for node in reversed(nodes):
         if is_hw(node) or any(o in above_hw for o in node.output):
             above_hw.update(i for i in node.input if model.get_initializer(i) is None)
-    head, hardware, tail = [], [], []
+    head, hardware, tail, inside = [], [], [], []
     for node in nodes:
         after = any(i in below_hw for i in node.input)
         before = any(o in above_hw for o in node.output)
         if is_hw(node):
             hardware.append(node.name)
         elif after and before:
-            raise QnnflowError(
-                f"node '{node.name}' ({node.op_type}) sits inside the dataflow region (after "
-                f"'{_nearest_hw_producer(model, node)}') "
-                f"and cannot become hardware: {_why_not(model, node)}"
-            )
+            inside.append(node)
         elif after:
             tail.append(node.name)
         else:
             head.append(node.name)
+    if inside:
+        # name the layer at fault, not a layout change that lowering put next to it
+        node = next((n for n in inside if n.op_type not in LAYOUT_OPS), inside[0])
+        raise QnnflowError(
+            f"node '{node.name}' ({node.op_type}) sits inside the dataflow region (after "
+            f"'{_nearest_hw_producer(model, node)}') "
+            f"and cannot become hardware: {_why_not(model, node)}"
+        )
     return Partition(head, hardware, tail)

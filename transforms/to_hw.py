@@ -51,6 +51,22 @@ def _dtype(model, tensor) -> DataType:
     return dtype if dtype is not None else DataType["FLOAT32"]
 
 
+def _float_culprit(model, tensor):
+    """Why ``tensor`` (a linear layer's input) is float: (the node making floats of integer inputs,
+    the unsupported node upstream of it that kept streamlining from absorbing it, or None)."""
+    path, producer = [], model.find_producer(tensor)
+    while producer is not None:
+        inputs = [t for t in producer.input if t and model.get_initializer(t) is None]
+        if any(_dtype(model, t).is_integer() for t in inputs):
+            blocker = next((n for n in path if n.op_type not in ("Mul", "Add", "Transpose", *RESHAPES)), None)
+            return producer, blocker if producer.op_type in ("Mul", "Add") else None
+        if not inputs:
+            break
+        path.append(producer)
+        producer = model.find_producer(inputs[0])
+    return None, None
+
+
 def _reachable(model, tensor):
     """The nodes that read ``tensor`` through pass-through nodes, and whether any zero padding is crossed."""
     readers, padded, stack = [], False, [tensor]
@@ -150,6 +166,17 @@ class ConvertToHWNodes(Transformation):
         weights = model.get_initializer(w_name)
         w_dtype = _dtype(model, w_name)
         x_dtype = _dtype(model, x)
+        maker, blocker = (None, None) if x_dtype.is_integer() else _float_culprit(model, x)
+        fix = "remove it, or use a layer qnnflow converts (padding belongs in the convolution, pooling in a max-pool)"
+        if blocker is not None:
+            raise QnnflowError(
+                f"node '{blocker.name}' ({blocker.op_type}) sits between layers: qnnflow has no dataflow node for "
+                f"{blocker.op_type}, and it keeps the scale '{maker.name}' from being absorbed before "
+                f"'{matmul.name}'; {fix}")
+        if maker is not None:
+            raise QnnflowError(
+                f"node '{maker.name}' ({maker.op_type}) turns the integer activations feeding '{matmul.name}' "
+                f"into floats: qnnflow has no dataflow node for {maker.op_type}; {fix}")
         if not (w_dtype.is_integer() and x_dtype.is_integer()):
             raise QnnflowError(
                 f"node '{matmul.name}' (MatMul): inputs are {x_dtype.name} x {w_dtype.name}; "

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear
+from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear, QuantReLU
 from qonnx.custom_op.registry import getCustomOp
 from torch import nn
 
@@ -72,3 +72,30 @@ def test_simd_not_dividing_mw_is_an_error_not_a_wrong_result():
 def test_seeded_inputs_cover_the_range():
     x = seeded_inputs((1, 4), 100, 0, (-1.0, 1.0))
     assert x.min() < -0.9 and x.max() > 0.9
+
+
+class LayerBetweenLayers(nn.Module):
+    """conv -> activation -> ``layer`` -> linear, on a 6x6 input with 2 channels."""
+
+    def __init__(self, layer: nn.Module, features: int, relu: bool):
+        super().__init__()
+        self.inp = QuantIdentity(act_quant=input_quant(8))
+        self.conv = QuantConv2d(2, 3, 1, bias=False, weight_quant=weight_quant(2))
+        self.act = QuantReLU(bit_width=3) if relu else QuantIdentity(act_quant=act_quant(2))
+        self.layer = layer
+        self.fc = QuantLinear(features, 4, bias=False, weight_quant=weight_quant(2))
+
+    def forward(self, x):
+        return self.fc(self.layer(self.act(self.conv(self.inp(x)))).flatten(1))
+
+
+@pytest.mark.parametrize("layer, features, node", [(nn.ZeroPad2d((1, 0, 2, 0)), 3 * 8 * 7, "Pad_0 (Pad)"),
+                                                   (nn.AvgPool2d(2), 3 * 3 * 3, "AveragePool_0 (AveragePool)")])
+@pytest.mark.parametrize("relu", [False, True])  # with a ReLU's scale in front, the layer also blocks its absorption
+def test_a_layer_without_a_dataflow_node_between_layers_is_named(layer, features, node, relu):
+    name, op = node.split()
+    with pytest.raises(QnnflowError) as info:
+        hw_graph(LayerBetweenLayers(layer, features, relu), (1, 2, 6, 6))
+    message = str(info.value)
+    assert message.startswith(f"node '{name}' {op} ") and f"no dataflow node for {op[1:-1]}" in message, message
+    assert "\n" not in message
