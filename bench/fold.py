@@ -21,10 +21,11 @@ from timing import best_of  # noqa: E402
 
 from qnnflow.flow.boards import load_board  # noqa: E402
 from qnnflow.flow.errors import QnnflowError  # noqa: E402
+from qnnflow.hls.nodes import cost  # noqa: E402
 from qnnflow.models.export import export_source  # noqa: E402
 from qnnflow.models.source import parse_model_source  # noqa: E402
 from qnnflow.transforms.fold import Budget, fold  # noqa: E402
-from qnnflow.transforms.fold_calibration import PUBLISHED, SHELL_LUTS, calibration_rows  # noqa: E402
+from qnnflow.transforms.fold_calibration import PUBLISHED, SHELL_LUTS, calibration_rows, leave_one_out  # noqa: E402
 from qnnflow.transforms.fold_greedy import greedy_fold  # noqa: E402
 from qnnflow.transforms.fold_space import DEFAULT_MAX_WEIGHT_WIDTH, dataflow_chain, op_view  # noqa: E402
 from qnnflow.transforms.streamline import streamline  # noqa: E402
@@ -94,6 +95,11 @@ def main(names, mww):
         for r in calibration_rows({n: models[n] for n in calibrate}, load_board("pynq-z1")):
             print(f"  {r['overlay']:<8} {r['resource']:<6} published {r['published']:>7,}  ours {r['ours']:>7,}  "
                   f"{r['ratio'] - 1:+.0%}")
+        if len(calibrate) > len(cost.FITTED):  # a fit needs as many other overlays as coefficients
+            print("out of sample: each overlay's LUTs from a fit on the others")
+            for r in leave_one_out({n: models[n] for n in calibrate}, load_board("pynq-z1")):
+                print(f"  {r['overlay']:<8} LUT    published {r['published']:>7,}  ours {r['predicted']:>7,.0f}  "
+                      f"{r['ratio'] - 1:+.0%}")
 
 
 if __name__ == "__main__":

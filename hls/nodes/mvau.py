@@ -278,10 +278,9 @@ class MVAU(HWNode):
             lanes = simd * 1 + cost.popcount_luts(simd)
         elif self.uses_dsp():
             dsp = pe * simd * cost.dsp_multiplier(a_bits, idt.signed(), w_bits, wdt.signed(), family)
-            lanes = cost.LUT_ARITH_SCALE * cost.adder_tree_luts(simd, a_bits + w_bits)
+            lanes = cost.adder_tree_luts(simd, a_bits + w_bits)
         else:
-            lanes = cost.LUT_ARITH_SCALE * (simd * cost.lut_multiplier(a_bits, w_bits)
-                                            + cost.adder_tree_luts(simd, a_bits + w_bits))
+            lanes = simd * cost.lut_multiplier(a_bits, w_bits) + cost.adder_tree_luts(simd, a_bits + w_bits)
         per_pe = lanes + acc
         wmem = cost.memory(self.calc_wmem(), simd * w_bits, self.get_nodeattr("ram_style"))
         luts, brams = pe * wmem["LUT"], pe * wmem["BRAM18"]
