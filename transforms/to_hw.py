@@ -375,13 +375,16 @@ class RemoveStreamReshapes(Transformation):
 
 
 def to_hw(model: ModelWrapper):
-    """Lower, encode binary activations, convert to dataflow nodes, drop the reshapes between them;
-    returns (model, partition)."""
+    """Lower, encode binary activations, convert to dataflow nodes, drop the reshapes between them,
+    merge the float tail; returns (model, partition)."""
     from qnnflow.transforms.lower import LowerToNHWC
     from qnnflow.transforms.partition import find_partition
+    from qnnflow.transforms.streamline import MoveAffineDownstream
 
     # Encoding first: a zero-padded binary activation must become a 2-bit integer before
-    # lowering pads it.
-    for transform in (EncodeBipolarActivations(), LowerToNHWC(), ConvertToHWNodes(), RemoveStreamReshapes()):
+    # lowering pads it.  Last, the popcount-to-bipolar Mul/Add an unthresholded XNOR layer
+    # gets merge into the float tail's scale and bias (on the host: one Mul and one Add).
+    for transform in (EncodeBipolarActivations(), LowerToNHWC(), ConvertToHWNodes(), RemoveStreamReshapes(),
+                      MoveAffineDownstream()):
         model = model.transform(transform)
     return model, find_partition(model)

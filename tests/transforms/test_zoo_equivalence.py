@@ -40,6 +40,9 @@ def test_every_step_matches_pytorch_and_integer_activations_match(name):
     region = nodes[hw_at[0] : hw_at[-1] + 1]
     assert region and all(n.domain == "qnnflow.hls.nodes" for n in region), [n.op_type for n in region]
     assert [n.name for n in region] == partition.hardware
+    # the float tail on the host is at most one scale and one bias
+    tail = [n.op_type for n in nodes[hw_at[-1] + 1 :]]
+    assert sorted(tail) in ([], ["Mul"], ["Add"], ["Add", "Mul"]), tail
     for model in (tidied, streamlined, hw):
         out = execute_batch(model, golden.input)
         assert compare_outputs(model, out, golden.output).ok
