@@ -41,6 +41,7 @@ class Kernel:
     header: str | None = None  # parameter header text (config struct and memories)
     pragmas: list[str] = field(default_factory=list)  # lines for the top function
     out_depth: int = STREAM_DEPTH  # depth of the stream the kernel writes
+    out_impl: str | None = None  # BIND_STORAGE impl of that stream (srl, lutram, bram); None: the tool's choice
     inserted: bool = False  # a converter the generator inserted (no graph node of its own)
 
 
@@ -151,12 +152,13 @@ def emit_sliding_window(inst, model, ident: str) -> Kernel:
     (kh, kw), ch, (h, w), (oh, ow), (sh, sw) = g("ConvKernelDim"), g("IFMChannels"), g("IFMDim"), g("OFMDim"), \
         g("Stride")
     constants = dict(KH=kh, KW=kw, CH=ch, H=h, W=w, OH=oh, OW=ow, SH=sh, SW=sw, SIMD=g("SIMD"))
-    # the line buffer: one read and one write a cycle, so a simple dual-port RAM
-    rows, simd = f"{ident}_rows", g("SIMD")
-    buffer = (f"// line buffer: KH + SH input rows of W * CH/SIMD words (ram_style={g('ram_style')})\n"
-              f"static ap_uint<{simd * inst.input_datatype().bitwidth()}> {rows}[{kh + sh}][{w * ch // simd}];\n")
-    return _pixel_stream_kernel(inst, ident, "SIMD", constants, "sliding_window", memory=(rows, buffer),
-                                pragmas=_storage_pragma(rows, g("ram_style"), "ram_s2p"))
+    # the line buffer: KH + SH rows, one memory each (as the cost model counts them), written and
+    # read once a cycle: simple dual-port
+    simd = g("SIMD")
+    lines = [f"ap_uint<{simd * inst.input_datatype().bitwidth()}> buffer[{kh + sh}][{w * ch // simd}];",
+             "#pragma HLS ARRAY_PARTITION variable=buffer complete dim=1",
+             *_storage_pragma("buffer", g("ram_style"), "ram_s2p")]
+    return _pixel_stream_kernel(inst, ident, "SIMD", constants, "sliding_window", buffer=lines)
 
 
 def emit_padding(inst, model, ident: str) -> Kernel:
@@ -178,21 +180,27 @@ def emit_maxpool(inst, model, ident: str) -> Kernel:
 
 
 def _pixel_stream_kernel(inst, ident: str, lanes_attr: str, constants: dict, function: str,
-                         memory: tuple[str, str] | None = None, pragmas: list[str] = ()) -> Kernel:
-    """A kernel moving one element type through, ``lanes_attr`` elements a word, configured by ``constants``;
-    ``memory`` = (name, definition) of a buffer the kernel takes as its third argument."""
+                         buffer: list[str] | None = None) -> Kernel:
+    """A kernel moving one element type through, ``lanes_attr`` elements a word, configured by ``constants``.
+
+    ``buffer``: C++ lines declaring (and binding) the kernel's working memory ``buffer``, its third
+    argument; it is a local of a per-node wrapper process in the parameter header, which the top calls.
+    """
     node = inst.onnx_node
     lanes, dt = inst.get_nodeattr(lanes_attr), inst.input_datatype()
     _check_width(node, f"the stream word ({lanes_attr}={lanes} x {dt.bitwidth()} bits)", lanes * dt.bitwidth(),
                  f"lower {lanes_attr} to at most {MAX_WORD_BITS // dt.bitwidth()}")
     body = config_struct(f"{ident}_cfg", constants, dict(elem_t=element_type(dt.name)))
-    args = "{inp}, {out}"
-    if memory is not None:
-        body += "\n" + memory[1]
-        args += f", {memory[0]}"
+    call = f"qnnflow::{function}<{ident}_cfg>({{inp}}, {{out}});"
+    if buffer is not None:
+        stream = f"hls::stream<ap_uint<{lanes * dt.bitwidth()}> >&"
+        body += (f"\n// {node.op_type} '{node.name}' with its working memory\n"
+                 f"static void {ident}_process({stream} in, {stream} out) {{\n"
+                 + "".join(line if line.startswith("#") else f"    {line}" for line in (f"{b}\n" for b in buffer))
+                 + f"    qnnflow::{function}<{ident}_cfg>(in, out, buffer);\n}}\n")
+        call = f"{ident}_process({{inp}}, {{out}});"
     in_fmt, out_fmt = _formats(inst)
-    return Kernel(node.name, node.op_type, ident, in_fmt, out_fmt, f"qnnflow::{function}<{ident}_cfg>({args});",
-                  _header(ident, node, body), list(pragmas))
+    return Kernel(node.name, node.op_type, ident, in_fmt, out_fmt, call, _header(ident, node, body))
 
 
 def emit_thresholding(inst, model, ident: str) -> Kernel:
@@ -245,7 +253,7 @@ def emit_fifo(inst, model, ident: str) -> Kernel:
     _check_width(node, "the stream word", fmt.packed_bits, "fold the neighbouring layers narrower")
     return Kernel(node.name, node.op_type, ident, fmt, fmt,
                   f"qnnflow::fifo<{fmt.packed_bits}, {fmt.words}>({{inp}}, {{out}});",
-                  out_depth=inst.get_nodeattr("depth"))
+                  out_depth=inst.get_nodeattr("depth"), out_impl=inst.storage())
 
 
 def dwc_kernel(name: str, ident: str, in_fmt: StreamFormat, out_fmt: StreamFormat, inserted: bool = False) -> Kernel:

@@ -219,6 +219,8 @@ def _top_cpp(model, kernels: list[Kernel], in_fmt: StreamFormat, out_fmt: Stream
     for k in kernels:
         lines.append(f'    hls::stream<ap_uint<{k.out_fmt.packed_bits}> > {k.ident}_out("{k.ident}_out");')
         lines.append(f"#pragma HLS STREAM variable={k.ident}_out depth={k.out_depth}")
+        if k.out_impl is not None:
+            lines.append(f"#pragma HLS BIND_STORAGE variable={k.ident}_out type=fifo impl={k.out_impl}")
     lines.append("")
     lines.append(f"    qnnflow::axis_to_stream<QNNFLOW_IN_WORD_BITS, {in_fmt.packed_bits}, QNNFLOW_IN_WORDS>"
                  f"(in0, s_input);")

@@ -7,8 +7,8 @@
 // A line buffer of KH + SH rows: KH rows feed the windows of output row oy while the SH rows
 // of output row oy+1 arrive.  After the first KH rows, each output row takes
 // max(OW*KH*KW*CF, SH*W*CF) iterations at II=1, reading and writing in the same loop.
-// The line buffer is the caller's (a global of the generated parameter header), so that the
-// top function can bind it to block RAM, LUTRAM or UltraRAM as the node's ram_style says.
+// The line buffer is the caller's: the generated per-node process declares it, one memory per
+// row, bound to block RAM, LUTRAM or UltraRAM as the node's ram_style says.
 //
 // C: enum { KH, KW, CH, H, W, OH, OW, SH, SW, SIMD };  typedef ... elem_t;
 #ifndef QNNFLOW_SLIDING_WINDOW_HPP

@@ -101,10 +101,22 @@ SWG_ATTRS = dict(ConvKernelDim=[3, 3], IFMChannels=4, IFMDim=[6, 6], OFMDim=[2, 
 def test_ram_style_binds_the_line_buffer(ram_style, impl):
     project = generate(node_model("ConvolutionInputGenerator", SWG_ATTRS | {"ram_style": ram_style}))
     header = project.files["params/ConvolutionInputGenerator_0.h"].decode()
-    assert "ConvolutionInputGenerator_0_rows[5][12];" in header  # KH + SH rows of W * CH/SIMD words
-    binds = [line for line in project.files["top.cpp"].decode().splitlines() if "BIND_STORAGE" in line]
-    want = [f"#pragma HLS BIND_STORAGE variable=ConvolutionInputGenerator_0_rows type=ram_s2p impl={impl}"]
-    assert binds == (want if impl else [])
+    process = header[header.index("static void ConvolutionInputGenerator_0_process("):]
+    # KH + SH rows of W * CH/SIMD words, local to the node's process, one memory per row
+    assert "    ap_uint<4> buffer[5][12];\n#pragma HLS ARRAY_PARTITION variable=buffer complete dim=1\n" in process
+    binds = [line for line in process.splitlines() if "BIND_STORAGE" in line]
+    assert binds == ([f"#pragma HLS BIND_STORAGE variable=buffer type=ram_s2p impl={impl}"] if impl else [])
+    assert "ConvolutionInputGenerator_0_process(s_input, ConvolutionInputGenerator_0_out);" in \
+        project.files["top.cpp"].decode()
+
+
+@pytest.mark.parametrize("depth, ram_style, impl", [(8, "auto", "srl"), (100, "auto", "lutram"),
+                                                    (100, "block", "bram"), (300, "auto", "bram")])
+def test_fifo_binds_its_stream_as_the_cost_model_counts_it(depth, ram_style, impl):
+    fifo = node_model("StreamingFIFO", dict(depth=depth, folded_shape=[1, 6, 2], dataType="INT3", ram_style=ram_style))
+    top = generate(fifo).files["top.cpp"].decode().splitlines()
+    at = top.index(f"#pragma HLS STREAM variable=StreamingFIFO_0_out depth={depth}")
+    assert top[at + 1] == f"#pragma HLS BIND_STORAGE variable=StreamingFIFO_0_out type=fifo impl={impl}"
 
 
 def test_thresholds_are_sorted_per_pe_row():
