@@ -21,8 +21,6 @@ Mapping BNN-PYNQ's design onto ours:
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
@@ -108,19 +106,10 @@ def calibration_rows(models: dict, board: dict) -> list[dict]:
     return rows
 
 
-@contextmanager
-def lut_coefficients(values: dict):
-    """Evaluate the cost model with other fitted coefficients (cost.FITTED's keys); restored on exit."""
-    cost.set_lut_coefficients(**values)
-    try:
-        yield
-    finally:
-        cost.set_lut_coefficients(**cost.FITTED)
-
-
 def _lut_estimates(models: dict, board: dict, values: dict) -> np.ndarray:
-    with lut_coefficients(values):
-        return np.array([published_estimate(models[n], n, board)["LUT"] + SHELL_LUTS for n in models], float)
+    """Node totals + shell of ``models`` at their published foldings, the cost model using coefficients ``values``."""
+    board = {**board, "lut_coefficients": values}
+    return np.array([published_estimate(models[n], n, board)["LUT"] + SHELL_LUTS for n in models], float)
 
 
 def fit_lut_coefficients(models: dict, board: dict, rounds: int = 2) -> dict:
@@ -150,8 +139,7 @@ def leave_one_out(models: dict, board: dict) -> list[dict]:
     rows = []
     for name in models:
         others = {n: m for n, m in models.items() if n != name}
-        with lut_coefficients(fit_lut_coefficients(others, board)):
-            predicted = published_estimate(models[name], name, board)["LUT"] + SHELL_LUTS
+        predicted = _lut_estimates({name: models[name]}, board, fit_lut_coefficients(others, board))[0]
         published = PUBLISHED[name]["LUT"]
         rows.append({"model": name, "overlay": PUBLISHED[name]["overlay"], "published": published,
                      "predicted": predicted, "ratio": predicted / published})

@@ -61,15 +61,14 @@ AUTO_LUTRAM_MAX_DEPTH = 128  # "auto" memories this shallow go to LUTRAM (FINN's
 DSP_PORTS = {"7series": (25, 18), "ultrascale+": (27, 18)}
 
 
-def set_lut_coefficients(NODE_LUTS: float, POPCOUNT_LUTS_PER_BIT: float) -> None:
-    """Set the fitted coefficients and the control terms derived from them (calibration only)."""
-    module = globals()
-    module.update(NODE_LUTS=NODE_LUTS, POPCOUNT_LUTS_PER_BIT=POPCOUNT_LUTS_PER_BIT,
-                  CONTROL_LUTS=FINN_R_CONTROL_LUTS + NODE_LUTS, SMALL_CONTROL_LUTS=STREAMING_CONTROL_LUTS + NODE_LUTS,
-                  MOVER_CONTROL_LUTS=MOVER_LUTS + NODE_LUTS)
+def coefficients(board: dict) -> dict:
+    """The fitted LUT coefficients: FITTED, or a board mapping's own ``lut_coefficients`` (calibration)."""
+    return board.get("lut_coefficients") or FITTED
 
 
-set_lut_coefficients(**FITTED)
+def control_luts(board: dict, own: int = FINN_R_CONTROL_LUTS) -> float:
+    """A node's control LUTs: its own (FINN-R's c0 for a compute node) plus the fitted per-node share."""
+    return own + coefficients(board)["NODE_LUTS"]
 
 
 def part_family(board: dict) -> str:
@@ -138,9 +137,9 @@ def adder_tree_luts(n_inputs: int, in_bits: int) -> int:
     return (n_inputs - 1) * (in_bits + math.ceil(math.log2(n_inputs)))
 
 
-def popcount_luts(n_bits: int) -> int:
+def popcount_luts(n_bits: int, board: dict) -> int:
     """LUTs of a compressor tree counting n_bits ones (calibrated, see the module docstring)."""
-    return math.ceil(POPCOUNT_LUTS_PER_BIT * n_bits)
+    return math.ceil(coefficients(board)["POPCOUNT_LUTS_PER_BIT"] * n_bits)
 
 
 def comparator_luts(bits: int) -> int:

@@ -93,5 +93,5 @@ class LabelSelect(HWNode):
         pe, k = self.get_nodeattr("PE"), self.get_nodeattr("K")
         v_bits = self.input_datatype().bitwidth()
         i_bits = index_datatype(self.get_nodeattr("Labels")).bitwidth()
-        luts = cost.SMALL_CONTROL_LUTS + pe * k * cost.comparator_luts(v_bits) + 2 * k * (v_bits + i_bits)
+        luts = cost.control_luts(board, cost.STREAMING_CONTROL_LUTS) + pe * k * cost.comparator_luts(v_bits) + 2 * k * (v_bits + i_bits)
         return {"LUT": int(luts), "BRAM18": 0, "DSP": 0}

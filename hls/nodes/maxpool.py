@@ -104,5 +104,5 @@ class StreamingMaxPool(HWNode):
         pe, bits = self.get_nodeattr("PE"), self.input_datatype().bitwidth()
         rows = math.ceil(kh / sh)
         row = cost.memory(self._out_hw()[1] * c // pe, pe * bits, "auto")
-        luts = cost.SMALL_CONTROL_LUTS + pe * 2 * cost.comparator_luts(bits) + rows * row["LUT"]
+        luts = cost.control_luts(board, cost.STREAMING_CONTROL_LUTS) + pe * 2 * cost.comparator_luts(bits) + rows * row["LUT"]
         return {"LUT": int(luts), "BRAM18": rows * row["BRAM18"], "DSP": 0}

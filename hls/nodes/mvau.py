@@ -275,7 +275,7 @@ class MVAU(HWNode):
         acc = self.acc_bits()
         dsp = 0
         if self.xnor():
-            lanes = simd * 1 + cost.popcount_luts(simd)
+            lanes = simd * 1 + cost.popcount_luts(simd, board)
         elif self.uses_dsp():
             dsp = pe * simd * cost.dsp_multiplier(a_bits, idt.signed(), w_bits, wdt.signed(), family)
             lanes = cost.adder_tree_luts(simd, a_bits + w_bits)
@@ -289,6 +289,6 @@ class MVAU(HWNode):
             per_pe += n_thr * cost.comparator_luts(acc)
             tmem = cost.memory(self.calc_tmem(), n_thr * acc, "auto")
             luts, brams = luts + pe * tmem["LUT"], brams + pe * tmem["BRAM18"]
-        luts += cost.CONTROL_LUTS + cost.DATAPATH_SCALE * pe * per_pe
+        luts += cost.control_luts(board) + cost.DATAPATH_SCALE * pe * per_pe
         return {"LUT": int(math.ceil(luts)), "BRAM18": int(brams), "DSP": int(dsp)}
 

@@ -85,5 +85,5 @@ class FMPadding(HWNode):
         cost.part_family(board)
         oh, ow = self._out_hw()
         counters = cost.counter_luts(oh) + cost.counter_luts(ow) + cost.counter_luts(self.get_nodeattr("NumChannels"))
-        luts = cost.MOVER_CONTROL_LUTS + counters + self.outstream_width()
+        luts = cost.control_luts(board, cost.MOVER_LUTS) + counters + self.outstream_width()
         return {"LUT": int(luts), "BRAM18": 0, "DSP": 0}

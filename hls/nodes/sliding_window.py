@@ -116,4 +116,5 @@ class ConvolutionInputGenerator(HWNode):
         (kh, _), c, (_, w), _, (sh, _) = self._geometry()
         simd = self.get_nodeattr("SIMD")
         line = cost.memory(w * c // simd, simd * self.input_datatype().bitwidth(), self.get_nodeattr("ram_style"))
-        return {"LUT": cost.CONTROL_LUTS + (kh + sh) * line["LUT"], "BRAM18": (kh + sh) * line["BRAM18"], "DSP": 0}
+        luts = cost.control_luts(board) + (kh + sh) * line["LUT"]
+        return {"LUT": int(luts), "BRAM18": (kh + sh) * line["BRAM18"], "DSP": 0}

@@ -122,5 +122,5 @@ class Thresholding(HWNode):
         t_bits = self.input_datatype().bitwidth() + 1
         n_thr = 2 ** self.output_datatype().bitwidth() - 1
         mem = cost.memory(n_ch // pe, n_thr * t_bits, self.get_nodeattr("ram_style"))
-        luts = cost.SMALL_CONTROL_LUTS + pe * (n_thr * cost.comparator_luts(t_bits) + mem["LUT"])
+        luts = cost.control_luts(board, cost.STREAMING_CONTROL_LUTS) + pe * (n_thr * cost.comparator_luts(t_bits) + mem["LUT"])
         return {"LUT": int(luts), "BRAM18": pe * mem["BRAM18"], "DSP": 0}

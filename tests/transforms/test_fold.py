@@ -191,4 +191,3 @@ def test_fitted_coefficients_are_the_least_squares_fit():
     fitted = fit_lut_coefficients({name: hw(name)[0] for name in PUBLISHED}, load_board("pynq-z1"))
     assert abs(fitted["NODE_LUTS"] - cost.FITTED["NODE_LUTS"]) < 5, fitted
     assert abs(fitted["POPCOUNT_LUTS_PER_BIT"] - cost.FITTED["POPCOUNT_LUTS_PER_BIT"]) < 0.01, fitted
-    assert cost.NODE_LUTS == cost.FITTED["NODE_LUTS"]  # the fit left the model as it found it
