@@ -4,7 +4,7 @@ Brevitas exports a padded convolution with ``auto_pad`` or ``pads``, a biased Qu
 as a three-input Conv and a biased QuantLinear as a Gemm with transposed weights.  The
 rewrites that follow (streamline, binary encoding, lowering) read only ``pads`` and expect
 linear layers as bias-free Conv/MatMul with the bias in an Add after them, so these run
-first (``CANONICAL``, in order), outside the float head.
+first (``CANONICAL``, in order); the bias rewrites leave the float head alone.
 """
 
 from __future__ import annotations
@@ -27,8 +27,13 @@ def _explicit_pads(model, node) -> list[int] | None:
     if mode == "VALID":
         return [0, 0, 0, 0]
     if mode not in ("SAME_UPPER", "SAME_LOWER"):
-        raise QnnflowError(f"node '{node.name}' ({node.op_type}): auto_pad={mode} is not supported")
-    size = np.array(model.get_tensor_shape(node.input[0])[2:])
+        raise QnnflowError(f"node '{node.name}' ({node.op_type}): auto_pad={mode} is not an ONNX padding mode; "
+                           f"use NOTSET with explicit pads, VALID, SAME_UPPER or SAME_LOWER")
+    shape = model.get_tensor_shape(node.input[0])
+    if not shape or len(shape) != 4:
+        raise QnnflowError(f"node '{node.name}' ({node.op_type}): auto_pad={mode} needs the input's 4D shape, "
+                           f"which is unknown; run the tidy step (shape inference) first")
+    size = np.array(shape[2:])
     if "kernel_shape" in attrs:
         kernel = np.array(attrs["kernel_shape"])
     else:  # a Conv may leave it to its weights' shape
@@ -84,7 +89,9 @@ class ExtractConvBias(Transformation):
     """Conv(x, W, b) -> Add(Conv(x, W), b reshaped to (1, C, 1, 1)), outside the float head.
 
     Must run before ``FoldWeightQuantizers``: that puts the weight scale in a Mul right after
-    the Conv, which would otherwise scale the bias too. The bias is a constant or a quantizer
+    the Conv, which would otherwise scale the bias too.  qonnx's ExtractBiasFromConv does the
+    same for a float bias, but fails on Brevitas's Int8Bias (its scalar zero point cannot take
+    the per-channel shape) and leaves a bias it cannot extract with only a warning. The bias is a constant or a quantizer
     of constants (Brevitas ``bias_quant``); the quantizer's per-channel parameters are
     reshaped with it and it is folded like any other quantized constant.
     """
@@ -97,7 +104,8 @@ class ExtractConvBias(Transformation):
             bias = node.input[2]
             source = _constant_source(model, bias) if bias else None
             if bias and source is None:
-                raise QnnflowError(f"node '{node.name}' (Conv): bias must be a constant or a quantized constant")
+                raise QnnflowError(f"node '{node.name}' (Conv): its bias '{bias}' is computed, not a constant or a "
+                                   f"quantized constant; give the layer a fixed (trained) bias")
             del node.input[2]
             if not bias:
                 continue
@@ -117,9 +125,10 @@ class ExtractConvBias(Transformation):
 class GemmToMatMul(Transformation):
     """Gemm(x, W, b) (how a QuantLinear with bias exports) -> Add(MatMul(x, W^T), b), outside the float head.
 
-    Like ``ExtractConvBias``, before the weight scale is split off. ``transB`` is applied
-    to the weight constant (or to the parameters of the quantizer producing it), so the
-    MatMul reads integer weights after ``FoldWeightQuantizers``; ``alpha`` becomes a Mul.
+    Like ``ExtractConvBias``, before the weight scale is split off.  Unlike qonnx's
+    GemmToMatMul, ``transB`` is applied to the weight constant (or to the parameters of the
+    quantizer producing it) instead of by a Transpose node, so the MatMul reads integer weights
+    after ``FoldWeightQuantizers``; ``alpha`` becomes a Mul.
     """
 
     def apply(self, model):
@@ -130,15 +139,18 @@ class GemmToMatMul(Transformation):
             attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
             what = f"node '{node.name}' (Gemm)"
             if attrs.get("transA", 0):
-                raise QnnflowError(f"{what}: transA=1 is not supported")
+                raise QnnflowError(f"{what}: transA=1 (a transposed input) is not supported; export the layer as "
+                                   f"a plain Linear (torch.nn.functional.linear)")
             source = _constant_source(model, node.input[1])
             if source is None:
-                raise QnnflowError(f"{what}: weights must be a constant or a quantized constant")
+                raise QnnflowError(f"{what}: its weights are computed, not a constant or a quantized constant; "
+                                   f"use a layer with fixed (trained) weights")
             bias = node.input[2] if len(node.input) > 2 and node.input[2] else None
             beta = float(attrs.get("beta", 1.0))
             if bias is not None and beta != 1.0:
                 if model.get_initializer(bias) is None:
-                    raise QnnflowError(f"{what}: beta={beta} with a non-constant bias is not supported")
+                    raise QnnflowError(f"{what}: beta={beta} with a computed bias is not supported; use beta=1 or a "
+                                       f"constant bias")
                 model.set_initializer(bias, (model.get_initializer(bias) * np.float32(beta)).astype(np.float32))
             if attrs.get("transB", 0):
                 weights = node.input[1]

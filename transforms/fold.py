@@ -160,8 +160,7 @@ def insert_converters(model: ModelWrapper, board: dict) -> list[str]:
             raise QnnflowError(
                 f"node '{consumer.name}': its {c}-bit input words cannot be converted from the {a}-bit output words "
                 f"of '{producer.name}'; choose PE/SIMD so that one width divides the tensor's last axis")
-        src = edge.producer_tensor if placed.at_producer else edge.tensor
-        shape = edge.producer_shape if placed.at_producer else edge.shape
+        src, shape = edge.tensor, edge.producer_shape if placed.at_producer else edge.shape
         k = len(names)
         while f"StreamingDataWidthConverter_{k}" in taken:
             k += 1

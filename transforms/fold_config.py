@@ -54,7 +54,7 @@ FINN_OPS = {
 FINN_VARIANTS = ("_hls", "_rtl")
 # Fields FINN writes in folding files that qnnflow has no counterpart for, by why they can be ignored.
 FINN_FIELDS = {field: why for why, fields in (
-    ("weights are always embedded in the kernel", ("mem_mode",)),
+    ("weights are always in on-chip memories of the kernel", ("mem_mode",)),
     ("weights are fixed when the kernel is generated", ("runtime_writeable_weights",)),
     ("an MVAU's threshold memory style is always auto", ("ram_style_thresholds",)),
     ("Thresholding memory is chosen by ram_style", ("depth_trigger_uram", "depth_trigger_bram")),

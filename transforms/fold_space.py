@@ -29,7 +29,7 @@ from qonnx.custom_op.registry import getCustomOp
 
 from qnnflow.flow.errors import QnnflowError
 from qnnflow.hls.nodes.base import divisors
-from qnnflow.transforms.partition import STREAM_TRANSPARENT, is_hw
+from qnnflow.transforms.partition import is_hw
 
 RESOURCES = ("LUT", "BRAM18", "DSP")
 DERIVED_OPS = ("StreamingDataWidthConverter", "StreamingFIFO")  # inserted by fold, never searched over
@@ -109,13 +109,16 @@ class NodeSpace:
 
 @dataclass
 class Edge:
-    """The stream from chain node ``index`` to node ``index + 1``, through stream-transparent nodes."""
+    """The stream ``tensor`` from chain node ``index`` to node ``index + 1``.
+
+    The two nodes may group its elements differently (an MVAU reads a (1, H, W, C) tensor as
+    (1, H*W*C)): a width converter works on the consumer's view, else on the producer's.
+    """
 
     index: int
-    tensor: str  # the consumer's input tensor: a width converter goes right before the consumer
-    shape: list[int]  # per-image shape of that tensor, batch 1 first
-    producer_tensor: str  # the producer's output tensor (the fallback place for a converter)
-    producer_shape: list[int]
+    tensor: str
+    shape: list[int]  # the consumer's per-image view, batch 1 first
+    producer_shape: list[int]  # the producer's
     datatype: str
     costs: dict = field(default_factory=dict)  # (in width, out width) -> DwcCost or None (illegal)
 
@@ -124,7 +127,7 @@ class Edge:
 class DwcCost:
     res: tuple[int, int, int]
     cycles: int
-    at_producer: bool  # the converter sits on the producer's output (before a reshape) instead
+    at_producer: bool  # the converter works on the producer's view of the stream
 
 
 @dataclass
@@ -155,17 +158,12 @@ def dataflow_chain(model: ModelWrapper) -> tuple[list, list[Edge]]:
         raise QnnflowError("fold: the model has no dataflow nodes; run the 'to_hw' step before 'fold'")
     edges = []
     for i, node in enumerate(hw):
-        tensor, hops = node.output[0], []
-        while True:
-            consumers = model.find_consumers(tensor) or []
-            if len(consumers) > 1:
-                raise QnnflowError(
-                    f"node '{node.name}': its output feeds {len(consumers)} nodes; fold supports a chain of "
-                    f"dataflow nodes (one stream in, one out) only")
-            if not consumers or is_hw(consumers[0]) or consumers[0].op_type not in STREAM_TRANSPARENT:
-                break
-            hops.append(consumers[0])
-            tensor = consumers[0].output[0]
+        tensor = node.output[0]
+        consumers = model.find_consumers(tensor) or []
+        if len(consumers) > 1:
+            raise QnnflowError(
+                f"node '{node.name}': its output feeds {len(consumers)} nodes; fold supports a chain of "
+                f"dataflow nodes (one stream in, one out) only")
         nxt = consumers[0] if consumers and is_hw(consumers[0]) else None
         if i + 1 < len(hw):
             if nxt is None or nxt.name != hw[i + 1].name:
@@ -174,7 +172,7 @@ def dataflow_chain(model: ModelWrapper) -> tuple[list, list[Edge]]:
                     f"its output; fold supports a single chain of dataflow nodes only")
             _check_stream_types(node, nxt)
             # the shapes as the nodes see the stream: an MVAU may read a (1, H, W, C) tensor as MW = H*W*C
-            edges.append(Edge(i, tensor, _batch_one(getCustomOp(nxt).normal_input_shape()), node.output[0],
+            edges.append(Edge(i, tensor, _batch_one(getCustomOp(nxt).normal_input_shape()),
                               _batch_one(getCustomOp(node).normal_output_shape()), _stream_dtype(model, node)))
         elif nxt is not None:
             raise QnnflowError(f"node '{node.name}': reads after the last dataflow node; internal error")

@@ -16,8 +16,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qnnflow.flow.errors import QnnflowError
 
 HW_DOMAIN = "qnnflow.hls.nodes"
-# Reshapes keep a stream's element order.  to_hw leaves none inside the region; fold still
-# steps over them in hand-built chains of dataflow nodes (transforms/fold_space.py).
+# Reshapes keep a stream's element order; to_hw leaves none inside the region.
 STREAM_TRANSPARENT = ("Flatten", "Reshape")
 LAYOUT_OPS = ("Transpose", *STREAM_TRANSPARENT)
 

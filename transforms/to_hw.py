@@ -173,6 +173,11 @@ class ConvertToHWNodes(Transformation):
                 f"node '{blocker.name}' ({blocker.op_type}) sits between layers: qnnflow has no dataflow node for "
                 f"{blocker.op_type}, and it keeps the scale '{maker.name}' from being absorbed before "
                 f"'{matmul.name}'; {fix}")
+        if maker is not None and maker.op_type in ("Mul", "Add"):
+            raise QnnflowError(
+                f"node '{maker.name}' ({maker.op_type}): a float {'scale' if maker.op_type == 'Mul' else 'bias'} "
+                f"in front of '{matmul.name}' could not be absorbed into thresholds (streamlining moves only a "
+                f"scalar scale past a linear layer); quantize the activation right before that layer")
         if maker is not None:
             raise QnnflowError(
                 f"node '{maker.name}' ({maker.op_type}) turns the integer activations feeding '{matmul.name}' "
@@ -349,21 +354,7 @@ class RemoveStreamReshapes(Transformation):
             node.input[0] = tensor
             for reshape in chain:
                 model.graph.node.remove(reshape)
-            for reshape in chain:
-                for name in [*reshape.input[1:], reshape.output[0]]:  # a Reshape's target shape; the output
-                    if name and not model.find_consumers(name):
-                        self._forget(model, name)
         return model, False
-
-    @staticmethod
-    def _forget(model, name):
-        """Remove a tensor that no node reads any more: its initializer, shape and datatype annotation."""
-        graph = model.graph
-        for entries in (graph.initializer, graph.value_info):
-            for entry in [e for e in entries if e.name == name]:
-                entries.remove(entry)
-        for entry in [a for a in graph.quantization_annotation if a.tensor_name == name]:
-            graph.quantization_annotation.remove(entry)
 
     @staticmethod
     def _batch_kept(model, node) -> bool:

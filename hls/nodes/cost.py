@@ -100,7 +100,7 @@ def srl_luts(depth: int, width: int) -> int:
 
 def stream_fifo_luts(depth: int, width: int) -> int:
     """LUTs of a shallow stream FIFO: the words in SRLs plus read/write address counters
-    (2 * log2(depth), FINN's StreamingFIFO lut_estimation)."""
+    (2 * ceil(log2(depth + 1)); FINN's StreamingFIFO lut_estimation uses 2 * log2(depth))."""
     return srl_luts(depth, width) + 2 * counter_luts(depth)
 
 

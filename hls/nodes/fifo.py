@@ -74,7 +74,7 @@ class StreamingFIFO(HWNode):
 
     def resources(self, board: dict) -> dict:
         """depth x width words in SRLs (32 per LUT), LUTRAM (64 per LUT) or RAMB18s, plus read/write
-        address counters (2 * log2(depth) LUTs, FINN's StreamingFIFO lut_estimation)."""
+        address counters (cost.counter_luts each, after FINN's StreamingFIFO lut_estimation)."""
         self.check()
         cost.part_family(board)
         cost.uram_check(self.get_nodeattr("ram_style"), board, self.name)

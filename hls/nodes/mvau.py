@@ -151,7 +151,13 @@ class MVAU(HWNode):
         if weights is None:
             return ["input 1 (weights) must be an initializer"]
         thresholds = model.get_initializer(inputs[2]) if len(inputs) > 2 and inputs[2] else None
-        return self.tensor_problems(np.asarray(weights), None if thresholds is None else np.asarray(thresholds))
+        found = self.tensor_problems(np.asarray(weights), None if thresholds is None else np.asarray(thresholds))
+        shape = model.get_tensor_shape(inputs[0])
+        want = math.prod(self._vectors()) * self.get_nodeattr("MW")
+        if shape and math.prod(shape[1:]) != want:
+            found.append(f"input '{inputs[0]}' of shape {shape} has {math.prod(shape[1:])} elements per image, but "
+                         f"numInputVectors[1:] x MW = {want}; fix MW or numInputVectors")
+        return found
 
     # ----- execution --------------------------------------------------------------------
 

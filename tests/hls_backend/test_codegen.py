@@ -172,6 +172,15 @@ def test_illegal_folding_names_the_node(no_compiler, tmp_path):
     expect_error(pool, r"node 'StreamingMaxPool_0' \(StreamingMaxPool\): PE=4 does not divide", tmp_path)
 
 
+def test_mvau_reading_a_stream_of_the_wrong_size(no_compiler, tmp_path):
+    """An MVAU may read any tensor with prod(numInputVectors[1:]) x MW elements per image, and no other."""
+    model = node_model("MVAU", MVAU_ATTRS, {1: np.zeros((12, 8))})
+    model.set_tensor_shape("x", [1, 2, 7])  # 14 elements, MW = 12
+    with pytest.raises(QnnflowError, match=r"^node 'MVAU_0' \(MVAU\): input 'x' of shape \[1, 2, 7\] has 14 elements "
+                                           r"per image, but numInputVectors\[1:\] x MW = 12; fix MW or numInputVectors$"):
+        generate(model)
+
+
 def test_external_weights_have_no_kernel(no_compiler, tmp_path):
     model = node_model("MVAU", dict(MVAU_ATTRS, mem_mode="external"), {1: np.zeros((12, 8))})
     expect_error(model, r"node 'MVAU_0' \(MVAU\): mem_mode=external", tmp_path)

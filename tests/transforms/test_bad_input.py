@@ -99,3 +99,26 @@ def test_a_layer_without_a_dataflow_node_between_layers_is_named(layer, features
     message = str(info.value)
     assert message.startswith(f"node '{name}' {op} ") and f"no dataflow node for {op[1:-1]}" in message, message
     assert "\n" not in message
+
+
+class ChannelGainBeforeLinear(nn.Module):
+    """A per-channel float gain between an activation and a linear layer: no threshold can absorb it."""
+
+    def __init__(self):
+        super().__init__()
+        self.inp = QuantIdentity(act_quant=input_quant(8))
+        self.fc1 = QuantLinear(16, 8, bias=False, weight_quant=weight_quant(2))
+        self.act1 = QuantIdentity(act_quant=act_quant(2))
+        self.fc2 = QuantLinear(8, 4, bias=False, weight_quant=weight_quant(2))
+        self.register_buffer("gain", torch.linspace(0.5, 2.0, 8))
+
+    def forward(self, x):
+        return self.fc2(self.act1(self.fc1(self.inp(x))) * self.gain)
+
+
+def test_a_scale_that_cannot_be_absorbed_is_named_as_such():
+    with pytest.raises(QnnflowError) as info:
+        hw_graph(ChannelGainBeforeLinear(), (1, 16))
+    message = str(info.value)
+    assert message.startswith("node 'Mul_") and "(Mul): a float scale in front of 'MatMul_" in message, message
+    assert "could not be absorbed into thresholds" in message and "\n" not in message

@@ -211,7 +211,7 @@ def test_a_finn_file_gives_the_design_of_the_same_folding_in_our_names():
         "inserts the width converters its folding needs; FIFO sizing is not part of folding",
         "ignored Thresholding_rtl_0, LabelSelect_hls_0: this graph has no dataflow node of that kind (qnnflow runs "
         "it on the host, or the build has no such layer)",
-        "ignored FINN fields with no qnnflow counterpart: mem_mode (weights are always embedded in the kernel); "
+        "ignored FINN fields with no qnnflow counterpart: mem_mode (weights are always in on-chip memories of the kernel); "
         "runtime_writeable_weights (weights are fixed when the kernel is generated); ram_style_thresholds (an MVAU's "
         "threshold memory style is always auto); parallel_window (the sliding window's only parallelism "
         "is SIMD); inFIFODepths, outFIFODepths (FIFO sizing is not part of folding)",
@@ -265,7 +265,7 @@ def test_legacy_finn_names_fifo_fields_and_defaults():
         "Defaults op type StreamingFCLayer_Batch -> MVAU, Defaults op type MVAU_hls -> MVAU",
         "ignored 2 FIFO/width-converter entries (StreamingFIFO x1, StreamingDataWidthConverter_Batch x1): fold "
         "inserts the width converters its folding needs; FIFO sizing is not part of folding",
-        "ignored FINN fields with no qnnflow counterpart: mem_mode (weights are always embedded in the kernel); "
+        "ignored FINN fields with no qnnflow counterpart: mem_mode (weights are always in on-chip memories of the kernel); "
         "runtime_writeable_weights (weights are fixed when the kernel is generated); depth, inFIFODepth, "
         "outFIFODepth (FIFO sizing is not part of folding)",
     ]

@@ -129,7 +129,9 @@ def test_min_single_is_the_least_of_one_resource(seed):
 
 
 def small_chain(seed: int = 0) -> ModelWrapper:
-    """FMPadding -> sliding window -> MVAU (thresholds) -> max-pool -> Flatten -> MVAU -> LabelSelect."""
+    """FMPadding -> sliding window -> MVAU (thresholds) -> max-pool -> MVAU -> LabelSelect.
+
+    The second MVAU reads the max-pool's (1, 2, 2, 8) stream as one vector of 32, as to_hw leaves it."""
     rng = np.random.default_rng(seed)
     w1 = rng.integers(-8, 8, (18, 8)).astype(np.float32)  # INT4
     t1 = np.sort(rng.integers(-200, 200, (8, 3)), axis=1).astype(np.float32)
@@ -145,8 +147,7 @@ def small_chain(seed: int = 0) -> ModelWrapper:
                          numInputVectors=[1, 4, 4]),
         helper.make_node("StreamingMaxPool", ["a"], ["m"], domain=DOMAIN, name="StreamingMaxPool_0", ImgDim=[4, 4],
                          PoolDim=[2, 2], NumChannels=8, dataType="UINT2"),
-        helper.make_node("Flatten", ["m"], ["f"], name="Flatten_0", axis=1),
-        helper.make_node("MVAU", ["f", "W2"], ["s"], domain=DOMAIN, name="MVAU_1", MW=32, MH=6,
+        helper.make_node("MVAU", ["m", "W2"], ["s"], domain=DOMAIN, name="MVAU_1", MW=32, MH=6,
                          inputDataType="UINT2", weightDataType="INT4", outputDataType="INT10", accDataType="INT10",
                          noActivation=1),
         helper.make_node("LabelSelect", ["s"], ["y"], domain=DOMAIN, name="LabelSelect_0", Labels=6, K=2,
