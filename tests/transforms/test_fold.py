@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,7 +24,13 @@ from qnnflow.models.export import export_source
 from qnnflow.models.source import parse_model_source
 from qnnflow.transforms.fold import fold
 from qnnflow.hls.nodes import cost
-from qnnflow.transforms.fold_calibration import PUBLISHED, SHELL_LUTS, calibration_rows, fit_lut_coefficients
+from qnnflow.transforms.fold_calibration import (
+    PUBLISHED,
+    SHELL_LUTS,
+    calibration_rows,
+    fit_lut_coefficients,
+    leave_one_out,
+)
 from qnnflow.transforms.fold_greedy import greedy_fold
 from qnnflow.transforms.fold_space import (
     DEFAULT_MAX_WEIGHT_WIDTH,
@@ -36,6 +43,7 @@ from qnnflow.transforms.streamline import streamline
 from qnnflow.transforms.tidy import tidy
 from qnnflow.transforms.to_hw import to_hw
 
+REPO = Path(__file__).resolve().parents[2]
 FAST = ["tfc_w1a1", "tfc_w2a2", "lfc_w1a1", "cnv_w1a1", "cnv_w1a2", "cnv_w2a2"]
 SLOW = ["tfc_w1a2", "lfc_w1a2", "lfc_w2a2", "cnv_w4a4", "cnv_w8a8"]
 BOARDS = ["pynq-z1", "ultra96"]
@@ -191,3 +199,19 @@ def test_fitted_coefficients_are_the_least_squares_fit():
     fitted = fit_lut_coefficients({name: hw(name)[0] for name in PUBLISHED}, load_board("pynq-z1"))
     assert abs(fitted["NODE_LUTS"] - cost.FITTED["NODE_LUTS"]) < 5, fitted
     assert abs(fitted["POPCOUNT_LUTS_PER_BIT"] - cost.FITTED["POPCOUNT_LUTS_PER_BIT"]) < 0.01, fitted
+
+
+def test_the_published_calibration_tables_are_the_computed_ones():
+    """README and hls/nodes/cost.py quote the calibration: they must say what the model computes."""
+    models, board = {name: hw(name)[0] for name in PUBLISHED}, load_board("pynq-z1")
+    readme = " ".join((REPO / "README.md").read_text().split())
+    table = {line.split()[0]: line.split() for line in cost.__doc__.splitlines() if line.strip()[:3] in ("cnv", "lfc")}
+    luts = {r["overlay"]: r for r in calibration_rows(models, board) if r["resource"] == "LUT"}
+    out_of_sample = leave_one_out(models, board)
+    for row in out_of_sample:
+        fit = luts[row["overlay"]]
+        assert f"{row['overlay']} {fit['ours']:,} vs {fit['published']:,}" in readme, row
+        assert table[row["overlay"]][1:5] == [f"{fit['published']:,}", f"{fit['ours']:,}",
+                                              f"({fit['ratio'] - 1:+.0%})", f"{row['ratio'] - 1:+.0%}"]
+    errors = [f"{row['ratio'] - 1:+.0%}" for row in out_of_sample]
+    assert f"errors are {', '.join(errors[:-1])} and {errors[-1]}." in readme
