@@ -29,10 +29,9 @@ from qonnx.transformation.infer_shapes import InferShapes
 
 from qnnflow.flow.errors import QnnflowError
 from qnnflow.transforms.graph import add_const, fresh_name, single_consumer
+from qnnflow.transforms.partition import HW_DOMAIN, LAYOUT_OPS, STREAM_TRANSPARENT, find_partition
 
-HW_DOMAIN = "qnnflow.hls.nodes"
-RESHAPES = ("Flatten", "Reshape")
-PASS_THROUGH = ("MaxPool", "MaxPoolNHWC", "Im2Col", *RESHAPES)
+PASS_THROUGH = ("MaxPool", "MaxPoolNHWC", "Im2Col", *STREAM_TRANSPARENT)
 LINEAR = ("MatMul", "Conv")
 # Dataflow nodes whose input may be any tensor with the right number of elements per image
 # (they group the stream by their attributes; see hls/nodes/mvau.py).
@@ -58,7 +57,7 @@ def _float_culprit(model, tensor):
     while producer is not None:
         inputs = [t for t in producer.input if t and model.get_initializer(t) is None]
         if any(_dtype(model, t).is_integer() for t in inputs):
-            blocker = next((n for n in path if n.op_type not in ("Mul", "Add", "Transpose", *RESHAPES)), None)
+            blocker = next((n for n in path if n.op_type not in ("Mul", "Add", *LAYOUT_OPS)), None)
             return producer, blocker if producer.op_type in ("Mul", "Add") else None
         if not inputs:
             break
@@ -337,7 +336,7 @@ class RemoveStreamReshapes(Transformation):
             chain, tensor = [], node.input[0]
             while True:
                 producer = model.find_producer(tensor)
-                if producer is None or producer.op_type not in RESHAPES or not self._batch_kept(model, producer):
+                if producer is None or producer.op_type not in STREAM_TRANSPARENT or not self._batch_kept(model, producer):
                     break
                 reader = chain[-1] if chain else node
                 only = single_consumer(model, tensor)
@@ -369,7 +368,6 @@ def to_hw(model: ModelWrapper):
     """Lower, encode binary activations, convert to dataflow nodes, drop the reshapes between them,
     merge the float tail; returns (model, partition)."""
     from qnnflow.transforms.lower import LowerToNHWC
-    from qnnflow.transforms.partition import find_partition
     from qnnflow.transforms.streamline import MoveAffineDownstream
 
     # Encoding first: a zero-padded binary activation must become a 2-bit integer before
