@@ -336,7 +336,8 @@ class RemoveStreamReshapes(Transformation):
             chain, tensor = [], node.input[0]
             while True:
                 producer = model.find_producer(tensor)
-                if producer is None or producer.op_type not in STREAM_TRANSPARENT or not self._batch_kept(model, producer):
+                if (producer is None or producer.op_type not in STREAM_TRANSPARENT
+                        or not self._batch_kept(model, producer)):
                     break
                 reader = chain[-1] if chain else node
                 only = single_consumer(model, tensor)
