@@ -14,14 +14,13 @@ from onnx import helper
 from qonnx.transformation.base import Transformation
 
 from qnnflow.flow.errors import QnnflowError
-from qnnflow.transforms.graph import fresh_name, head_nodes, insert_after
+from qnnflow.transforms.graph import auto_pad, head_nodes, insert_after
 
 
 def _explicit_pads(model, node) -> list[int] | None:
     """``pads`` [top, left, bottom, right] for a Conv/MaxPool's ``auto_pad``; None when it has none."""
     attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-    mode = attrs.get("auto_pad", b"NOTSET")
-    mode = mode.decode() if isinstance(mode, bytes) else mode
+    mode = auto_pad(node)
     if mode == "NOTSET":
         return None
     if mode == "VALID":
@@ -75,16 +74,6 @@ def _constant_source(model, tensor):
     return None
 
 
-def _add_after(model, node, bias: str) -> None:
-    """Make ``node`` write a fresh tensor and ``Add(it, bias)`` write its old output."""
-    out = node.output[0]
-    mid = fresh_name(model, f"{out}_nobias")
-    model.set_tensor_shape(mid, model.get_tensor_shape(out))
-    node.output[0] = mid
-    add = helper.make_node("Add", [mid, bias], [out], name=fresh_name(model, f"{node.name}_bias"))
-    model.graph.node.insert(list(model.graph.node).index(node) + 1, add)
-
-
 class ExtractConvBias(Transformation):
     """Conv(x, W, b) -> Add(Conv(x, W), b reshaped to (1, C, 1, 1)), outside the float head.
 
@@ -118,7 +107,7 @@ class ExtractConvBias(Transformation):
                     if i == 0 or param.size > 1:
                         model.set_initializer(name, param.reshape(shape))
                 model.set_tensor_shape(bias, shape)
-            _add_after(model, node, bias)
+            insert_after(model, node, "Add", bias)
         return model, False
 
 
@@ -167,7 +156,7 @@ class GemmToMatMul(Transformation):
             node.op_type = "MatMul"
             alpha = float(attrs.get("alpha", 1.0))
             if bias is not None:
-                _add_after(model, node, bias)
+                insert_after(model, node, "Add", bias)
             if alpha != 1.0:
                 insert_after(model, node, "Mul", np.float32(alpha))
         return model, False

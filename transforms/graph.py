@@ -45,13 +45,24 @@ def add_const(model: ModelWrapper, value: np.ndarray, base: str) -> str:
     return name
 
 
-def insert_after(model: ModelWrapper, node, op_type: str, const: np.ndarray, **attrs):
-    """Insert ``op_type(node.output[0], const)`` right after ``node``; consumers then read the new node."""
+def auto_pad(node) -> str:
+    """A Conv/MaxPool's ``auto_pad`` mode as a string ('NOTSET' when absent)."""
+    for a in node.attribute:
+        if a.name == "auto_pad":
+            value = helper.get_attribute_value(a)
+            return value.decode() if isinstance(value, bytes) else value
+    return "NOTSET"
+
+
+def insert_after(model: ModelWrapper, node, op_type: str, const: np.ndarray | str, **attrs):
+    """Insert ``op_type(node.output[0], const)`` right after ``node``; consumers then read the new node.
+
+    ``const`` is a value (added as a new initializer) or the name of an existing tensor."""
     old_out = node.output[0]
     mid = fresh_name(model, node.name)
     model.set_tensor_shape(mid, model.get_tensor_shape(old_out))
     node.output[0] = mid
-    const_name = add_const(model, const, node.name + "_" + op_type.lower())
+    const_name = const if isinstance(const, str) else add_const(model, const, node.name + "_" + op_type.lower())
     new = helper.make_node(op_type, [mid, const_name], [old_out], name=fresh_name(model, op_type), **attrs)
     model.graph.node.insert(list(model.graph.node).index(node) + 1, new)
     return new

@@ -25,7 +25,7 @@ from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.transformation.infer_shapes import InferShapes
 
 from qnnflow.flow.errors import QnnflowError
-from qnnflow.transforms.graph import const_operand, fresh_name, head_nodes
+from qnnflow.transforms.graph import auto_pad, const_operand, fresh_name, head_nodes
 
 TO_NHWC, TO_NCHW = [0, 2, 3, 1], [0, 3, 1, 2]
 QONNX_DOMAIN = "qonnx.custom_op.general"
@@ -40,8 +40,7 @@ def _attr(node, name, default=None):
 
 def _no_auto_pad(node) -> None:
     """Streamlining turns ``auto_pad`` into explicit ``pads``; lowering reads only ``pads``."""
-    mode = _attr(node, "auto_pad", b"NOTSET")
-    mode = mode.decode() if isinstance(mode, bytes) else mode
+    mode = auto_pad(node)
     if mode not in ("NOTSET", "VALID"):
         raise QnnflowError(
             f"node '{node.name}' ({node.op_type}): auto_pad={mode} must be made explicit pads before lowering "

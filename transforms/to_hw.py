@@ -29,7 +29,9 @@ from qonnx.transformation.infer_shapes import InferShapes
 
 from qnnflow.flow.errors import QnnflowError
 from qnnflow.transforms.graph import add_const, fresh_name, single_consumer
+from qnnflow.transforms.lower import LowerToNHWC
 from qnnflow.transforms.partition import HW_DOMAIN, LAYOUT_OPS, STREAM_TRANSPARENT, find_partition
+from qnnflow.transforms.streamline import MoveAffineDownstream
 
 PASS_THROUGH = ("MaxPool", "MaxPoolNHWC", "Im2Col", *STREAM_TRANSPARENT)
 LINEAR = ("MatMul", "Conv")
@@ -365,16 +367,15 @@ class RemoveStreamReshapes(Transformation):
         return node.op_type != "Flatten" or _attr(node, "axis", 1) == 1
 
 
+# Encoding first: a zero-padded binary activation must become a 2-bit integer before lowering
+# pads it.  Last, the popcount-to-bipolar Mul/Add an unthresholded XNOR layer gets merge into
+# the float tail's scale and bias (on the host: one Mul and one Add).
+TO_HW = (EncodeBipolarActivations, LowerToNHWC, ConvertToHWNodes, RemoveStreamReshapes, MoveAffineDownstream)
+
+
 def to_hw(model: ModelWrapper):
     """Lower, encode binary activations, convert to dataflow nodes, drop the reshapes between them,
-    merge the float tail; returns (model, partition)."""
-    from qnnflow.transforms.lower import LowerToNHWC
-    from qnnflow.transforms.streamline import MoveAffineDownstream
-
-    # Encoding first: a zero-padded binary activation must become a 2-bit integer before
-    # lowering pads it.  Last, the popcount-to-bipolar Mul/Add an unthresholded XNOR layer
-    # gets merge into the float tail's scale and bias (on the host: one Mul and one Add).
-    for transform in (EncodeBipolarActivations(), LowerToNHWC(), ConvertToHWNodes(), RemoveStreamReshapes(),
-                      MoveAffineDownstream()):
-        model = model.transform(transform)
+    merge the float tail (``TO_HW``, in order); returns (model, partition)."""
+    for transform in TO_HW:
+        model = model.transform(transform())
     return model, find_partition(model)

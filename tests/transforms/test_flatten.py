@@ -21,11 +21,10 @@ from qnnflow.flow.errors import QnnflowError
 from qnnflow.flow.execute import compare_outputs, execute_batch
 from qnnflow.models.export import export_source
 from qnnflow.models.source import parse_model_source
-from qnnflow.transforms.lower import LowerToNHWC
 from qnnflow.transforms.partition import find_partition
 from qnnflow.transforms.streamline import streamline
 from qnnflow.transforms.tidy import tidy
-from qnnflow.transforms.to_hw import ConvertToHWNodes, EncodeBipolarActivations, RemoveStreamReshapes, to_hw
+from qnnflow.transforms.to_hw import TO_HW, RemoveStreamReshapes, to_hw
 
 HW = "qnnflow.hls.nodes"
 FACTORY = "tests.transforms.test_flatten:conv3x3_classifier"
@@ -68,8 +67,9 @@ def exported():
 def converted_keeping_reshapes(streamlined):
     """to_hw without RemoveStreamReshapes: the Flatten between the conv and the classifier stays."""
     model = streamlined
-    for transform in (EncodeBipolarActivations(), LowerToNHWC(), ConvertToHWNodes()):
-        model = model.transform(transform)
+    for transform in TO_HW:
+        if transform is not RemoveStreamReshapes:
+            model = model.transform(transform())
     return model
 
 
