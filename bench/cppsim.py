@@ -25,7 +25,7 @@ from qonnx.core.modelwrapper import ModelWrapper  # noqa: E402
 from qonnx.custom_op.registry import getCustomOp  # noqa: E402
 
 from qnnflow.flow.boards import load_board  # noqa: E402
-from qnnflow.flow.execute import execute_batch  # noqa: E402
+from qnnflow.base.execute import execute_batch  # noqa: E402
 from qnnflow.hls.codegen import generate  # noqa: E402
 from qnnflow.hls.cppsim import compile_project, execute_region, region_input, run_testbench  # noqa: E402
 from qnnflow.models.export import export_source  # noqa: E402

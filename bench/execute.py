@@ -16,7 +16,7 @@ warnings.filterwarnings("ignore")
 import numpy as np  # noqa: E402
 from qonnx.core.onnx_exec import execute_onnx  # noqa: E402
 
-from qnnflow.flow.execute import _sample, compare_outputs, execute_batch  # noqa: E402
+from qnnflow.base.execute import _sample, compare_outputs, execute_batch  # noqa: E402
 from qnnflow.models.export import export_source, torch_outputs  # noqa: E402
 from qnnflow.models.source import parse_model_source  # noqa: E402
 from qnnflow.models.zoo import build_model  # noqa: E402

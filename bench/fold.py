@@ -20,7 +20,7 @@ warnings.filterwarnings("ignore")
 from timing import best_of  # noqa: E402
 
 from qnnflow.flow.boards import load_board  # noqa: E402
-from qnnflow.flow.errors import QnnflowError  # noqa: E402
+from qnnflow.base.errors import QnnflowError  # noqa: E402
 from qnnflow.hls.nodes import cost  # noqa: E402
 from qnnflow.models.export import export_source  # noqa: E402
 from qnnflow.models.source import parse_model_source  # noqa: E402

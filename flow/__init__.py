@@ -1,3 +1,4 @@
-"""qnnflow's build flow: configuration, step registry, runner, reports and CLI."""
+"""qnnflow's build flow: configuration, step registry, the steps, runner, reports and CLI.
 
-__version__ = "0.1.0"
+The orchestration layer: it imports the transforms, models and node library; nothing imports it.
+"""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from qnnflow.flow.errors import QnnflowError
+from qnnflow.base.errors import QnnflowError
 
 BOARD_DIR = Path(__file__).resolve().parent.parent / "builds" / "boards"
 _REQUIRED = {"name": str, "part": str, "board_part": str, "resources": dict, "clock_ns": (int, float), "ps": str, "axi_width": int}

@@ -11,7 +11,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from qnnflow.flow.errors import QnnflowError
+from qnnflow.base.errors import QnnflowError
 
 EXIT_BUILD_FAILED = 1
 EXIT_BAD_INPUT = 2

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import yaml
 
 from qnnflow.flow.boards import known_boards, load_board
-from qnnflow.flow.errors import QnnflowError
+from qnnflow.base.errors import QnnflowError
 
 
 @dataclass(frozen=True)

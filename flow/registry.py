@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from qnnflow.flow.errors import QnnflowError
-from qnnflow.flow.userspec import import_callable, is_user_spec
+from qnnflow.base.errors import QnnflowError
+from qnnflow.base.userspec import import_callable, is_user_spec
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class Step:
         return hashlib.sha256(source.encode()).hexdigest()[:16]
 
 
-_SOURCE_PACKAGES = ("qnnflow.flow", "qnnflow.transforms", "qnnflow.models", "qnnflow.hls", "qnnflow.builds")
+_SOURCE_PACKAGES = ("qnnflow.base", "qnnflow.flow", "qnnflow.transforms", "qnnflow.models", "qnnflow.hls", "qnnflow.builds")
 _SOURCE_SUFFIXES = (".py", ".hpp", ".cpp", ".yaml")
 
 
@@ -76,7 +76,7 @@ def register_step(name: str, config: tuple[str, ...] = (), produces: tuple[str, 
 
 
 # Importing these modules registers the built-in steps.
-STEP_MODULES = ("qnnflow.flow.steps", "qnnflow.flow.fold_step", "qnnflow.hls.steps")
+STEP_MODULES = ("qnnflow.flow.steps", "qnnflow.flow.fold_step", "qnnflow.flow.hls_steps")
 
 
 def _load_builtin_steps():

@@ -18,7 +18,7 @@ from typing import Callable
 
 from qonnx.core.modelwrapper import ModelWrapper
 
-from qnnflow.flow import __version__
+from qnnflow.base import __version__
 from qnnflow.flow.artifacts import (
     remove_stale_temporaries,
     save_model_atomic,
@@ -27,7 +27,7 @@ from qnnflow.flow.artifacts import (
     write_json_atomic,
 )
 from qnnflow.flow.config import BuildConfig
-from qnnflow.flow.errors import QnnflowError
+from qnnflow.base.errors import QnnflowError
 from qnnflow.flow.registry import Step, resolve_step
 from qnnflow.flow.verify import verify_step
 

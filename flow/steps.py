@@ -58,21 +58,21 @@ def estimate_step(model, ctx: StepContext):
     """Per-layer cycles and resources, network throughput and latency (FINN-compatible reports)."""
     import json
 
-    from qnnflow.flow import reports
+    from qnnflow.hls import estimate
 
-    layers = reports.layer_estimates(model, ctx.board)
-    perf = reports.network_performance(layers, ctx.cfg.clock_ns)
+    layers = estimate.layer_estimates(model, ctx.board)
+    perf = estimate.network_performance(layers, ctx.cfg.clock_ns)
     cycles = {layer.name: layer.cycles for layer in layers}
 
     def dump(obj) -> bytes:
         return (json.dumps(obj, indent=2) + "\n").encode()
 
     ctx.write_artifact("report/estimate_layer_cycles.json", dump(cycles), delivers="estimates")
-    ctx.write_artifact("report/estimate_layer_resources.json", dump(reports.finn_resources(layers)))
+    ctx.write_artifact("report/estimate_layer_resources.json", dump(estimate.finn_resources(layers)))
     ctx.write_artifact("report/estimate_network_performance.json", dump(perf))
     title = f"{ctx.cfg['name']} on {ctx.board['name']}"
-    ctx.write_artifact("report/estimate.png", reports.plot_png(layers, perf["max_cycles_node_name"], title))
-    ctx.log(reports.format_table(layers, perf, ctx.board, ctx.cfg.clock_ns))
+    ctx.write_artifact("report/estimate.png", estimate.plot_png(layers, perf["max_cycles_node_name"], title))
+    ctx.log(estimate.format_table(layers, perf, ctx.board, ctx.cfg.clock_ns))
     ctx.notes.append(
         f"estimated {perf['estimated_throughput_fps']:,.0f} FPS; bottleneck {perf['max_cycles_node_name']}"
     )

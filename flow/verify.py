@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 
-from qnnflow.flow.errors import QnnflowError
-from qnnflow.flow.execute import compare, compare_outputs, execute_batch, execute_context
+from qnnflow.base.errors import QnnflowError
+from qnnflow.base.execute import compare, compare_outputs, execute_batch, execute_context
 
 
 @dataclass

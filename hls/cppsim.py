@@ -3,7 +3,7 @@
 ``cppsim(model, inputs, cache_dir)`` generates the project of ``model``'s hardware region
 (hls/codegen), compiles ``top.cpp`` + ``testbench.cpp`` with ``g++ -O2 -std=c++14``,
 pushes the inputs through the host head (Python) into the testbench as a stream file
-(hls/streams.py), and compares the testbench's output words with the Python execution of
+(base/streams.py), and compares the testbench's output words with the Python execution of
 the same hardware region.  On a mismatch it rebuilds the project with stream taps
 (``QNNFLOW_TAP_STREAMS``) and names the first layer whose C++ output differs.
 
@@ -20,7 +20,6 @@ ap_int.h / hls_stream.h in the hls4ml wheel (``hls4ml/templates/vivado/ap_types`
 from __future__ import annotations
 
 import copy
-import functools
 import hashlib
 import importlib.util
 import os
@@ -39,10 +38,11 @@ from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
-from qnnflow.flow.errors import QnnflowError
+from qnnflow.base.errors import QnnflowError
+from qnnflow.base.toolchain import compiler, compiler_identity
 from qnnflow.hls.codegen import HlsProject, Region, generate
-from qnnflow.hls.nodes.base import to_carrier, value_problem
-from qnnflow.hls.streams import StreamFormat
+from qnnflow.base.values import to_carrier, value_problem
+from qnnflow.base.streams import StreamFormat
 
 CXX_STD = "-std=c++14"
 DEFAULT_OPT = "-O2"
@@ -58,25 +58,6 @@ PARTIAL_PREFIX = "partial-"
 
 
 # ----- toolchain -----------------------------------------------------------------------------------
-
-
-def compiler() -> str:
-    """The C++ compiler: $CXX or g++ on PATH; QnnflowError saying how to install one otherwise."""
-    name = os.environ.get("CXX", "g++")
-    path = shutil.which(name)
-    if path is None:
-        raise QnnflowError(f"cppsim needs a C++ compiler, but '{name}' is not on PATH; install g++ "
-                           f"(apt-get install g++) or set CXX")
-    return path
-
-
-@functools.lru_cache(maxsize=None)
-def _compiler_identity(path: str) -> str:
-    try:
-        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60).stdout
-    except (OSError, subprocess.SubprocessError) as err:
-        raise QnnflowError(f"cppsim cannot run the C++ compiler '{path}': {err}; install g++ (apt-get install g++)")
-    return out.splitlines()[0] if out else path
 
 
 def ap_include_dir() -> Path:
@@ -134,7 +115,7 @@ class Binary:
 def _toolchain_hash(cxx: str, flags: list[str], ap_dir: Path):
     """A sha256 object fed with what, besides the sources, decides a compiled binary."""
     h = hashlib.sha256()
-    for part in (_compiler_identity(cxx), cxx, str(ap_dir), ap_headers_digest(ap_dir), " ".join(flags)):
+    for part in (compiler_identity(cxx), cxx, str(ap_dir), ap_headers_digest(ap_dir), " ".join(flags)):
         h.update(part.encode() + b"\0")
     return h
 
@@ -279,8 +260,8 @@ def run_testbench(binary: Path, project: HlsProject, x: np.ndarray, work_dir: Pa
 
 def region_input(model: ModelWrapper, region: Region, inputs: np.ndarray) -> np.ndarray:
     """The integer tensor entering the hardware region for model inputs ``inputs``: the host head run in Python."""
-    from qnnflow.flow.execute import execute_batch
-    from qnnflow.transforms.partition import find_partition
+    from qnnflow.base.execute import execute_batch
+    from qnnflow.hls.partition import find_partition
 
     inputs = np.asarray(inputs)
     if region.input == model.graph.input[0].name:

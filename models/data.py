@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qnnflow.flow.errors import QnnflowError
+from qnnflow.base.errors import QnnflowError
 
 MNIST_URL = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"

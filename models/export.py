@@ -15,7 +15,7 @@ import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.util.cleanup import cleanup_model
 
-from qnnflow.flow.errors import QnnflowError
+from qnnflow.base.errors import QnnflowError
 from qnnflow.models.source import ModelSource, call_model_factory
 
 
@@ -113,7 +113,7 @@ def export_source(source: ModelSource, weights: str, count: int, seed: int) -> t
 
 
 def _load_user_qonnx(source: ModelSource, count: int, seed: int) -> tuple[ModelWrapper, Golden]:
-    from qnnflow.flow.execute import execute_batch
+    from qnnflow.base.execute import execute_batch
 
     try:
         model = cleanup_model(ModelWrapper(source.spec))

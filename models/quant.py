@@ -25,7 +25,7 @@ from brevitas.inject.enum import (
 from brevitas.nn import QuantIdentity
 from brevitas.quant.solver import ActQuantSolver, WeightQuantSolver
 
-from qnnflow.flow.errors import QnnflowError
+from qnnflow.base.errors import QnnflowError
 
 __all__ = ["weight_quant", "act_quant", "input_quant", "quant_act", "quant_input"]
 

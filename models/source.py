@@ -13,8 +13,8 @@ import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
-from qnnflow.flow.errors import QnnflowError
-from qnnflow.flow.userspec import import_callable, is_user_spec
+from qnnflow.base.errors import QnnflowError
+from qnnflow.base.userspec import import_callable, is_user_spec
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from qnnflow.flow.errors import QnnflowError
+from qnnflow.base.errors import QnnflowError
 
 from .cnv import CNV
 from .fc import FC

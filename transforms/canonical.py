@@ -13,7 +13,7 @@ import numpy as np
 from onnx import helper
 from qonnx.transformation.base import Transformation
 
-from qnnflow.flow.errors import QnnflowError
+from qnnflow.base.errors import QnnflowError
 from qnnflow.transforms.graph import auto_pad, head_nodes, insert_after
 
 

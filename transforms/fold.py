@@ -27,8 +27,8 @@ import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
-from qnnflow.flow import reports
-from qnnflow.flow.errors import QnnflowError
+from qnnflow.hls import estimate
+from qnnflow.base.errors import QnnflowError
 from qnnflow.transforms import fold_search
 from qnnflow.transforms.fold_config import apply_folding, folding_config
 from qnnflow.transforms.fold_space import (
@@ -41,7 +41,7 @@ from qnnflow.transforms.fold_space import (
     dwc_cost,
     dwc_node,
 )
-from qnnflow.transforms.partition import is_hw
+from qnnflow.hls.partition import is_hw
 
 BUDGET_FIELDS = {"LUT": "lut", "BRAM18": "bram", "DSP": "dsp"}  # resource -> fold.<field>
 DEFAULT_FRACTIONS = {"LUT": 0.85, "BRAM18": 0.90, "DSP": 0.90}
@@ -79,8 +79,8 @@ class FoldReport:
     board: str
     clock_ns: float
     budget: Budget
-    layers: list  # reports.LayerEstimate per dataflow node, converters included
-    performance: dict  # reports.network_performance
+    layers: list  # estimate.LayerEstimate per dataflow node, converters included
+    performance: dict  # estimate.network_performance
     ceiling: dict  # the fastest any legal folding can go: max_cycles, node, fps
     folding: dict  # FINN folding JSON
     converters: list[str]
@@ -90,7 +90,7 @@ class FoldReport:
 
     @property
     def totals(self) -> dict:
-        return reports.total_resources(self.layers)
+        return estimate.total_resources(self.layers)
 
     @property
     def fps(self) -> float:
@@ -326,10 +326,10 @@ def fold(model: ModelWrapper, board: dict, clock_ns: float | None = None, *, lut
                 raise _budget_error(problem, space, budget, T, what)
         set_folding(model, space, solution.choice)
     converters = insert_converters(model, board)
-    layers = reports.layer_estimates(model, board)
-    performance = reports.network_performance(layers, clock_ns)
+    layers = estimate.layer_estimates(model, board)
+    performance = estimate.network_performance(layers, clock_ns)
     if folding is None:  # the graph's own cost models must agree with the search's bookkeeping
-        got = reports.total_resources(layers)
+        got = estimate.total_resources(layers)
         assert [got[r] for r in RESOURCES] == list(solution.totals), (got, solution.totals)
         assert performance["max_cycles"] == solution.bottleneck
     if folding is None and performance["max_cycles"] == ceiling["max_cycles"] and ceiling["weight_word_limited"]:

@@ -25,9 +25,9 @@ import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
-from qnnflow.flow import reports
+from qnnflow.hls import estimate
 from qnnflow.hls.nodes import cost
-from qnnflow.hls.nodes.base import divisors
+from qnnflow.base.values import divisors
 from qnnflow.transforms.fold import insert_converters, strip_derived
 from qnnflow.transforms.fold_config import apply_folding
 
@@ -86,7 +86,7 @@ def published_estimate(model: ModelWrapper, name: str, board: dict) -> dict:
     strip_derived(model)
     apply_folding(model, bnn_pynq_config(model, name), max_weight_width=1 << 30, source=f"BNN-PYNQ {name}")
     insert_converters(model, board)
-    return reports.total_resources(reports.layer_estimates(model, board))
+    return estimate.total_resources(estimate.layer_estimates(model, board))
 
 
 def calibration_rows(models: dict, board: dict) -> list[dict]:

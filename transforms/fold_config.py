@@ -35,10 +35,10 @@ from pathlib import Path
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
-from qnnflow.flow.errors import QnnflowError
+from qnnflow.base.errors import QnnflowError
 from qnnflow.hls.nodes import NODE_CLASSES
 from qnnflow.transforms.fold_space import DERIVED_OPS, FOLDING_ATTRS, PARALLEL_KNOBS, weight_word_bits
-from qnnflow.transforms.partition import is_hw
+from qnnflow.hls.partition import is_hw
 
 OUR_OPS = frozenset(cls.__name__ for cls in NODE_CLASSES)
 # Older FINN op types -> ours (after dropping a _hls/_rtl suffix; FINN >= 0.10 names are ours plus that suffix).

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 
-from qnnflow.hls.nodes.base import divisors
+from qnnflow.base.values import divisors
 from qnnflow.transforms.fold import Budget, device_weights, strip_derived
 from qnnflow.transforms.fold_space import (
     DEFAULT_MAX_WEIGHT_WIDTH,

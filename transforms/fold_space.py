@@ -27,9 +27,9 @@ from onnx import helper
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
-from qnnflow.flow.errors import QnnflowError
-from qnnflow.hls.nodes.base import divisors
-from qnnflow.transforms.partition import is_hw
+from qnnflow.base.errors import QnnflowError
+from qnnflow.base.values import divisors
+from qnnflow.hls.partition import is_hw
 
 RESOURCES = ("LUT", "BRAM18", "DSP")
 DERIVED_OPS = ("StreamingDataWidthConverter", "StreamingFIFO")  # inserted by fold, never searched over

@@ -21,7 +21,7 @@ from qonnx.custom_op.general.intquant import int_quant, max_int, min_int
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
 
-from qnnflow.flow.errors import QnnflowError
+from qnnflow.base.errors import QnnflowError
 from qnnflow.transforms.graph import broadcast_channelwise, fresh_name, head_nodes, insert_after, insert_before
 
 QUANTIZERS = ("Quant", "BipolarQuant")

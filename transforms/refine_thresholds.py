@@ -26,7 +26,7 @@ from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
 from qonnx.transformation.infer_shapes import InferShapes
 
-from qnnflow.flow.execute import execute_context
+from qnnflow.base.execute import execute_context
 from qnnflow.transforms.graph import head_nodes
 
 ELEMENTWISE = ("Mul", "Add", "Sub", "Div", "BatchNormalization", "Relu")

@@ -27,10 +27,11 @@ from qonnx.transformation.general import GiveUniqueNodeNames
 from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.transformation.infer_shapes import InferShapes
 
-from qnnflow.flow.errors import QnnflowError
+from qnnflow.base.errors import QnnflowError
 from qnnflow.transforms.graph import add_const, fresh_name, single_consumer
 from qnnflow.transforms.lower import LowerToNHWC
-from qnnflow.transforms.partition import HW_DOMAIN, LAYOUT_OPS, STREAM_TRANSPARENT, find_partition
+from qnnflow.hls.nodes.base import DOMAIN as HW_DOMAIN
+from qnnflow.hls.partition import LAYOUT_OPS, STREAM_TRANSPARENT, find_partition
 from qnnflow.transforms.streamline import MoveAffineDownstream
 
 PASS_THROUGH = ("MaxPool", "MaxPoolNHWC", "Im2Col", *STREAM_TRANSPARENT)

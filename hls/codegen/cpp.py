@@ -12,7 +12,7 @@ import re
 import numpy as np
 from qonnx.core.datatype import DataType
 
-from qnnflow.hls.streams import pack_lanes
+from qnnflow.base.streams import pack_lanes
 
 VALUES_PER_LINE = 32
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from qnnflow.flow.errors import QnnflowError
+from qnnflow.base.errors import QnnflowError
 from qnnflow.hls.codegen.cpp import (
     ap_type,
     array_definition,
@@ -25,7 +25,7 @@ from qnnflow.hls.codegen.cpp import (
 from qnnflow.hls.nodes.base import STREAM_DEPTH
 from qnnflow.hls.nodes.mvau import packed_weights
 from qnnflow.hls.nodes.thresholding import packed_thresholds
-from qnnflow.hls.streams import MAX_WORD_BITS, StreamFormat
+from qnnflow.base.streams import MAX_WORD_BITS, StreamFormat
 
 
 @dataclass

@@ -12,7 +12,7 @@ accelerator's input and output and the list of kernels.
 - ``params/<layer>.h``: a layer's configuration struct and its memories (weights and
   thresholds folded in the kernel's PE/SIMD order).
 - ``testbench.cpp``: ``testbench IN.bin OUT.bin`` runs the top function on every image of a
-  stream file (hls/streams.py) and writes the output words.
+  stream file (base/streams.py) and writes the output words.
 - ``include/*.hpp``: a copy of the kernel library, so the directory is self-contained.
 - ``manifest.json``: formats, kernels, and the streams' tap names.
 
@@ -33,12 +33,13 @@ from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
-from qnnflow.flow import __version__
-from qnnflow.flow.errors import QnnflowError
+from qnnflow.base import __version__
+from qnnflow.base.errors import QnnflowError
 from qnnflow.hls.codegen.cpp import identifier
 from qnnflow.hls.codegen.kernels import EMITTERS, Kernel, dwc_kernel
-from qnnflow.hls.nodes.base import DOMAIN, datatype_holds
-from qnnflow.hls.streams import MAX_WORD_BITS, StreamFormat
+from qnnflow.base.values import datatype_holds
+from qnnflow.hls.nodes.base import DOMAIN
+from qnnflow.base.streams import MAX_WORD_BITS, StreamFormat
 
 TOP_NAME = "qnnflow_top"
 INCLUDE_DIR = Path(__file__).resolve().parents[1] / "include"
@@ -79,7 +80,7 @@ class HlsProject:
 
 def hardware_region(model: ModelWrapper) -> Region:
     """The hardware region of a to_hw graph as a single chain of nodes; QnnflowError naming the node otherwise."""
-    from qnnflow.transforms.partition import find_partition
+    from qnnflow.hls.partition import find_partition
 
     names = set(find_partition(model).hardware)
     nodes = [n for n in model.graph.node if n.name in names]
@@ -183,7 +184,7 @@ def _banner(model: ModelWrapper, what: str) -> str:
 
 
 def _top_h(model, in_fmt: StreamFormat, out_fmt: StreamFormat) -> str:
-    return f"""{_banner(model, "Top function of the accelerator: declaration and port formats (see hls/streams.py).")}
+    return f"""{_banner(model, "Top function of the accelerator: declaration and port formats (see base/streams.py).")}
 #ifndef QNNFLOW_TOP_H
 #define QNNFLOW_TOP_H
 
@@ -242,7 +243,7 @@ def _top_cpp(model, kernels: list[Kernel], in_fmt: StreamFormat, out_fmt: Stream
 TESTBENCH = r"""{banner}
 // Usage: testbench IN.bin OUT.bin
 // IN.bin holds whole images of QNNFLOW_IN_WORDS words of QNNFLOW_IN_WORD_BITS/8 bytes each
-// (little-endian, see hls/streams.py); OUT.bin receives QNNFLOW_OUT_WORDS words per image.
+// (little-endian, see base/streams.py); OUT.bin receives QNNFLOW_OUT_WORDS words per image.
 // Exit status 0 on success; 2 for bad arguments or files; 3 when the top function does not
 // produce (or consume) exactly one image's words per call.
 #include <cstdio>

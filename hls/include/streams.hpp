@@ -5,7 +5,7 @@
 // Stream words: a word of a kernel's stream is ap_uint<LANES * E::bits>; element i of the
 // word sits at bits [i*bits, (i+1)*bits), LSB first; signed values are two's complement,
 // BIPOLAR values are one bit (1 = +1, 0 = -1).  The Python side of the same format is
-// qnnflow/hls/streams.py.
+// qnnflow/base/streams.py.
 #ifndef QNNFLOW_STREAMS_HPP
 #define QNNFLOW_STREAMS_HPP
 

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import math
 
-from qnnflow.flow.errors import QnnflowError
+from qnnflow.base.errors import QnnflowError
 
 FINN_R_CONTROL_LUTS = 300  # FINN-R c0: per-layer control logic of a compute node
 STREAMING_CONTROL_LUTS = 100  # own estimate: loop counters and handshakes of a simple streaming node

@@ -25,7 +25,8 @@ import math
 import numpy as np
 
 from qnnflow.hls.nodes import cost
-from qnnflow.hls.nodes.base import HWNode, fold_problem, value_problem
+from qnnflow.base.values import value_problem
+from qnnflow.hls.nodes.base import HWNode, fold_problem
 from qnnflow.hls.nodes.intmath import count_reached, exact_matmul
 from qnnflow.hls.nodes.thresholding import activation_problem, packed_thresholds
 from qnnflow.hls.nodes.xnor import xnor_popcount_matmul

@@ -12,7 +12,8 @@ import numpy as np
 from onnx import helper
 
 from qnnflow.hls.nodes import cost
-from qnnflow.hls.nodes.base import HWNode, fold_problem, value_problem
+from qnnflow.base.values import value_problem
+from qnnflow.hls.nodes.base import HWNode, fold_problem
 from qnnflow.hls.nodes.intmath import count_reached
 
 __all__ = ["Thresholding", "packed_thresholds"]

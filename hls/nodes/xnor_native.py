@@ -59,12 +59,12 @@ def _build(cxx: str, target: Path) -> None:
 @functools.lru_cache(maxsize=1)
 def kernel():
     """``fn(x, w, rows, cols, words, k_bits, out)`` on raw pointers, or None (see the module doc)."""
-    from qnnflow.flow.errors import QnnflowError
-    from qnnflow.hls.cppsim import _compiler_identity, compiler
+    from qnnflow.base.errors import QnnflowError
+    from qnnflow.base.toolchain import compiler, compiler_identity
 
     try:
         cxx = compiler()
-        key = hashlib.sha256("\0".join([SOURCE.read_text(), _compiler_identity(cxx), " ".join(FLAGS),
+        key = hashlib.sha256("\0".join([SOURCE.read_text(), compiler_identity(cxx), " ".join(FLAGS),
                                         _cpu_flags()]).encode()).hexdigest()[:20]
         target = cache_root() / "native" / f"xnor-{key}.so"
         if not target.is_file():

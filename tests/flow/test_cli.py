@@ -6,7 +6,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 
 from qnnflow.flow.cli import EXIT_BAD_INPUT, EXIT_BUILD_FAILED, main
 from qnnflow.flow.config import DEFAULT_STEPS
-from qnnflow.transforms.partition import is_hw
+from qnnflow.hls.partition import is_hw
 
 from .test_runner import _cli
 

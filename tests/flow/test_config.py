@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from qnnflow.flow.config import load_config
-from qnnflow.flow.errors import QnnflowError
+from qnnflow.base.errors import QnnflowError
 
 BAD = sorted((Path(__file__).parent / "bad_builds").glob("*.yaml"))
 REPO = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from qnnflow.flow.config import load_config
-from qnnflow.flow.errors import QnnflowError
+from qnnflow.base.errors import QnnflowError
 from qnnflow.flow.runner import STATE_FILE, run_build
 
 from .conftest import REPO

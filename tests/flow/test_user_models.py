@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from qnnflow.flow.config import DEFAULT_STEPS, load_config
-from qnnflow.flow.errors import QnnflowError
+from qnnflow.base.errors import QnnflowError
 from qnnflow.flow.runner import run_build
 from qnnflow.models.export import Golden, export_brevitas, torch_outputs
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hls_harness import board, node_op
-from qnnflow.flow.errors import QnnflowError
+from qnnflow.base.errors import QnnflowError
 from qnnflow.hls.nodes import cost
 
 

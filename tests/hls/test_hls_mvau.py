@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from hls_harness import (INT_TYPES, board, fitting_type, make_node, node_op, random_values, run_direct,
                          run_model, single_node_model)
-from qnnflow.flow.errors import QnnflowError
+from qnnflow.base.errors import QnnflowError
 
 
 def ref_mvau(x, w, t=None, act_val=0):

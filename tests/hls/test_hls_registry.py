@@ -10,8 +10,9 @@ from qonnx.custom_op.registry import get_ops_in_domain, getCustomOp, is_custom_o
 
 import qnnflow.hls.nodes as nodes
 from hls_harness import DOMAIN, board, make_node, random_values, single_node_model
-from qnnflow.flow.errors import QnnflowError
-from qnnflow.hls.nodes.base import HWNode, to_carrier
+from qnnflow.base.errors import QnnflowError
+from qnnflow.base.values import to_carrier
+from qnnflow.hls.nodes.base import HWNode
 
 # one legal instance of every node kind, with its input shape (batch 2) and DataType
 EXAMPLES = {

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hls_harness import INT_TYPES, board, make_node, node_op, random_values, run_direct, run_model, single_node_model
-from qnnflow.flow.errors import QnnflowError
+from qnnflow.base.errors import QnnflowError
 
 
 def ref_im2col(x, kh, kw, sh, sw):

@@ -16,7 +16,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.util.basic import qonnx_make_model
 
 import qnnflow.hls.cppsim as cppsim_module
-from qnnflow.flow.errors import QnnflowError
+from qnnflow.base.errors import QnnflowError
 from qnnflow.hls.codegen import generate
 from qnnflow.hls.nodes.mvau import packed_weights
 from tests.hls_backend.helpers import DOMAIN, chain_model, model_inputs, node_model

@@ -7,7 +7,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from qnnflow.flow.errors import QnnflowError
+from qnnflow.base.errors import QnnflowError
 from qnnflow.hls.codegen import generate
 from qnnflow.hls.cppsim import ap_include_dir, compile_project, compiler, cppsim
 from tests.hls_backend.helpers import model_inputs, node_model

@@ -8,7 +8,7 @@ import pytest
 
 import qnnflow.hls.cppsim as cppsim_module
 from qnnflow.flow.config import load_config
-from qnnflow.flow.errors import QnnflowError
+from qnnflow.base.errors import QnnflowError
 from qnnflow.flow.runner import run_build
 from qnnflow.hls.codegen import generate
 

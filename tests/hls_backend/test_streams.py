@@ -1,4 +1,4 @@
-"""The stream word format (hls/streams.py): bit positions, encodings, round trips, files."""
+"""The stream word format (base/streams.py): bit positions, encodings, round trips, files."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qnnflow.flow.errors import QnnflowError
-from qnnflow.hls.streams import StreamFormat, pack_lanes, read_stream_file, unpack_lanes, write_stream_file
+from qnnflow.base.errors import QnnflowError
+from qnnflow.base.streams import StreamFormat, pack_lanes, read_stream_file, unpack_lanes, write_stream_file
 from tests.hls_backend.helpers import random_ints
 
 TYPES = ["BINARY", "BIPOLAR", "UINT2", "INT2", "INT3", "UINT7", "INT8", "UINT8", "INT13", "UINT17", "INT32", "INT64"]

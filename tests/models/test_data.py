@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from qnnflow import models
-from qnnflow.flow.errors import QnnflowError
+from qnnflow.base.errors import QnnflowError
 from qnnflow.models import data
 from qnnflow.models.data import data_dirs, load_cifar10, load_dataset, load_mnist, preprocess
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from qonnx.core.datatype import DataType
 
-from qnnflow.flow.execute import compare_outputs, execute_batch
+from qnnflow.base.execute import compare_outputs, execute_batch
 from qnnflow.models.export import export_source, seeded_inputs
 from qnnflow.models.source import parse_model_source
 from qnnflow.models.zoo import ZOO

@@ -10,7 +10,7 @@ from brevitas.export import export_qonnx
 from brevitas.nn import QuantIdentity, QuantLinear
 from onnx import numpy_helper
 
-from qnnflow.flow.errors import QnnflowError
+from qnnflow.base.errors import QnnflowError
 from qnnflow.models.quant import quant_act, quant_input, weight_quant
 from qnnflow.models.norms import TensorNorm
 from qnnflow.models.zoo import ZOO, build_model, count_params, zoo_table

@@ -6,8 +6,8 @@ from brevitas.nn import QuantConv2d, QuantIdentity, QuantLinear, QuantReLU
 from qonnx.custom_op.registry import getCustomOp
 from torch import nn
 
-from qnnflow.flow.errors import QnnflowError
-from qnnflow.flow.execute import execute_batch
+from qnnflow.base.errors import QnnflowError
+from qnnflow.base.execute import execute_batch
 from qnnflow.models.export import export_brevitas, export_source, seeded_inputs
 from qnnflow.models.quant import act_quant, input_quant, weight_quant
 from qnnflow.models.source import parse_model_source

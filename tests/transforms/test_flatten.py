@@ -17,11 +17,11 @@ from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.transformation.infer_shapes import InferShapes
 from torch import nn
 
-from qnnflow.flow.errors import QnnflowError
-from qnnflow.flow.execute import compare_outputs, execute_batch
+from qnnflow.base.errors import QnnflowError
+from qnnflow.base.execute import compare_outputs, execute_batch
 from qnnflow.models.export import export_source
 from qnnflow.models.source import parse_model_source
-from qnnflow.transforms.partition import find_partition
+from qnnflow.hls.partition import find_partition
 from qnnflow.transforms.streamline import streamline
 from qnnflow.transforms.tidy import tidy
 from qnnflow.transforms.to_hw import TO_HW, RemoveStreamReshapes, to_hw

@@ -17,8 +17,8 @@ from qonnx.custom_op.registry import getCustomOp
 
 from qnnflow.flow.boards import load_board
 from qnnflow.flow.config import load_config
-from qnnflow.flow.errors import QnnflowError
-from qnnflow.flow.execute import execute_batch
+from qnnflow.base.errors import QnnflowError
+from qnnflow.base.execute import execute_batch
 from qnnflow.flow.runner import run_build
 from qnnflow.models.export import export_source
 from qnnflow.models.source import parse_model_source

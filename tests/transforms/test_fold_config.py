@@ -16,8 +16,8 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
 from qnnflow.flow.boards import load_board
-from qnnflow.flow.errors import QnnflowError
-from qnnflow.flow.execute import execute_batch
+from qnnflow.base.errors import QnnflowError
+from qnnflow.base.execute import execute_batch
 from qnnflow.transforms.fold import fold
 from qnnflow.transforms.fold_config import apply_folding, canonical_name, folding_config, read_folding
 

@@ -18,8 +18,8 @@ from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.util.basic import qonnx_make_model
 
-from qnnflow.flow.errors import QnnflowError
-from qnnflow.flow.execute import execute_batch
+from qnnflow.base.errors import QnnflowError
+from qnnflow.base.execute import execute_batch
 from qnnflow.transforms import fold_search as fs
 from qnnflow.transforms.fold import Budget, device_weights, fold, make_problem
 from qnnflow.transforms.fold_space import build_space

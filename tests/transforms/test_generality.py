@@ -8,8 +8,8 @@ from brevitas.quant import Int8ActPerTensorFixedPoint, Int8Bias, Int8WeightPerTe
 from hypothesis import HealthCheck, given, settings
 from torch import nn
 
-from qnnflow.flow.errors import QnnflowError
-from qnnflow.flow.execute import compare_outputs, execute_batch
+from qnnflow.base.errors import QnnflowError
+from qnnflow.base.execute import compare_outputs, execute_batch
 from qnnflow.models.export import export_brevitas, seeded_inputs
 from qnnflow.transforms.refine_thresholds import _sigma
 from qnnflow.transforms.streamline import streamline

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from qonnx.custom_op.registry import getCustomOp
 
-from qnnflow.flow.execute import compare_outputs, execute_batch, execute_context
+from qnnflow.base.execute import compare_outputs, execute_batch, execute_context
 from qnnflow.models.export import export_source
 from qnnflow.models.source import parse_model_source
 from qnnflow.transforms.refine_thresholds import activation_quantizers

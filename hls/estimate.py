@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
-from qnnflow.transforms.partition import is_hw
+from qnnflow.hls.partition import is_hw
 
 RESOURCE_KEYS = (("LUT", "LUT"), ("BRAM18", "BRAM_18K"), ("DSP", "DSP"))
 

@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 from qonnx.core.datatype import DataType
 
-from qnnflow.flow.errors import QnnflowError
-from qnnflow.hls.nodes.base import value_problem
+from qnnflow.base.errors import QnnflowError
+from qnnflow.base.values import value_problem
 
 BYTE_BITS = 8
 MAX_WORD_BITS = 4096  # ap_uint's widest type with AP_INT_MAX_W=4096 (streams.hpp)

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from qonnx.core.modelwrapper import ModelWrapper
 
-from qnnflow.flow.errors import QnnflowError
+from qnnflow.base.errors import QnnflowError
+from qnnflow.hls.nodes.base import DOMAIN
 
-HW_DOMAIN = "qnnflow.hls.nodes"
 # Reshapes keep a stream's element order; to_hw leaves none inside the region.
 STREAM_TRANSPARENT = ("Flatten", "Reshape")
 LAYOUT_OPS = ("Transpose", *STREAM_TRANSPARENT)
@@ -29,7 +29,7 @@ class Partition:
 
 
 def is_hw(node) -> bool:
-    return node.domain == HW_DOMAIN
+    return node.domain == DOMAIN
 
 
 def _why_not(model: ModelWrapper, node) -> str:
