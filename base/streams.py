@@ -12,9 +12,16 @@ accelerator's AXI-Stream ports (and in files) it is zero-padded to a whole numbe
 bytes, ``word_bits``, and stored little-endian (byte 0 holds bits 0..7).  The output
 port raises TLAST on the last word of every image.
 
-Stream files (the C++ testbench's input and output, the taps of cppsim's layer mode, the
-board driver's buffers) are these words back to back: ``word_bytes`` bytes per word,
-``words`` words per image, images one after another, no header.
+On the accelerator's AXI-Stream ports (``PortFormat``) an image is its elements' bits back
+to back (element i at bits ``[i*bits, (i+1)*bits)`` of the image), cut into words of the
+board's AXI width (64 or 128 bits) with the last word of an image zero padded: a DMA moves
+the buffer as it is, and no element width or folding shows on the bus.  The output port
+raises TLAST on the last word of every image.
+
+Stream files are words back to back, images one after another, no header: the C++
+testbench's input and output and the board driver's buffers hold port words
+(``PortFormat``), the taps of cppsim's layer mode hold a kernel's own words
+(``StreamFormat``, each padded to whole bytes).
 
 The C++ side of the same format is ``hls/include/streams.hpp``.
 """
@@ -36,6 +43,7 @@ MAX_WORD_BITS = 4096  # ap_uint's widest type with AP_INT_MAX_W=4096 (streams.hp
 
 __all__ = [
     "StreamFormat",
+    "PortFormat",
     "encode_elements",
     "decode_elements",
     "pack_lanes",
@@ -200,13 +208,84 @@ class StreamFormat:
         return cls(tuple(d["shape"]), int(d["lanes"]), str(d["datatype"]))
 
 
-def write_stream_file(path: Path, fmt: StreamFormat, tensor: np.ndarray) -> int:
+@dataclass(frozen=True)
+class PortFormat:
+    """One image's tensor on an AXI-Stream port: the elements' bits back to back, in ``axi_bits`` words.
+
+    ``shape`` and ``datatype`` as in StreamFormat; ``axi_bits`` (a multiple of 8) is the bus
+    width.  The last word of an image is zero padded past the image's ``image_bits``.
+    """
+
+    shape: tuple[int, ...]
+    datatype: str
+    axi_bits: int
+
+    def __post_init__(self):
+        object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
+        _datatype(self.datatype)
+        if not self.shape or min(self.shape) < 1:
+            raise ValueError(f"port shape {self.shape} must be non-empty positive dimensions")
+        if self.axi_bits < BYTE_BITS or self.axi_bits % BYTE_BITS:
+            raise ValueError(f"axi_bits={self.axi_bits} must be a positive multiple of 8")
+
+    @property
+    def elem_bits(self) -> int:
+        return _datatype(self.datatype).bitwidth()
+
+    @property
+    def elements(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def image_bits(self) -> int:
+        return self.elements * self.elem_bits
+
+    @property
+    def words(self) -> int:
+        """AXI words per image."""
+        return -(-self.image_bits // self.axi_bits)
+
+    @property
+    def word_bytes(self) -> int:
+        return self.axi_bits // BYTE_BITS
+
+    @property
+    def image_bytes(self) -> int:
+        return self.words * self.word_bytes
+
+    def pack(self, tensor: np.ndarray) -> np.ndarray:
+        """(N, *shape) (or anything with N * elements values) integers -> (N, words, word_bytes) uint8."""
+        tensor = np.asarray(tensor)
+        if tensor.size % self.elements:
+            raise QnnflowError(f"a tensor of shape {tensor.shape} is not a whole number of {self.shape} images")
+        problem = value_problem(tensor, _datatype(self.datatype))
+        if problem:
+            raise QnnflowError(f"cannot pack a tensor that {problem} into a {self.datatype} port")
+        images = pack_lanes(tensor.reshape(-1, self.elements), self.datatype, self.words * self.axi_bits)
+        return images.reshape(-1, self.words, self.word_bytes)
+
+    def unpack(self, data) -> np.ndarray:
+        """Port words (bytes or a uint8 array of whole images) -> (N, *shape) int64."""
+        raw = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else np.asarray(data)
+        raw = raw.reshape(-1)
+        if raw.size % self.image_bytes:
+            raise QnnflowError(f"{raw.size} bytes are not a whole number of {self.image_bytes}-byte images "
+                               f"({self.words} words of {self.axi_bits} bits)")
+        values = unpack_lanes(raw.reshape(-1, self.image_bytes), self.elements, self.datatype)
+        return values.reshape(-1, *self.shape)
+
+    def to_dict(self) -> dict:
+        return {"shape": list(self.shape), "datatype": self.datatype, "elem_bits": self.elem_bits,
+                "axi_bits": self.axi_bits, "words": self.words, "image_bits": self.image_bits}
+
+
+def write_stream_file(path: Path, fmt: StreamFormat | PortFormat, tensor: np.ndarray) -> int:
     """Write a batch of images as a stream file; returns the number of images."""
     words = fmt.pack(tensor)
     Path(path).write_bytes(words.tobytes())
     return words.shape[0]
 
 
-def read_stream_file(path: Path, fmt: StreamFormat) -> np.ndarray:
+def read_stream_file(path: Path, fmt: StreamFormat | PortFormat) -> np.ndarray:
     """Read a stream file written by ``write_stream_file`` or the C++ testbench: (N, *shape) int64."""
     return fmt.unpack(Path(path).read_bytes())

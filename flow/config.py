@@ -16,6 +16,7 @@ import yaml
 
 from qnnflow.flow.boards import known_boards, load_board
 from qnnflow.base.errors import QnnflowError
+from qnnflow.transforms.fold.budget import DEFAULT_BUDGET
 
 
 @dataclass(frozen=True)
@@ -127,9 +128,12 @@ SCHEMA: dict[str, Field] = {
         (dict,),
         default={},
         fields={
-            "lut": Field((int, float), default=0.85, check=_fraction, doc="share of the board's LUTs to use"),
-            "bram": Field((int, float), default=0.90, check=_fraction, doc="share of the board's BRAM18 to use"),
-            "dsp": Field((int, float), default=0.90, check=_fraction, doc="share of the board's DSPs to use"),
+            "lut": Field((int, float), default=DEFAULT_BUDGET["lut"], check=_fraction,
+                         doc="share of the board's LUTs to use"),
+            "bram": Field((int, float), default=DEFAULT_BUDGET["bram"], check=_fraction,
+                          doc="share of the board's BRAM18 to use"),
+            "dsp": Field((int, float), default=DEFAULT_BUDGET["dsp"], check=_fraction,
+                         doc="share of the board's DSPs to use"),
             "target_fps": Field((int, float), check=_positive, doc="cheapest folding reaching this FPS"),
             "target_cycles": Field((int,), check=_positive, doc="cheapest folding within this many cycles"),
             "file": Field((str,), check=_existing_file, doc="explicit folding (FINN folding JSON)"),

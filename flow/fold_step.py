@@ -12,9 +12,9 @@ from qnnflow.flow.runner import StepContext
 def fold_step(model, ctx: StepContext):
     """PE/SIMD, ram_style, resType per node: the fastest design within the budget (or a target, or a file)."""
     from qnnflow.transforms.fold import fold
-    from qnnflow.transforms.fold_config import read_folding
-    from qnnflow.transforms.fold_report import format_table, plot_png
-    from qnnflow.transforms.fold_space import DEFAULT_MAX_WEIGHT_WIDTH
+    from qnnflow.transforms.fold.finn_json import read_folding
+    from qnnflow.transforms.fold.report import format_table, plot_png
+    from qnnflow.transforms.fold.space import DEFAULT_MAX_WEIGHT_WIDTH
 
     cfg = ctx.cfg["fold"]
     folding = read_folding(cfg["file"]) if cfg.get("file") else None

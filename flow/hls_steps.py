@@ -34,35 +34,34 @@ def _remove_stale(directory: Path, keep: set[str]) -> None:
             path.rmdir()
 
 
-@register_step("hls_codegen", produces=("hls",))
+@register_step("hls_codegen", config=("board",), produces=("hls",))
 def hls_codegen_step(model, ctx: StepContext):
     """Generate the HLS C++ of the dataflow region: top function, per-layer parameter headers, testbench."""
-    from qnnflow.hls.codegen import generate
+    from qnnflow.hls.codegen.project import generate
 
-    project = generate(model)
+    project = generate(model, ctx.board)
     _remove_stale(ctx.out_dir / HLS_DIR, set(project.files))
     for rel, data in project.files.items():
         ctx.write_artifact(f"{HLS_DIR}/{rel}", data, delivers="hls" if rel == "top.cpp" else None)
     fmt_in, fmt_out = project.input_format, project.output_format
-    ctx.notes.append(f"{len(project.kernels)} kernels in {project.top}; input {fmt_in.words} x {fmt_in.word_bits}-bit "
-                     f"words per image, output {fmt_out.words} x {fmt_out.word_bits}-bit words")
-    ctx.notes.extend(project.notes)
+    ctx.notes.append(f"{len(project.kernels)} kernels in {project.top}; input {fmt_in.words} x {fmt_in.axi_bits}-bit "
+                     f"AXI words per image, output {fmt_out.words} x {fmt_out.axi_bits}-bit words")
     return model
 
 
-@register_step("cppsim", produces=("cppsim",))
+@register_step("cppsim", config=("board",), produces=("cppsim",))
 def cppsim_step(model, ctx: StepContext):
     """Compile the generated C++ with g++, run it on the golden inputs, and require a bit-exact match."""
     from qnnflow.hls.cppsim import cppsim
 
     golden = ctx.golden()
     base = ctx.out_dir / CPPSIM_DIR
-    result = cppsim(model, golden.input, cache_dir=base / "bin", work_dir=base / "run")
+    result = cppsim(model, golden.input, ctx.board, cache_dir=base / "bin", work_dir=base / "run")
     ctx.write_artifact(f"{CPPSIM_DIR}/result.json", (json.dumps(result.to_dict(), indent=2) + "\n").encode(),
                        delivers="cppsim")
     if not result.bit_exact:
         raise QnnflowError(result.message())
     how = "cached binary" if result.cached else f"compiled in {result.compile_seconds:.1f} s"
-    ctx.notes.append(f"C++ simulation bit-exact on {result.images} images ({how}, ran in {result.run_seconds:.2f} s)")
-    ctx.notes.extend(result.notes)
+    ctx.notes.append(f"C++ simulation (ap_int arithmetic, as Vitis HLS compiles it) bit-exact on {result.images} "
+                     f"images ({how}, ran in {result.run_seconds:.2f} s)")
     return model

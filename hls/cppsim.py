@@ -29,7 +29,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,9 +40,9 @@ from qonnx.custom_op.registry import getCustomOp
 
 from qnnflow.base.errors import QnnflowError
 from qnnflow.base.toolchain import compiler, compiler_identity
-from qnnflow.hls.codegen import HlsProject, Region, generate
+from qnnflow.hls.codegen.project import HlsProject, generate
 from qnnflow.base.values import to_carrier, value_problem
-from qnnflow.base.streams import StreamFormat
+from qnnflow.hls.partition import Region, find_partition
 
 CXX_STD = "-std=c++14"
 DEFAULT_OPT = "-O2"
@@ -139,44 +139,45 @@ _PCH_LOCK = threading.Lock()
 
 
 def _precompiled_header(project: HlsProject, cxx: str, flags: list[str], ap_dir: Path, cache_dir: Path) -> Path:
-    """``qnnflow.hpp`` precompiled (with ap_int.h and hls_stream.h) under cache_dir/pch/<hash>/, built once.
+    """``streams.hpp`` precompiled (with ap_int.h and hls_stream.h) under cache_dir/pch/<hash>/, built once.
 
     It is about 80 MB and takes 2 s to build, then saves about 1 s per compiled project:
     worth it when one cache compiles many projects (tests, sweeps).
     """
-    headers = {rel: data for rel, data in project.files.items() if rel.startswith("include/")}
+    headers = {rel: data for rel, data in project.files.items() if rel == "include/streams.hpp"}
     h = _toolchain_hash(cxx, flags, ap_dir)
     for rel, data in headers.items():
         h.update(rel.encode() + b"\0" + hashlib.sha256(data).digest())
     final = cache_dir / "pch" / h.hexdigest()[:20]
     with _PCH_LOCK:
-        if not (final / "qnnflow.hpp.gch").is_file():
+        if not (final / "streams.hpp.gch").is_file():
             final.parent.mkdir(parents=True, exist_ok=True)
             work = Path(tempfile.mkdtemp(prefix=f"{PARTIAL_PREFIX}pch-", dir=final.parent))
             try:
                 for rel, data in headers.items():
                     (work / Path(rel).name).write_bytes(data)
-                cmd = [cxx, *flags, "-I", str(work), "-I", str(ap_dir), "-x", "c++-header", str(work / "qnnflow.hpp"),
-                       "-o", str(work / "qnnflow.hpp.gch")]
+                cmd = [cxx, *flags, "-I", str(work), "-I", str(ap_dir), "-x", "c++-header", str(work / "streams.hpp"),
+                       "-o", str(work / "streams.hpp.gch")]
                 proc = subprocess.run(cmd, capture_output=True, text=True)
                 if proc.returncode != 0:
-                    raise QnnflowError(f"{Path(cxx).name} failed precompiling qnnflow.hpp: {_first_error(proc.stderr)}")
+                    raise QnnflowError(f"{Path(cxx).name} failed precompiling streams.hpp: {_first_error(proc.stderr)}")
                 os.replace(work, final)
             finally:
                 shutil.rmtree(work, ignore_errors=True)
-    return final / "qnnflow.hpp"
+    return final / "streams.hpp"
 
 
 def compile_project(project: HlsProject, cache_dir: Path, opt: str = DEFAULT_OPT, taps: bool = False,
-                    precompiled_header: bool = False, extra_flags: tuple[str, ...] = ()) -> Binary:
+                    precompiled_header: bool = False, native: bool = False) -> Binary:
     """The testbench binary of ``project``, from ``cache_dir`` or compiled there (top and testbench in parallel).
 
     ``taps`` builds the layer-mode binary (QNNFLOW_TAP_STREAMS); ``precompiled_header``
-    compiles the kernel library once per cache (see ``_precompiled_header``); ``extra_flags``
-    go to every compile (e.g. ``-DQNNFLOW_PORTABLE`` for the synthesis variants of helpers).
+    compiles the kernel library once per cache (see ``_precompiled_header``); ``native`` compiles
+    the native-integer fast path of C simulation (QNNFLOW_NATIVE, streams.hpp) instead of the ap_int
+    code that Vitis HLS compiles.
     """
     cxx, ap_dir = compiler(), ap_include_dir()
-    flags = [opt, CXX_STD, *extra_flags] + (["-DQNNFLOW_TAP_STREAMS"] if taps else [])
+    flags = [opt, CXX_STD] + (["-DQNNFLOW_NATIVE"] if native else []) + (["-DQNNFLOW_TAP_STREAMS"] if taps else [])
     key = _source_hash(project, flags, cxx, ap_dir)
     cache_dir = Path(cache_dir).resolve()  # g++ runs in the work directory: paths must not be relative
     final = cache_dir / key
@@ -261,7 +262,6 @@ def run_testbench(binary: Path, project: HlsProject, x: np.ndarray, work_dir: Pa
 def region_input(model: ModelWrapper, region: Region, inputs: np.ndarray) -> np.ndarray:
     """The integer tensor entering the hardware region for model inputs ``inputs``: the host head run in Python."""
     from qnnflow.base.execute import execute_batch
-    from qnnflow.hls.partition import find_partition
 
     inputs = np.asarray(inputs)
     if region.input == model.graph.input[0].name:
@@ -304,8 +304,8 @@ class CppsimResult:
     python_seconds: float
     cached: bool
     binary: str
+    native: bool  # compiled with the native-integer fast path instead of ap_int
     mismatch: dict | None = None  # {"image", "node", "op_type", "words_differing"} of the first differing layer
-    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
@@ -316,30 +316,30 @@ class CppsimResult:
             "python_seconds": round(self.python_seconds, 4),
             "cached": self.cached,
             "binary": self.binary,
+            "arithmetic": "native" if self.native else "ap_int",
             "mismatch": self.mismatch,
-            "notes": self.notes,
         }
 
     def message(self) -> str:
         m = self.mismatch or {}
         where = f"first differing layer: '{m.get('node')}' ({m.get('op_type')})" if m.get("node") else \
-            "every layer's stream matches, so the difference is in the output adapter"
+            "every layer's stream matches, so the difference is in the output port adapter"
         return (f"C++ simulation output differs from the Python execution of the hardware region on image "
                 f"{m.get('image')}; {where}")
 
 
 def first_differing_layer(project: HlsProject, model: ModelWrapper, x: np.ndarray, cache_dir: Path,
                           work_dir: Path, opt: str = DEFAULT_OPT, precompiled_header: bool = False,
-                          extra_flags: tuple[str, ...] = ()) -> dict | None:
+                          native: bool = False) -> dict | None:
     """Run the tapped build on ``x`` and return the first kernel whose output stream differs from Python's."""
     binary = compile_project(project, cache_dir, opt, taps=True, precompiled_header=precompiled_header,
-                             extra_flags=extra_flags)
+                             native=native)
     tap_dir = Path(work_dir) / "taps"
     run_testbench(binary.path, project, x, Path(work_dir) / "layers", tap_dir=tap_dir)
     _, expected = execute_region(model, project.region, x, keep=True)
     nodes = {n.name: n for n in project.region.nodes}
-    for kernel in project.taps:
-        fmt: StreamFormat = kernel.out_fmt
+    for kernel in project.kernels:
+        fmt = kernel.out_fmt
         tap = tap_dir / f"{kernel.ident}.bin"
         want = expected[kernel.node].reshape(len(x), -1)
         got = fmt.unpack(tap.read_bytes()).reshape(-1, fmt.elements) if tap.is_file() else None
@@ -351,22 +351,24 @@ def first_differing_layer(project: HlsProject, model: ModelWrapper, x: np.ndarra
     return None
 
 
-def cppsim(model: ModelWrapper, inputs: np.ndarray, cache_dir: Path, work_dir: Path | None = None,
+def cppsim(model: ModelWrapper, inputs: np.ndarray, board: dict, cache_dir: Path, work_dir: Path | None = None,
            opt: str = DEFAULT_OPT, project: HlsProject | None = None, layers: bool = False,
-           precompiled_header: bool = False, extra_flags: tuple[str, ...] = ()) -> CppsimResult:
-    """Simulate the generated C++ on model inputs ``inputs`` (N, ...) and compare with Python, bit for bit.
+           precompiled_header: bool = False, native: bool = False) -> CppsimResult:
+    """Simulate the generated C++ of ``model`` for ``board`` on model inputs ``inputs`` (N, ...) and compare
+    with Python, bit for bit.
 
     The inputs go through the host head first.  On a mismatch (or always, with ``layers``)
-    the result names the first layer whose output stream differs.
+    the result names the first layer whose output stream differs.  By default the ap_int code
+    that Vitis HLS compiles runs; ``native`` takes the faster native-integer path.
     """
-    project = project or generate(model)
+    project = project or generate(model, board)
     region = project.region
     x = region_input(model, region, inputs)
     problem = value_problem(x, DataType[project.input_format.datatype])
     if problem:
         raise QnnflowError(f"the tensor '{region.input}' entering the hardware region {problem}; "
                            f"the host head must produce {project.input_format.datatype} integers")
-    binary = compile_project(project, cache_dir, opt, precompiled_header=precompiled_header, extra_flags=extra_flags)
+    binary = compile_project(project, cache_dir, opt, precompiled_header=precompiled_header, native=native)
     own_work = work_dir is None
     work = Path(tempfile.mkdtemp(prefix="qnnflow-cppsim-")) if own_work else Path(work_dir)
     try:
@@ -377,13 +379,13 @@ def cppsim(model: ModelWrapper, inputs: np.ndarray, cache_dir: Path, work_dir: P
         want = want.reshape(got.shape) if want.size == got.size else want
         equal = want.shape == got.shape and np.array_equal(got, want)
         result = CppsimResult(equal, len(x), binary.compile_seconds, run_seconds, python_seconds, binary.cached,
-                              str(binary.path), notes=list(project.notes))
+                              str(binary.path), native)
         if not equal or layers:
             bad = [0] if want.shape != got.shape else \
                 [i for i in range(len(x)) if not np.array_equal(got[i], want[i])] or [0]
             image = bad[0]
             layer = first_differing_layer(project, model, x[image : image + 1], cache_dir, work, opt,
-                                          precompiled_header, extra_flags)
+                                          precompiled_header, native)
             if not equal or layer is not None:
                 result.mismatch = {"image": image, **(layer or {})}
         return result

@@ -1,7 +1,8 @@
 """Performance and resource estimates of a dataflow graph, in FINN's report formats.
 
 The numbers come from each node's own cost model (``cycles()``, ``resources_with_stream(board)``:
-its logic and memories plus the FIFO of the stream it writes); this module only collects them, adds them up and presents them:
+its logic and memories plus the FIFO of the stream it writes) and from the two AXI port adapters
+(hls/widths.py); this module only collects them, adds them up and presents them:
 
 - ``estimate_layer_cycles.json``: ``{node: cycles}``;
 - ``estimate_layer_resources.json``: ``{node: {LUT, BRAM_18K, DSP, URAM}, "total": ...}``;
@@ -19,9 +20,11 @@ from dataclasses import dataclass
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
-from qnnflow.hls.partition import is_hw
+from qnnflow.hls.partition import hardware_region
+from qnnflow.hls.widths import port_adapters
 
 RESOURCE_KEYS = (("LUT", "LUT"), ("BRAM18", "BRAM_18K"), ("DSP", "DSP"))
+PORT_ADAPTER = "AxiPortAdapter"  # the op type the estimates give the port adapters (no graph node of their own)
 
 
 @dataclass
@@ -33,12 +36,14 @@ class LayerEstimate:
 
 
 def layer_estimates(model: ModelWrapper, board: dict) -> list[LayerEstimate]:
-    out = []
-    for node in model.graph.node:
-        if not is_hw(node):
-            continue
+    """The input port adapter, every node of the dataflow region in stream order, the output port adapter."""
+    region = hardware_region(model)
+    adapter_in, adapter_out = port_adapters(region, board)
+    out = [LayerEstimate(adapter_in.name, PORT_ADAPTER, adapter_in.cycles(), adapter_in.resources())]
+    for node in region.nodes:
         inst = getCustomOp(node)
         out.append(LayerEstimate(node.name, node.op_type, int(inst.cycles()), dict(inst.resources_with_stream(board))))
+    out.append(LayerEstimate(adapter_out.name, PORT_ADAPTER, adapter_out.cycles(), adapter_out.resources()))
     return out
 
 

@@ -90,3 +90,41 @@ def find_partition(model: ModelWrapper) -> Partition:
             f"and cannot become hardware: {_why_not(model, node)}"
         )
     return Partition(head, hardware, tail)
+
+
+@dataclass
+class Region:
+    """The hardware region as a chain: its nodes in stream order, the tensor entering and leaving."""
+
+    nodes: list
+    input: str
+    output: str
+
+
+def hardware_region(model: ModelWrapper) -> Region:
+    """The hardware region of a to_hw graph as a single chain of nodes; QnnflowError naming the node otherwise."""
+    names = set(find_partition(model).hardware)
+    nodes = [n for n in model.graph.node if n.name in names]
+    produced_inside = {o for n in nodes for o in n.output}
+    current = None
+    for node in nodes:
+        # input 0 is the stream; the others are parameters
+        dynamic = [i for i in node.input if i and model.get_initializer(i) is None][:1]
+        if current is None:
+            if len(dynamic) != 1 or dynamic[0] in produced_inside:
+                raise QnnflowError(f"node '{node.name}' ({node.op_type}): the hardware region must start with a "
+                                   f"node reading one stream, but it reads {dynamic}")
+            region_input = dynamic[0]
+        elif dynamic != [current]:
+            raise QnnflowError(f"node '{node.name}' ({node.op_type}) reads {dynamic}, not only '{current}' from the "
+                               f"node before it; the dataflow region must be a single chain of layers (no branches)")
+        if len(node.output) != 1:
+            raise QnnflowError(f"node '{node.name}' ({node.op_type}) has {len(node.output)} outputs; hardware "
+                               f"nodes stream one output")
+        if current is not None:
+            outside = [c.name for c in model.find_consumers(current) or [] if c.name not in names]
+            if outside or any(o.name == current for o in model.graph.output):
+                raise QnnflowError(f"tensor '{current}' inside the hardware region is also read by "
+                                   f"{outside or 'the graph output'}; the accelerator has one output stream")
+        current = node.output[0]
+    return Region(nodes, region_input, current)

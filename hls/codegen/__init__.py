@@ -1,5 +1,2 @@
-"""C++ code generation for the hardware region of a dataflow graph (see ``project.generate``)."""
-
-from qnnflow.hls.codegen.project import HlsProject, Region, generate, hardware_region
-
-__all__ = ["HlsProject", "Region", "generate", "hardware_region"]
+"""C++ generation for the dataflow region: ``project`` (the HLS project of a graph), ``kernel``
+(what a node's ``emit`` returns, and its helpers) and ``cpp`` (C++ text)."""

@@ -64,6 +64,16 @@ def pod_signed(lo: int, hi: int) -> str | None:
     return None
 
 
+def _limb(word_bits: int) -> tuple[int, str]:
+    return next((b, t) for b, t in _POD_UNSIGNED if word_bits <= b or b == 64)
+
+
+def limb_bits(word_bits: int) -> int:
+    """Bits a ``word_bits`` memory word occupies as ``memory_limbs`` stores it (whole limbs)."""
+    bits = _limb(word_bits)[0]
+    return -(-word_bits // bits) * bits
+
+
 def memory_limbs(values: np.ndarray, datatype: str) -> tuple[str, np.ndarray]:
     """Memory words (..., lanes) of ``datatype`` elements as (limb C type, (..., limbs) unsigned array).
 
@@ -72,10 +82,9 @@ def memory_limbs(values: np.ndarray, datatype: str) -> tuple[str, np.ndarray]:
     """
     values = np.asarray(values)
     word = values.shape[-1] * DataType[datatype].bitwidth()
-    limb_bits, ctype = next((b, t) for b, t in _POD_UNSIGNED if word <= b or b == 64)
-    limbs = -(-word // limb_bits)
-    raw = pack_lanes(values, datatype, limbs * limb_bits)  # (..., bytes)
-    return ctype, raw.view(np.dtype(f"<u{limb_bits // 8}"))
+    bits, ctype = _limb(word)
+    raw = pack_lanes(values, datatype, limb_bits(word))  # (..., bytes)
+    return ctype, raw.view(np.dtype(f"<u{bits // 8}"))
 
 
 def _literals(flat: np.ndarray, ctype: str) -> list[str]:

@@ -10,7 +10,8 @@
 // window whose last element it is is complete and leaves at once, so outputs stream out in
 // order while inputs arrive (one input word per iteration).  Consecutive words of one pixel
 // row update the same running maximum when CH/PE = 1 (a read-modify-write dependence that
-// Vitis HLS resolves by lengthening the initiation interval there; never declared false).
+// Vitis HLS resolves by lengthening the initiation interval when the maxima are in block RAM;
+// never declared false; maxpool.py initiation_interval).
 //
 // C: enum { H, W, CH, PE, KH, KW, SH, SW, OH, OW };  typedef ... elem_t;
 #ifndef QNNFLOW_MAXPOOL_HPP
@@ -33,16 +34,15 @@ ap_uint<W> max_lanes(const ap_uint<W>& a, const ap_uint<W>& b) {
     return m;
 }
 
+// running[NR][OW][CF]: the caller's memory, partitioned completely on dim 1 and cyclically by NX on
+// dim 2 (hls/nodes/maxpool.py memories()).
 template <class C>
-void maxpool(hls::stream<ap_uint<C::PE * C::elem_t::bits> >& in, hls::stream<ap_uint<C::PE * C::elem_t::bits> >& out) {
+void maxpool(hls::stream<ap_uint<C::PE * C::elem_t::bits> >& in, hls::stream<ap_uint<C::PE * C::elem_t::bits> >& out,
+             ap_uint<C::PE * C::elem_t::bits> running[(C::KH + C::SH - 1) / C::SH][C::OW][C::CH / C::PE]) {
     typedef ap_uint<C::PE * C::elem_t::bits> word;
     typedef typename C::elem_t E;
     enum { CF = C::CH / C::PE, NR = (C::KH + C::SH - 1) / C::SH, NX = (C::KW + C::SW - 1) / C::SW };
     const word lowest = splat<E, C::PE>(E::lowest());
-
-    word running[NR][C::OW][CF];
-#pragma HLS ARRAY_PARTITION variable=running complete dim=1
-#pragma HLS ARRAY_PARTITION variable=running cyclic factor=NX dim=2
     for (unsigned r = 0; r < NR; r++)
         for (unsigned ox = 0; ox < C::OW; ox++)
             for (unsigned cf = 0; cf < CF; cf++) {

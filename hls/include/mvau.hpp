@@ -10,7 +10,7 @@
 // One loop iteration per (output fold, input fold) pair: II=1, MW*MH/(SIMD*PE) cycles per vector.
 //
 // C is a configuration struct (generated per layer):
-//   enum { MW, MH, SIMD, PE, VECS, WMEM = MW*MH/(SIMD*PE), WLIMBS, TMEM, NT, TSLOTS,
+//   enum { MW, MH, SIMD, PE, VECS, WMEM = MW*MH/(SIMD*PE), WLIMBS, TMEM = MH/PE, NT, TSLOTS = NT,
 //          XNOR, HAS_ACT, ACT_VAL, DSP };  DSP: lane products in DSP slices, else in fabric
 //   typedef ... in_t, w_t, out_t;   element types (qnnflow::Int<B, S> / Bipolar)
 //   typedef ... acc_t;              ap_int<A> / ap_uint<A>
@@ -18,8 +18,10 @@
 //   typedef ... wmem_t, tmem_t;     POD types of the weight limbs / thresholds
 // weights[pe][nf * SF + sf] holds the SIMD weights of inputs sf*SIMD.. for output nf*PE + pe,
 // element s at bits [s*wbits, (s+1)*wbits) of the word its WLIMBS limbs form (see
-// join_limbs); thresholds[pe][nf][0..NT-1] ascending (TMEM = TSLOTS = 1, unused, without
-// activation).
+// join_limbs); thresholds[pe][nf][0..NT-1] ascending (without activation: TMEM = TSLOTS = 1,
+// NT = 0, and mvau_no_thresholds<C>::table stands in).  vector[MW/SIMD] holds the current input
+// vector for the MH/PE output folds (a memory the node's cost model counts; declared by the caller
+// so that the parameter header shows every memory of the layer).
 //
 // C simulation (QNNFLOW_NATIVE_SIM, see streams.hpp) computes the same values on native
 // integers: lanes, products and the accumulator when it fits 63 bits (every partial sum lies
@@ -162,16 +164,24 @@ QNNFLOW_INLINE int mvau_activation(const typename mvau_types<C>::acc_type& acc,
     return int(C::ACT_VAL) + count;
 }
 
+// The thresholds argument of a layer without activation (never read).
+template <class C>
+struct mvau_no_thresholds {
+    static const typename C::tmem_t table[C::PE][1][1];
+};
+template <class C>
+const typename C::tmem_t mvau_no_thresholds<C>::table[C::PE][1][1] = {};
+
 template <class C>
 void mvau(hls::stream<ap_uint<C::SIMD * C::in_t::bits> >& in, hls::stream<ap_uint<C::PE * C::out_t::bits> >& out,
           const typename C::wmem_t weights[C::PE][C::WMEM][C::WLIMBS],
-          const typename C::tmem_t thresholds[C::PE][C::TMEM][C::TSLOTS]) {
+          const typename C::tmem_t thresholds[C::PE][C::TMEM][C::TSLOTS],
+          ap_uint<C::SIMD * C::in_t::bits> vector[C::MW / C::SIMD]) {
     typedef ap_uint<C::SIMD * C::in_t::bits> in_word;
     typedef ap_uint<C::PE * C::out_t::bits> out_word;
     typedef typename mvau_types<C>::acc_type acc_type;
     enum { SF = C::MW / C::SIMD, NF = C::MH / C::PE };
 
-    in_word vector[SF];  // the current input vector, reused for every output fold
     acc_type acc[C::PE];
 #pragma HLS ARRAY_PARTITION variable=acc complete dim=1
     mvau_input<C> input;

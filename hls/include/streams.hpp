@@ -99,14 +99,16 @@ QNNFLOW_INLINE void set_lane(ap_uint<W>& word, unsigned i, const V& v) {
     word.range((i + 1) * E::bits - 1, i * E::bits) = E::encode(v);
 }
 
-// C simulation fast path.  Xilinx's C model of ap_int clears unused bits through a volatile
-// member after every operation, which makes lane arithmetic in hot loops slow.  Where a value
-// provably fits 64 bits, kernels may compute it on native integers in simulation (the same
-// value); Vitis HLS, and g++ with -DQNNFLOW_PORTABLE, compile the exact ap_int code instead.
-#if defined(__SYNTHESIS__) || defined(QNNFLOW_PORTABLE)
-#define QNNFLOW_NATIVE_SIM 0
-#else
+// C simulation fast path, only with -DQNNFLOW_NATIVE (cppsim's native=True).  Xilinx's C model
+// of ap_int clears unused bits through a volatile member after every operation, which makes
+// lane arithmetic in hot loops 10-20x slower.  Where a value provably fits 64 bits, kernels may
+// then compute it on native integers (the same value; tests/hls/backend/test_native.py compares
+// the output words of both paths on every zoo model).  By default, and always in Vitis HLS, the
+// exact ap_int code that synthesis compiles runs.
+#if defined(QNNFLOW_NATIVE) && !defined(__SYNTHESIS__)
 #define QNNFLOW_NATIVE_SIM 1
+#else
+#define QNNFLOW_NATIVE_SIM 0
 #endif
 
 // Lane i of a word stored as N limbs of type L (least significant first), as a native integer.
@@ -171,7 +173,7 @@ template <int N>
 QNNFLOW_INLINE unsigned popcount(const ap_uint<N>& x) {
 #pragma HLS INLINE
     unsigned count = 0;
-#if defined(__SYNTHESIS__) || defined(QNNFLOW_PORTABLE)
+#if !QNNFLOW_NATIVE_SIM
     for (int i = 0; i < N; i++) {
 #pragma HLS UNROLL
         count += x[i];
@@ -204,29 +206,56 @@ struct axis_word {
 };
 #endif
 
-// AXI words (AXI_W bits) -> kernel words (W <= AXI_W bits, the upper AXI bits are padding).
-template <int AXI_W, int W, unsigned WORDS>
-void axis_to_stream(hls::stream<axis_word<AXI_W> >& in, hls::stream<ap_uint<W> >& out) {
-    for (unsigned i = 0; i < WORDS; i++) {
-#pragma HLS PIPELINE II=1
-        axis_word<AXI_W> word = in.read();
-        ap_uint<W> data = word.data.range(W - 1, 0);
-        out.write(data);
-    }
+// ----- re-packing a bit stream ------------------------------------------------------------
+// IN_WORDS words of IN_W bits -> OUT_WORDS words of OUT_W bits per image, the same bits in the
+// same order (word 0's bit 0 first): width converters between kernels, and the port adapters
+// between the AXI-Stream ports and the first and last kernel.  Input bits past OUT_WORDS x OUT_W
+// (a port word's padding) are dropped; output bits past IN_WORDS x IN_W are zeros.  A buffer of
+// IN_W + OUT_W bits: each iteration writes a word when OUT_W bits are held (or the input is
+// exhausted) and reads one when fewer than OUT_W remain, so one image takes
+// max(IN_WORDS, OUT_WORDS) + 1 iterations (hls/nodes/cost.py repack_cycles, repack_luts).
+
+template <int W>
+QNNFLOW_INLINE ap_uint<W> word_data(const ap_uint<W>& word) {
+    return word;
+}
+template <int W>
+QNNFLOW_INLINE ap_uint<W> word_data(const axis_word<W>& word) {
+    return word.data;
+}
+template <int W>
+QNNFLOW_INLINE void put_word(hls::stream<ap_uint<W> >& out, const ap_uint<W>& data, bool) {
+    out.write(data);
+}
+template <int W>
+QNNFLOW_INLINE void put_word(hls::stream<axis_word<W> >& out, const ap_uint<W>& data, bool last) {
+    axis_word<W> word;
+    word.data = data;
+    word.keep = -1;
+    word.strb = -1;
+    word.last = last;
+    out.write(word);
 }
 
-// Kernel words -> AXI words, zero padded, TLAST on the image's last word.
-template <int W, int AXI_W, unsigned WORDS>
-void stream_to_axis(hls::stream<ap_uint<W> >& in, hls::stream<axis_word<AXI_W> >& out) {
-    for (unsigned i = 0; i < WORDS; i++) {
+template <int IN_W, int OUT_W, unsigned IN_WORDS, unsigned OUT_WORDS, class In, class Out>
+void repack(hls::stream<In>& in, hls::stream<Out>& out) {
+    ap_uint<IN_W + OUT_W> buffer = 0;
+    unsigned have = 0, reads = 0, writes = 0;
+    for (unsigned i = 0; i < IN_WORDS + OUT_WORDS; i++) {
 #pragma HLS PIPELINE II=1
-        axis_word<AXI_W> word;
-        word.data = 0;
-        word.data.range(W - 1, 0) = in.read();
-        word.keep = -1;
-        word.strb = -1;
-        word.last = (i == WORDS - 1);
-        out.write(word);
+        if (writes == OUT_WORDS) break;
+        if (have >= unsigned(OUT_W) || reads == IN_WORDS) {
+            put_word<OUT_W>(out, ap_uint<OUT_W>(buffer.range(OUT_W - 1, 0)), writes == OUT_WORDS - 1);
+            buffer >>= OUT_W;
+            have = have >= unsigned(OUT_W) ? have - OUT_W : 0;
+            writes++;
+        }
+        if (have < unsigned(OUT_W) && reads < IN_WORDS) {
+            const ap_uint<IN_W + OUT_W> word = ap_uint<IN_W>(word_data<IN_W>(in.read()));
+            buffer |= word << have;
+            have += IN_W;
+            reads++;
+        }
     }
 }
 

@@ -1,9 +1,10 @@
 // Multi-threshold activation (Thresholding, qnnflow/hls/nodes/thresholding.py).
 //
 // out[c] = ACT_VAL + #{t : x[c] >= T[c][t]} for C::VECS vectors of CH channels, PE channels
-// per word and cycle.  thresholds[pe][cf][0..NT-1] holds channel cf*PE + pe (TSLOTS = max(NT, 1)).
+// per word and cycle.  thresholds[pe][cf][0..NT-1] holds channel cf*PE + pe, ascending (slots past
+// the channel's own thresholds hold a value no input reaches).
 //
-// C: enum { CH, PE, VECS, NT, TSLOTS, ACT_VAL };  typedef ... in_t, out_t, thr_t, tmem_t;
+// C: enum { CH, PE, VECS, NT, ACT_VAL };  typedef ... in_t, out_t, thr_t, tmem_t;
 #ifndef QNNFLOW_THRESHOLDING_HPP
 #define QNNFLOW_THRESHOLDING_HPP
 
@@ -13,7 +14,7 @@ namespace qnnflow {
 
 template <class C>
 void thresholding(hls::stream<ap_uint<C::PE * C::in_t::bits> >& in, hls::stream<ap_uint<C::PE * C::out_t::bits> >& out,
-                  const typename C::tmem_t thresholds[C::PE][C::CH / C::PE][C::TSLOTS]) {
+                  const typename C::tmem_t thresholds[C::PE][C::CH / C::PE][C::NT]) {
     enum { CF = C::CH / C::PE };
     unsigned cf = 0;
     for (unsigned i = 0; i < unsigned(C::VECS) * CF; i++) {

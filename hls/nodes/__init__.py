@@ -1,8 +1,13 @@
 """The dataflow node library: qonnx custom ops in the ONNX domain ``qnnflow.hls.nodes``.
 
-qonnx's registry imports this package for that domain and looks classes up by ``__all__``,
-so ``getCustomOp(node)`` works for every node listed here.
+Each node kind is one module here plus its kernel header in hls/include/ (see base.py for
+what a kind owns).  Fold search, FINN folding JSON, code generation, cppsim and the reports
+reach the kinds through this registry and name none of them.  ``register_node`` adds a kind
+defined elsewhere (a user's, or a test's); the built-in kinds are also in ``__all__``, where
+qonnx's ``getCustomOp`` looks them up.
 """
+
+from qonnx.custom_op.registry import add_op_to_domain
 
 from qnnflow.hls.nodes.base import DOMAIN, HWNode
 from qnnflow.hls.nodes.dwc import StreamingDataWidthConverter
@@ -14,7 +19,7 @@ from qnnflow.hls.nodes.padding import FMPadding
 from qnnflow.hls.nodes.sliding_window import ConvolutionInputGenerator
 from qnnflow.hls.nodes.thresholding import Thresholding
 
-NODE_CLASSES = (
+_BUILTIN = (
     MVAU,
     ConvolutionInputGenerator,
     FMPadding,
@@ -24,6 +29,26 @@ NODE_CLASSES = (
     StreamingFIFO,
     StreamingDataWidthConverter,
 )
+_KINDS: dict[str, type[HWNode]] = {cls.__name__: cls for cls in _BUILTIN}
 
 # only node classes: qonnx enumerates __all__ as the ops of the domain
-__all__ = [cls.__name__ for cls in NODE_CLASSES]
+__all__ = [cls.__name__ for cls in _BUILTIN]
+
+
+def register_node(cls: type[HWNode]) -> type[HWNode]:
+    """Add a node kind (an HWNode subclass named as its op type) to the library; usable as a decorator."""
+    if not (isinstance(cls, type) and issubclass(cls, HWNode)):
+        raise TypeError(f"{cls!r} is not an HWNode subclass")
+    add_op_to_domain(DOMAIN, cls)
+    _KINDS[cls.__name__] = cls
+    return cls
+
+
+def node_kinds() -> dict[str, type[HWNode]]:
+    """Every registered node kind by op type."""
+    return dict(_KINDS)
+
+
+def derived_kinds() -> frozenset[str]:
+    """The kinds hls/widths.py places (converters, FIFOs): fold never searches them."""
+    return frozenset(name for name, cls in _KINDS.items() if cls.DERIVED)

@@ -1,10 +1,18 @@
-"""``HWNode``: what every dataflow node shares (attributes, checks, execution, cost interface).
+"""``HWNode``: what every dataflow node kind shares; a kind is one module plus one kernel header.
 
 A node is a qonnx ``CustomOp`` in the ONNX domain ``qnnflow.hls.nodes``.  On top of
-qonnx's interface it owns its hardware view: folding legality, stream widths, folded
-shapes, expected cycles per image and a LUT/BRAM18/DSP estimate.  Execution is
-bit-exact integer numpy over any leading batch size; folding only decides legality,
-never the result.
+qonnx's interface (attribute schema, shapes, datatypes, ``execute_node``) a kind owns its
+hardware view, and nothing outside its module knows it by name:
+- its folding space: ``parallel_knobs`` (PE/SIMD and the dimension each divides), its
+  ``ram_style``/``resType`` attributes, and its legality (``problems``), including the back
+  end's limits such as the widest stream word;
+- its cost: ``cycles()`` and ``resources(board)`` of the kernel qnnflow emits, with the
+  memories it declares (``memories``);
+- its C++: ``emit`` (a kernel call and parameter header) and ``KERNEL_HEADER`` in
+  hls/include/;
+- its FINN names (``FINN_OP_TYPES``), for folding JSON.
+Execution is bit-exact integer numpy over any leading batch size; folding only decides
+legality, never the result.
 
 Tensors travel through ONNX graphs as floats.  Inputs are checked to hold integers of
 the node's declared DataType (a mismatch names the node), computed on as int64, and
@@ -13,8 +21,9 @@ returned as float32, or float64 where float32 would round (|v| > 2**24).
 
 from __future__ import annotations
 
-import math
 from abc import abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from onnx import numpy_helper
@@ -23,10 +32,12 @@ from qonnx.custom_op.base import CustomOp
 from qonnx.util.basic import get_by_name
 
 from qnnflow.base.errors import QnnflowError
+from qnnflow.base.streams import MAX_WORD_BITS
 from qnnflow.base.values import datatype_holds, divisors, to_carrier, value_problem
 from qnnflow.hls.nodes import cost
 
 DOMAIN = "qnnflow.hls.nodes"
+INCLUDE_DIR = Path(__file__).resolve().parents[1] / "include"
 STREAM_DEPTH = 2  # words buffered by the stream each node writes (the generated top function's depth)
 
 
@@ -38,8 +49,23 @@ def fold_problem(attr: str, value: int, dim: str, size: int) -> str | None:
     return f"{attr}={value} does not divide {dim}={size}; legal {attr} values: {legal}"
 
 
+@dataclass(frozen=True)
+class Memory:
+    """Memories a kernel declares, as its C++ partitions them: ``count`` of ``depth`` words x ``width`` bits.
+
+    ``style`` is the ram_style they are bound as (auto, block, distributed); ``name`` the C++ array.
+    """
+
+    name: str
+    count: int
+    depth: int
+    width: int
+    style: str
+
+
 class HWNode(CustomOp):
-    """Abstract dataflow node.  Subclasses declare attributes and implement ``compute`` and the cost model.
+    """Abstract dataflow node.  Subclasses declare attributes and implement ``compute``, the cost model
+    and ``emit``.
 
     ``_input_dt_attr`` / ``_output_dt_attr`` name the attributes holding the DataType of
     input 0 and output 0.
@@ -47,6 +73,9 @@ class HWNode(CustomOp):
 
     _input_dt_attr = "inputDataType"
     _output_dt_attr = "outputDataType"
+    FINN_OP_TYPES: tuple[str, ...] = ()  # FINN's older op types for this kind (its own name needs none)
+    KERNEL_HEADER: str | None = None  # the kernel's header in hls/include/
+    DERIVED = False  # placed by hls/widths.py (converters, FIFOs): fold never searches it
 
     # ----- identity and errors -------------------------------------------------------
 
@@ -138,22 +167,25 @@ class HWNode(CustomOp):
         """Why the folding attributes (SIMD, PE, widths) are illegal, one message each; empty when legal."""
         return []
 
+    def stream_problems(self) -> list[str]:
+        """The back end's limit on stream words (MAX_WORD_BITS, ap_uint's widest), at a legal folding."""
+        knobs = " or ".join(self.parallel_knobs()) or "the folding"
+        return [f"the {what} word is {bits} bits wide, beyond the {MAX_WORD_BITS}-bit words the HLS kernels "
+                f"support (ap_uint); lower {knobs}"
+                for what, bits in (("input", self.instream_width()), ("output", self.outstream_width()))
+                if bits > MAX_WORD_BITS]
+
     def problems(self) -> list[str]:
         """Every reason this node cannot be built from its attributes alone."""
-        return self.attribute_problems() or self.folding_problems()
+        return self.attribute_problems() or self.folding_problems() or self.stream_problems()
 
     def model_problems(self, model) -> list[str]:
         """``problems()`` plus those only visible with the graph (initializers); see MVAU, Thresholding."""
         return self.problems()
 
-    def check_folding(self) -> None:
-        """Raise a QnnflowError naming the node, attribute, value and legal values if the folding is illegal."""
-        found = self.attribute_problems() or self.folding_problems()
-        if found:
-            raise self.error("; ".join(found))
-
     def check(self) -> None:
-        """Raise a QnnflowError for the first category of problems found."""
+        """Raise a QnnflowError naming the node, attribute, value and legal values for the first category
+        of problems found."""
         found = self.problems()
         if found:
             raise self.error("; ".join(found))
@@ -243,14 +275,40 @@ class HWNode(CustomOp):
         """Bits per output stream word."""
         return self.folded_output_shape()[-1] * self.output_datatype().bitwidth()
 
+    def parallel_knobs(self) -> dict[str, str]:
+        """Folding attributes that set parallelism -> the attribute holding the dimension each must divide."""
+        return {}
+
+    def parameter_word_bits(self) -> int | None:
+        """Bits of parameter memory read per cycle across the node (an MVAU's weight word), or None.
+        fold.max_weight_width caps it."""
+        return None
+
     @abstractmethod
     def cycles(self) -> int:
-        """Expected clock cycles per image at initiation interval 1."""
+        """Clock cycles per image of the emitted kernel."""
 
     @abstractmethod
     def resources(self, board: dict) -> dict:
-        """Estimated {'LUT', 'BRAM18', 'DSP'} (ints) of the node's own logic and memories on ``board``
+        """Estimated {'LUT', 'BRAM18', 'DSP'} (ints) of the emitted kernel's logic and memories on ``board``
         (a builds/boards/*.yaml mapping)."""
+
+    def memories(self) -> list[Memory]:
+        """The memories the emitted kernel declares, as ``resources`` counts them."""
+        return []
+
+    # ----- C++ ---------------------------------------------------------------------------
+
+    def emit(self, model, ident: str):
+        """The kernel (hls.codegen.kernel.Kernel) implementing this node, C++ names prefixed ``ident``."""
+        raise self.error(f"{self.onnx_node.op_type} has no HLS kernel")
+
+    @classmethod
+    def kernel_sources(cls) -> dict[str, bytes]:
+        """The kernel's C++ headers by file name (copied into the project's include/)."""
+        if cls.KERNEL_HEADER is None:
+            return {}
+        return {cls.KERNEL_HEADER: (INCLUDE_DIR / cls.KERNEL_HEADER).read_bytes()}
 
     def stream_resources(self) -> dict:
         """The FIFO of the stream the node writes: STREAM_DEPTH words of outstream_width bits, in

@@ -59,6 +59,8 @@ LUTRAM_DEPTH = 64  # one LUT6 as RAM64X1
 SRL_DEPTH = 32  # one LUT6 as SRLC32E
 AUTO_LUTRAM_MAX_DEPTH = 128  # "auto" memories this shallow go to LUTRAM (FINN's internal_embedded rule)
 DSP_PORTS = {"7series": (25, 18), "ultrascale+": (27, 18)}
+RESOURCES = ("LUT", "BRAM18", "DSP")  # what every cost model returns, in this order where a vector is needed
+LUT_MUX_INPUTS = 4  # a LUT6 is a 4:1 multiplexer
 
 
 def coefficients(board: dict) -> dict:
@@ -158,3 +160,33 @@ def uram_check(ram_style: str, board: dict, node: str) -> None:
         raise QnnflowError(
             f"node '{node}': ram_style='ultra' but part {board.get('part')} has no UltraRAM; use 'block' or 'distributed'"
         )
+
+
+def mux_luts(inputs: int) -> int:
+    """LUT6s of one ``inputs``:1 multiplexer: a tree of 4:1 muxes (each level after the first takes 3 more)."""
+    return math.ceil((inputs - 1) / (LUT_MUX_INPUTS - 1)) if inputs > 1 else 0
+
+
+def repack_cycles(in_words: int, out_words: int) -> int:
+    """Iterations of streams.hpp's ``repack`` per image: it reads, writes or both each iteration, and
+    starts with a read, so max(in words, out words) + 1."""
+    return max(in_words, out_words) + 1
+
+
+def repack_luts(in_bits: int, out_bits: int, words: int) -> int:
+    """LUTs of streams.hpp's ``repack`` (width converters, port adapters): an in+out-bit buffer into
+    which each input word is shifted by the bits held, one of out/gcd(in, out) amounts (a mux of
+    that many inputs per buffer bit, plus a LUT merging it with the held bits), and counters for
+    the words read and written and the bits held."""
+    shifts = out_bits // math.gcd(in_bits, out_bits)
+    buffer = in_bits + out_bits
+    return buffer * (1 + mux_luts(shifts)) + 2 * counter_luts(words) + counter_luts(buffer)
+
+
+def memories_cost(memories) -> dict:
+    """{'LUT', 'BRAM18'} of a node's memories (base.Memory: count x depth x width, bound as style)."""
+    total = {"LUT": 0, "BRAM18": 0}
+    for mem in memories:
+        one = memory(mem.depth, mem.width, mem.style)
+        total = {r: total[r] + mem.count * one[r] for r in total}
+    return total

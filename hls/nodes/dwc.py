@@ -6,6 +6,8 @@ import math
 
 from onnx import helper
 
+from qnnflow.base.streams import MAX_WORD_BITS
+from qnnflow.hls.codegen.kernel import Kernel, check_emittable, formats, header
 from qnnflow.hls.nodes import cost
 from qnnflow.hls.nodes.base import HWNode
 
@@ -15,9 +17,13 @@ __all__ = ["StreamingDataWidthConverter"]
 class StreamingDataWidthConverter(HWNode):
     """Width converter (FINN's names).  ``shape`` is the normal per-image shape with batch 1 first.
 
-    Legal when both widths are whole elements and split the last axis into whole words.
-    When neither width divides the other the converter buffers lcm(inWidth, outWidth) bits.
+    Legal when both widths are whole elements and split the last axis into whole words, and the
+    kernel's buffer (inWidth + outWidth bits) is an ap_uint the back end supports.
     """
+
+    FINN_OP_TYPES = ("StreamingDataWidthConverter_Batch",)
+    KERNEL_HEADER = "dwc.hpp"
+    DERIVED = True
 
     _input_dt_attr = "dataType"
     _output_dt_attr = "dataType"
@@ -48,12 +54,11 @@ class StreamingDataWidthConverter(HWNode):
                 legal = ", ".join(str(d * bits) for d in range(1, row // bits + 1) if row % (d * bits) == 0)
                 found.append(f"{attr}={width} must be a multiple of the {bits}-bit element that divides the "
                              f"{row}-bit last axis; legal {attr} values: {legal}")
+        buffer = self.get_nodeattr("inWidth") + self.get_nodeattr("outWidth")
+        if not found and buffer > MAX_WORD_BITS:
+            found.append(f"the converter's buffer (inWidth + outWidth) is {buffer} bits, over the {MAX_WORD_BITS}-bit "
+                         f"words the HLS kernels support; fold the neighbouring layers to closer widths")
         return found
-
-    def is_general(self) -> bool:
-        """True when neither width divides the other (an lcm-wide buffer is needed)."""
-        a, b = self.get_nodeattr("inWidth"), self.get_nodeattr("outWidth")
-        return max(a, b) % min(a, b) != 0
 
     def compute(self, x):
         per_image = math.prod(self.get_nodeattr("shape")[1:])
@@ -80,22 +85,26 @@ class StreamingDataWidthConverter(HWNode):
     def folded_output_shape(self):
         return self._folded("outWidth")
 
-    def cycles(self) -> int:
-        """Reading and writing overlap: the larger of input words and output words per image."""
-        self.check()
+    def _words(self) -> tuple[int, int]:
         bits = math.prod(self.get_nodeattr("shape")) * self.input_datatype().bitwidth()
-        return bits // min(self.get_nodeattr("inWidth"), self.get_nodeattr("outWidth"))
+        return bits // self.get_nodeattr("inWidth"), bits // self.get_nodeattr("outWidth")
+
+    def cycles(self) -> int:
+        """The iterations of the kernel's repack loop: reading and writing overlap (cost.repack_cycles)."""
+        self.check()
+        return cost.repack_cycles(*self._words())
 
     def resources(self, board: dict) -> dict:
-        """Shift-register converter (FINN's DWC lut_estimation): through an intermediate lcm(in, out)
-        buffer, 1 LUT per buffered bit per conversion stage plus log2 of the ratio for the counters."""
+        """The repack shift register of dwc.hpp (cost.repack_luts)."""
         self.check()
         cost.part_family(board)
-        inw, outw = self.get_nodeattr("inWidth"), self.get_nodeattr("outWidth")
-        mid = math.lcm(inw, outw)
-        luts = 0
-        if inw != mid:
-            luts += math.ceil(math.log2(mid / inw)) + mid
-        if outw != mid:
-            luts += math.ceil(math.log2(mid / outw)) + outw
-        return {"LUT": int(luts), "BRAM18": 0, "DSP": 0}
+        luts = cost.repack_luts(self.get_nodeattr("inWidth"), self.get_nodeattr("outWidth"), max(self._words()))
+        return {"LUT": luts, "BRAM18": 0, "DSP": 0}
+
+    def emit(self, model, ident: str) -> Kernel:
+        check_emittable(self, model)
+        node = self.onnx_node
+        in_fmt, out_fmt = formats(self)
+        return Kernel(node.name, node.op_type, ident, in_fmt, out_fmt,
+                      f"qnnflow::dwc<{in_fmt.packed_bits}, {out_fmt.packed_bits}, {in_fmt.words}>({{inp}}, {{out}});",
+                      header(ident, node, self.KERNEL_HEADER, ""))

@@ -6,6 +6,8 @@ import math
 
 from onnx import helper
 
+from qnnflow.base.streams import StreamFormat
+from qnnflow.hls.codegen.kernel import Kernel, check_emittable, header
 from qnnflow.hls.nodes import cost
 from qnnflow.hls.nodes.base import HWNode
 
@@ -16,6 +18,9 @@ SRL_MAX_DEPTH = 32  # "auto": one SRLC32E per bit up to here (Vivado's shift-reg
 
 class StreamingFIFO(HWNode):
     """FIFO of ``depth`` words of ``folded_shape[-1]`` elements (FINN's StreamingFIFO names)."""
+
+    KERNEL_HEADER = "fifo.hpp"
+    DERIVED = True
 
     _input_dt_attr = "dataType"
     _output_dt_attr = "dataType"
@@ -92,3 +97,13 @@ class StreamingFIFO(HWNode):
     def stream_resources(self) -> dict:
         """Nothing beyond ``resources``: this node's buffer is the stream it writes (depth words)."""
         return {"LUT": 0, "BRAM18": 0, "DSP": 0}
+
+    def emit(self, model, ident: str) -> Kernel:
+        check_emittable(self, model)
+        node = self.onnx_node
+        fmt = StreamFormat(self.normal_input_shape()[1:], self.get_nodeattr("folded_shape")[-1],
+                           self.input_datatype().name)
+        return Kernel(node.name, node.op_type, ident, fmt, fmt,
+                      f"qnnflow::fifo<{fmt.packed_bits}, {fmt.words}>({{inp}}, {{out}});",
+                      header(ident, node, self.KERNEL_HEADER, ""), out_depth=self.get_nodeattr("depth"),
+                      out_impl=self.storage())

@@ -5,12 +5,15 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 from qonnx.core.datatype import DataType
 
+from qnnflow.hls.codegen.cpp import config_struct, element_type
+from qnnflow.hls.codegen.kernel import Kernel, check_emittable, formats, header
 from qnnflow.hls.nodes import cost
 from qnnflow.hls.nodes.base import HWNode, fold_problem
+
+INDEX_BITS = 32  # the kernel's label indices are 32-bit
 
 __all__ = ["LabelSelect", "index_datatype"]
 
@@ -26,6 +29,9 @@ class LabelSelect(HWNode):
     An unset outputDataType becomes the smallest UINT holding Labels-1 at datatype
     inference (and is then written to the node); the schema default is UINT32.
     """
+
+    FINN_OP_TYPES = ("LabelSelect_Batch",)
+    KERNEL_HEADER = "label_select.hpp"
 
     def get_nodeattr_types(self):
         return {
@@ -45,7 +51,13 @@ class LabelSelect(HWNode):
         if odt.min() > 0 or odt.max() < labels - 1:
             found.append(f"outputDataType={odt.name} cannot hold label indices 0..{labels - 1}; "
                          f"use {index_datatype(labels).name} or wider")
+        elif odt.bitwidth() > INDEX_BITS:
+            found.append(f"outputDataType={odt.name} is wider than the kernel's {INDEX_BITS}-bit indices; "
+                         f"use {index_datatype(labels).name}")
         return found
+
+    def parallel_knobs(self):
+        return {"PE": "Labels"}
 
     def folding_problems(self):
         p = fold_problem("PE", self.get_nodeattr("PE"), "Labels", self.get_nodeattr("Labels"))
@@ -82,16 +94,26 @@ class LabelSelect(HWNode):
 
     def cycles(self) -> int:
         """Labels/PE input words, then K index words out."""
-        self.check_folding()
+        self.check()
         return self.get_nodeattr("Labels") // self.get_nodeattr("PE") + self.get_nodeattr("K")
 
     def resources(self, board: dict) -> dict:
         """Own estimate: a sorted list of K (value, index) registers with an insertion comparator per
         entry and lane: PE*K comparators of value bits plus 2 LUTs per register bit for the shifting."""
-        self.check_folding()
+        self.check()
         cost.part_family(board)
         pe, k = self.get_nodeattr("PE"), self.get_nodeattr("K")
         v_bits = self.input_datatype().bitwidth()
         i_bits = index_datatype(self.get_nodeattr("Labels")).bitwidth()
         luts = cost.control_luts(board, cost.STREAMING_CONTROL_LUTS) + pe * k * cost.comparator_luts(v_bits) + 2 * k * (v_bits + i_bits)
         return {"LUT": int(luts), "BRAM18": 0, "DSP": 0}
+
+    def emit(self, model, ident: str) -> Kernel:
+        check_emittable(self, model)
+        node, g = self.onnx_node, self.get_nodeattr
+        constants = dict(LABELS=g("Labels"), PE=g("PE"), K=g("K"))
+        types = dict(in_t=element_type(self.input_datatype().name), out_t=element_type(self.output_datatype().name))
+        in_fmt, out_fmt = formats(self)
+        return Kernel(node.name, node.op_type, ident, in_fmt, out_fmt,
+                      f"qnnflow::label_select<{ident}_cfg>({{inp}}, {{out}});",
+                      header(ident, node, self.KERNEL_HEADER, config_struct(f"{ident}_cfg", constants, types)))

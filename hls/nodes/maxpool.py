@@ -10,14 +10,18 @@ import math
 
 import numpy as np
 
+from qnnflow.hls.codegen.kernel import Kernel, check_emittable, pixel_stream_kernel
 from qnnflow.hls.nodes import cost
-from qnnflow.hls.nodes.base import HWNode, fold_problem
+from qnnflow.hls.nodes.base import HWNode, Memory, fold_problem
 
 __all__ = ["StreamingMaxPool"]
 
 
 class StreamingMaxPool(HWNode):
     """Streaming max pool (FINN's StreamingMaxPool names; Stride defaults to PoolDim)."""
+
+    FINN_OP_TYPES = ("StreamingMaxPool_Batch",)
+    KERNEL_HEADER = "maxpool.hpp"
 
     _input_dt_attr = "dataType"
     _output_dt_attr = "dataType"
@@ -55,6 +59,9 @@ class StreamingMaxPool(HWNode):
         p = fold_problem("PE", self.get_nodeattr("PE"), "NumChannels", self.get_nodeattr("NumChannels"))
         return [p] if p else []
 
+    def parallel_knobs(self):
+        return {"PE": "NumChannels"}
+
     def _out_hw(self) -> tuple[int, int]:
         (h, w), (kh, kw), (sh, sw), _ = self._geometry()
         return (h - kh) // sh + 1, (w - kw) // sw + 1
@@ -89,20 +96,49 @@ class StreamingMaxPool(HWNode):
         pe = self.get_nodeattr("PE")
         return (*self.normal_output_shape()[:-1], self.get_nodeattr("NumChannels") // pe, pe)
 
+    def memories(self):
+        """The running maxima of maxpool.hpp: ceil(KH/SH) rows (one memory each) of OW x C/PE words of
+        PE*bits, each row split cyclically into ceil(KW/SW) memories (the windows an input word updates)."""
+        _, (kh, kw), (sh, sw), c = self._geometry()
+        pe = self.get_nodeattr("PE")
+        nx, ow = math.ceil(kw / sw), self._out_hw()[1]
+        return [Memory("buffer", math.ceil(kh / sh) * nx, math.ceil(ow / nx) * (c // pe),
+                       pe * self.input_datatype().bitwidth(), "auto")]
+
+    def initiation_interval(self) -> int:
+        """With one word per pixel (C/PE = 1) consecutive words of a window update the same running
+        maximum: a read-modify-write every cycle, which a memory with a one-cycle read (block RAM)
+        allows only every other cycle; LUTRAM reads combinationally.  An estimate, not yet measured."""
+        (buffer,) = self.memories()
+        in_bram = cost.memory(buffer.depth, buffer.width, buffer.style)["BRAM18"] > 0
+        return 2 if self.get_nodeattr("NumChannels") == self.get_nodeattr("PE") and in_bram else 1
+
     def cycles(self) -> int:
-        """Input-bound: every input word is read once, H*W*C/PE (outputs leave while rows stream in)."""
-        self.check_folding()
+        """Input-bound: every input word is read once, H*W*C/PE words at the initiation interval
+        (outputs leave while rows stream in)."""
+        self.check()
         (h, w), _, _, c = self._geometry()
-        return h * w * c // self.get_nodeattr("PE")
+        return h * w * c // self.get_nodeattr("PE") * self.initiation_interval()
 
     def resources(self, board: dict) -> dict:
-        """ceil(KH/SH) rows of running maxima (OW*C/PE words x PE*bits each) plus a comparator and
-        mux per lane bit (2 LUTs per bit)."""
-        self.check_folding()
+        """The running maxima (``memories``) plus a comparator and mux per lane bit for each of the
+        ceil(KH/SH) x ceil(KW/SW) windows an input word updates (2 LUTs per bit)."""
+        self.check()
         cost.part_family(board)
-        _, (kh, _), (sh, _), c = self._geometry()
+        (buffer,) = self.memories()
         pe, bits = self.get_nodeattr("PE"), self.input_datatype().bitwidth()
-        rows = math.ceil(kh / sh)
-        row = cost.memory(self._out_hw()[1] * c // pe, pe * bits, "auto")
-        luts = cost.control_luts(board, cost.STREAMING_CONTROL_LUTS) + pe * 2 * cost.comparator_luts(bits) + rows * row["LUT"]
-        return {"LUT": int(luts), "BRAM18": rows * row["BRAM18"], "DSP": 0}
+        mem = cost.memories_cost([buffer])
+        luts = cost.control_luts(board, cost.STREAMING_CONTROL_LUTS) + mem["LUT"] + \
+            buffer.count * pe * 2 * cost.comparator_luts(bits)
+        return {"LUT": int(luts), "BRAM18": mem["BRAM18"], "DSP": 0}
+
+    def emit(self, model, ident: str) -> Kernel:
+        check_emittable(self, model)
+        (h, w), (kh, kw), (sh, sw), ch = self._geometry()
+        oh, ow = self._out_hw()
+        pe, nr, nx = self.get_nodeattr("PE"), math.ceil(kh / sh), math.ceil(kw / sw)
+        constants = dict(H=h, W=w, CH=ch, PE=pe, KH=kh, KW=kw, SH=sh, SW=sw, OH=oh, OW=ow)
+        lines = [f"ap_uint<{pe * self.input_datatype().bitwidth()}> buffer[{nr}][{ow}][{ch // pe}];",
+                 "#pragma HLS ARRAY_PARTITION variable=buffer complete dim=1",
+                 f"#pragma HLS ARRAY_PARTITION variable=buffer cyclic factor={nx} dim=2"]
+        return pixel_stream_kernel(self, ident, "PE", constants, "maxpool", buffer=lines)

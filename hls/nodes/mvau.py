@@ -24,14 +24,31 @@ import math
 
 import numpy as np
 
-from qnnflow.hls.nodes import cost
+from qnnflow.base.streams import MAX_WORD_BITS
 from qnnflow.base.values import value_problem
-from qnnflow.hls.nodes.base import HWNode, fold_problem
+from qnnflow.hls.codegen.cpp import (
+    ap_type,
+    array_definition,
+    config_struct,
+    element_type,
+    limb_bits,
+    memory_limbs,
+    signed_bits,
+)
+from qnnflow.hls.codegen.kernel import Kernel, check_emittable, formats, header, storage_pragma
+from qnnflow.hls.nodes import cost
+from qnnflow.hls.nodes.base import HWNode, Memory, fold_problem
 from qnnflow.hls.nodes.intmath import count_reached, exact_matmul
-from qnnflow.hls.nodes.thresholding import activation_problem, packed_thresholds
+from qnnflow.hls.nodes.thresholding import (
+    activation_problem,
+    threshold_cpp,
+    threshold_slots,
+    threshold_table,
+    threshold_word_bits,
+)
 from qnnflow.hls.nodes.xnor import xnor_popcount_matmul
 
-__all__ = ["MVAU", "packed_weights", "packed_thresholds", "xnor_popcount_matmul"]
+__all__ = ["MVAU", "packed_weights", "xnor_popcount_matmul"]
 
 
 def packed_weights(weights: np.ndarray, pe: int, simd: int) -> np.ndarray:
@@ -58,6 +75,9 @@ def accumulator_range(weights: np.ndarray, idt) -> tuple[int, int]:
 class MVAU(HWNode):
     """Matrix-vector-activation unit (FINN's MVAU attribute names)."""
 
+    FINN_OP_TYPES = ("MatrixVectorActivation", "StreamingFCLayer_Batch")
+    KERNEL_HEADER = "mvau.hpp"
+
     def get_nodeattr_types(self):
         return {
             "MW": ("i", True, 0),
@@ -74,7 +94,6 @@ class MVAU(HWNode):
             "numInputVectors": ("ints", False, [1]),
             "ram_style": ("s", False, "auto", {"auto", "block", "distributed", "ultra"}),
             "resType": ("s", False, "auto", {"auto", "lut", "dsp"}),
-            "mem_mode": ("s", False, "internal_embedded", {"internal_embedded", "internal_decoupled", "external"}),
         }
 
     # ----- attributes -------------------------------------------------------------------
@@ -107,12 +126,30 @@ class MVAU(HWNode):
             for attr in ("inputDataType", "weightDataType"):
                 if self.get_nodeattr(attr) != "BINARY":
                     found.append(f"binaryXnorMode=1 needs {attr}=BINARY, not {self.get_nodeattr(attr)}")
+        if not found and self.get_accumulator_datatype().bitwidth() > MAX_WORD_BITS:
+            found.append(f"accDataType={self.get_nodeattr('accDataType')} is wider than the {MAX_WORD_BITS}-bit "
+                         f"ap_int the kernel supports; narrow accDataType")
+        if not found and self.get_nodeattr("noActivation") == 0 and signed_bits(*self._threshold_range()) > 64:
+            found.append(f"thresholds would need {signed_bits(*self._threshold_range())} bits, beyond the kernel's "
+                         f"int64 threshold memories; narrow accDataType")
         return found
 
     def folding_problems(self) -> list[str]:
         mw, mh, simd, pe = self._mw_mh_simd_pe()
         found = [fold_problem("SIMD", simd, "MW", mw), fold_problem("PE", pe, "MH", mh)]
-        return [p for p in found if p]
+        found = [p for p in found if p]
+        w_bits = simd * self.get_weight_datatype().bitwidth()
+        if not found and w_bits > MAX_WORD_BITS:
+            found.append(f"the weight word (SIMD={simd} x {self.get_weight_datatype().bitwidth()} bits) is {w_bits} "
+                         f"bits wide, beyond the {MAX_WORD_BITS}-bit words the HLS kernels support; lower SIMD")
+        return found
+
+    def parallel_knobs(self):
+        return {"SIMD": "MW", "PE": "MH"}
+
+    def parameter_word_bits(self) -> int:
+        """PE * SIMD * weight bits: the weight bits read per cycle across the PEs."""
+        return self.get_nodeattr("PE") * self.get_nodeattr("SIMD") * self.get_weight_datatype().bitwidth()
 
     def accumulator_range(self, weights: np.ndarray) -> tuple[int, int]:
         if self.xnor():
@@ -224,27 +261,15 @@ class MVAU(HWNode):
         mw, mh, simd, pe = self._mw_mh_simd_pe()
         return mw * mh // (pe * simd)
 
-    def calc_tmem(self) -> int:
-        """Rows per PE threshold memory: MH/PE, 0 without activation."""
-        _, mh, _, pe = self._mw_mh_simd_pe()
-        return 0 if self.get_nodeattr("noActivation") else mh // pe
-
-    def get_weight_memory_shape(self) -> tuple[int, int, int]:
-        return (self.get_nodeattr("PE"), self.calc_wmem(), self.get_nodeattr("SIMD"))
-
     def packed_weights(self, weights: np.ndarray) -> np.ndarray:
-        self.check_folding()
+        self.check()
         return packed_weights(weights, self.get_nodeattr("PE"), self.get_nodeattr("SIMD"))
-
-    def packed_thresholds(self, thresholds: np.ndarray) -> np.ndarray:
-        self.check_folding()
-        return packed_thresholds(thresholds, self.get_nodeattr("PE"))
 
     # ----- cost model -------------------------------------------------------------------
 
     def cycles(self) -> int:
         """(MH/PE) * (MW/SIMD) per input vector, times the vectors of one image (FINN MVAU get_exp_cycles)."""
-        self.check_folding()
+        self.check()
         mw, mh, simd, pe = self._mw_mh_simd_pe()
         return (mh // pe) * (mw // simd) * math.prod(self._vectors())
 
@@ -257,6 +282,19 @@ class MVAU(HWNode):
             bound = self.input_datatype().bitwidth() + self.get_weight_datatype().bitwidth() + math.ceil(math.log2(mw))
         return min(self.get_accumulator_datatype().bitwidth(), bound)
 
+    def _compared_range(self) -> tuple[int, int]:
+        """Every accumulator value thresholds are compared with lies here (popcounts for XNOR): within
+        accDataType and within the signed range of acc_bits, which the products cannot leave."""
+        if self.xnor():
+            return 0, self.get_nodeattr("MW")
+        adt, bits = self.get_accumulator_datatype(), self.acc_bits()
+        return max(int(adt.min()), -(1 << (bits - 1))), min(int(adt.max()), (1 << (bits - 1)) - 1)
+
+    def _threshold_range(self) -> tuple[int, int]:
+        """Thresholds are stored clipped to this range (thresholding.threshold_table)."""
+        lo, hi = self._compared_range()
+        return lo, hi + 1
+
     def uses_dsp(self) -> bool:
         """resType=dsp, or auto with both operands at least 5 bits wide (narrower products stay in LUTs)."""
         if self.xnor():
@@ -265,15 +303,31 @@ class MVAU(HWNode):
         narrow = min(self.input_datatype().bitwidth(), self.get_weight_datatype().bitwidth())
         return res == "dsp" or (res == "auto" and narrow >= 5)
 
+    def has_activation(self) -> bool:
+        return self.get_nodeattr("noActivation") == 0 and len(self.onnx_node.input) > 2 and bool(self.onnx_node.input[2])
+
+    def memories(self):
+        """Per PE, its weights (one word of SIMD weights per cycle, in whole C++ limbs) and, with an
+        activation, its thresholds (all slots of an output in one word); and the input vector, kept
+        for the MH/PE output folds."""
+        mw, mh, simd, pe = self._mw_mh_simd_pe()
+        mems = [Memory("weights", pe, self.calc_wmem(), limb_bits(simd * self.get_weight_datatype().bitwidth()),
+                       self.get_nodeattr("ram_style"))]
+        if self.has_activation():
+            slots = threshold_slots(self.output_datatype(), self.get_nodeattr("ActVal"))
+            mems.append(Memory("thresholds", pe, mh // pe, threshold_word_bits(slots, *self._compared_range()),
+                               "auto"))
+        mems.append(Memory("vector", 1, mw // simd, simd * self.input_datatype().bitwidth(), "auto"))
+        return mems
+
     def resources(self, board: dict) -> dict:
-        """FINN-R style: LUT = control + 1.1 * PE * (SIMD lanes + adder tree + accumulator + comparators) + LUTRAM.
+        """FINN-R style: LUT = control + 1.1 * PE * (SIMD lanes + adder tree + accumulator + comparators),
+        plus the memories (``memories``).
 
         Lanes: 1 LUT (XNOR) with a popcount tree in binaryXnorMode, else a LUT multiplier
         (cost.lut_multiplier) or DSPs (cost.dsp_multiplier); cost.py documents the calibration.
-        Memories per PE: weights WMEM x SIMD*Wbits (ram_style), thresholds TMEM x nT*acc_bits
-        (auto), nT = 2**out_bits - 1.
         """
-        self.check_folding()
+        self.check()
         family = cost.part_family(board)
         cost.uram_check(self.get_nodeattr("ram_style"), board, self.name)
         idt, wdt = self.input_datatype(), self.get_weight_datatype()
@@ -289,13 +343,54 @@ class MVAU(HWNode):
         else:
             lanes = simd * cost.lut_multiplier(a_bits, w_bits) + cost.adder_tree_luts(simd, a_bits + w_bits)
         per_pe = lanes + acc
-        wmem = cost.memory(self.calc_wmem(), simd * w_bits, self.get_nodeattr("ram_style"))
-        luts, brams = pe * wmem["LUT"], pe * wmem["BRAM18"]
-        if self.get_nodeattr("noActivation") == 0:
-            n_thr = 2 ** self.output_datatype().bitwidth() - 1
-            per_pe += n_thr * cost.comparator_luts(acc)
-            tmem = cost.memory(self.calc_tmem(), n_thr * acc, "auto")
-            luts, brams = luts + pe * tmem["LUT"], brams + pe * tmem["BRAM18"]
-        luts += cost.control_luts(board) + cost.DATAPATH_SCALE * pe * per_pe
-        return {"LUT": int(math.ceil(luts)), "BRAM18": int(brams), "DSP": int(dsp)}
+        if self.has_activation():
+            slots = threshold_slots(self.output_datatype(), self.get_nodeattr("ActVal"))
+            per_pe += slots * cost.comparator_luts(acc)
+        mem = cost.memories_cost(self.memories())
+        luts = mem["LUT"] + cost.control_luts(board) + cost.DATAPATH_SCALE * pe * per_pe
+        return {"LUT": int(math.ceil(luts)), "BRAM18": int(mem["BRAM18"]), "DSP": int(dsp)}
 
+    # ----- C++ --------------------------------------------------------------------------
+
+    def emit(self, model, ident: str) -> Kernel:
+        check_emittable(self, model)
+        node, g = self.onnx_node, self.get_nodeattr
+        mw, mh, simd, pe = self._mw_mh_simd_pe()
+        idt, wdt, odt = self.input_datatype(), self.get_weight_datatype(), self.output_datatype()
+        weights = np.asarray(model.get_initializer(node.input[1])).astype(np.int64)
+        wmem_t, limbs = memory_limbs(packed_weights(weights, pe, simd), wdt.name)  # [PE][WMEM][limbs]
+        has_act = self.has_activation()
+        constants = dict(MW=mw, MH=mh, SIMD=simd, PE=pe, VECS=math.prod(self._vectors()), WMEM=limbs.shape[1],
+                         WLIMBS=limbs.shape[2], TMEM=mh // pe if has_act else 1, NT=0, TSLOTS=1,
+                         XNOR=int(self.xnor()), HAS_ACT=int(has_act),
+                         ACT_VAL=g("ActVal") if has_act else 0, DSP=int(self.uses_dsp()))
+        types = dict(in_t=element_type(idt.name), w_t=element_type(wdt.name), out_t=element_type(odt.name),
+                     acc_t=ap_type(self.get_nodeattr("accDataType")), wmem_t=wmem_t)
+        parts = [f"// weights[pe][nf * MW/SIMD + sf]: the SIMD weights (inputs sf*SIMD..) of output nf*PE + pe\n"
+                 + array_definition(wmem_t, f"{ident}_weights", limbs)]
+        pragmas = [f"#pragma HLS ARRAY_PARTITION variable={ident}_weights complete dim=1",
+                   f"#pragma HLS ARRAY_RESHAPE variable={ident}_weights complete dim=3",
+                   *storage_pragma(f"{ident}_weights", g("ram_style"))]
+        thresholds = "qnnflow::mvau_no_thresholds<{c}>::table".format(c=f"{ident}_cfg")
+        if has_act:
+            lo, hi = self._compared_range()
+            slots = threshold_slots(odt, g("ActVal"))
+            table = threshold_table(model.get_initializer(node.input[2]), pe, slots, lo, hi)
+            types["thr_t"], types["tmem_t"], thr_def = threshold_cpp(ident, table, lo, hi)
+            constants["NT"] = constants["TSLOTS"] = slots
+            parts.append("// thresholds[pe][nf][t]: ascending thresholds of output nf*PE + pe\n" + thr_def)
+            pragmas += [f"#pragma HLS ARRAY_PARTITION variable={ident}_thresholds complete dim=1",
+                        f"#pragma HLS ARRAY_RESHAPE variable={ident}_thresholds complete dim=3"]
+            thresholds = f"{ident}_thresholds"
+        else:
+            types["thr_t"], types["tmem_t"] = "ap_int<2>", "int8_t"
+        in_word = f"ap_uint<{simd * idt.bitwidth()}>"
+        out_word = f"ap_uint<{pe * odt.bitwidth()}>"
+        process = (f"// MVAU '{node.name}' with its input vector buffer\n"
+                   f"static void {ident}_process(hls::stream<{in_word} >& in, hls::stream<{out_word} >& out) {{\n"
+                   f"    {in_word} vector[{mw // simd}];\n"
+                   f"    qnnflow::mvau<{ident}_cfg>(in, out, {ident}_weights, {thresholds}, vector);\n}}\n")
+        body = "\n".join([config_struct(f"{ident}_cfg", constants, types), *parts, process])
+        in_fmt, out_fmt = formats(self)
+        return Kernel(node.name, node.op_type, ident, in_fmt, out_fmt, f"{ident}_process({{inp}}, {{out}});",
+                      header(ident, node, self.KERNEL_HEADER, body), pragmas)

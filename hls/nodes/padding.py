@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from qnnflow.hls.codegen.kernel import Kernel, check_emittable, pixel_stream_kernel
 from qnnflow.hls.nodes import cost
 from qnnflow.hls.nodes.base import HWNode, fold_problem
 
@@ -12,6 +13,9 @@ __all__ = ["FMPadding"]
 
 class FMPadding(HWNode):
     """Feature-map padding (FINN's FMPadding attribute names); output DataType = inputDataType."""
+
+    FINN_OP_TYPES = ("FMPadding_Batch",)
+    KERNEL_HEADER = "padding.hpp"
 
     _output_dt_attr = "inputDataType"
 
@@ -42,6 +46,9 @@ class FMPadding(HWNode):
     def folding_problems(self):
         p = fold_problem("SIMD", self.get_nodeattr("SIMD"), "NumChannels", self.get_nodeattr("NumChannels"))
         return [p] if p else []
+
+    def parallel_knobs(self):
+        return {"SIMD": "NumChannels"}
 
     def _out_hw(self) -> tuple[int, int]:
         (h, w), (top, left, bottom, right) = self.get_nodeattr("ImgDim"), self.get_nodeattr("Padding")
@@ -75,15 +82,23 @@ class FMPadding(HWNode):
 
     def cycles(self) -> int:
         """One SIMD-wide word out per cycle: (H+top+bottom)*(W+left+right)*C/SIMD."""
-        self.check_folding()
+        self.check()
         oh, ow = self._out_hw()
         return oh * ow * self.get_nodeattr("NumChannels") // self.get_nodeattr("SIMD")
 
     def resources(self, board: dict) -> dict:
         """Own estimate: row/column counters plus a 2:1 mux (data or PadValue) per output bit; no memory."""
-        self.check_folding()
+        self.check()
         cost.part_family(board)
         oh, ow = self._out_hw()
         counters = cost.counter_luts(oh) + cost.counter_luts(ow) + cost.counter_luts(self.get_nodeattr("NumChannels"))
         luts = cost.control_luts(board, cost.MOVER_LUTS) + counters + self.outstream_width()
         return {"LUT": int(luts), "BRAM18": 0, "DSP": 0}
+
+    def emit(self, model, ident: str) -> Kernel:
+        check_emittable(self, model)
+        g = self.get_nodeattr
+        (h, w), (top, left, bottom, right), ch = g("ImgDim"), g("Padding"), g("NumChannels")
+        constants = dict(H=h, W=w, CH=ch, SIMD=g("SIMD"), TOP=top, LEFT=left, BOTTOM=bottom, RIGHT=right,
+                         PAD_VALUE=g("PadValue"))
+        return pixel_stream_kernel(self, ident, "SIMD", constants, "fm_padding")

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from numpy.lib.stride_tricks import sliding_window_view
 
+from qnnflow.hls.codegen.kernel import Kernel, check_emittable, pixel_stream_kernel, storage_pragma
 from qnnflow.hls.nodes import cost
-from qnnflow.hls.nodes.base import HWNode, fold_problem
+from qnnflow.hls.nodes.base import HWNode, Memory, fold_problem
 
 __all__ = ["ConvolutionInputGenerator"]
 
@@ -23,6 +24,8 @@ def _pairs_problem(node: HWNode, names: tuple[str, ...]) -> list[str]:
 
 class ConvolutionInputGenerator(HWNode):
     """Sliding window generator (FINN's ConvolutionInputGenerator attribute names)."""
+
+    KERNEL_HEADER = "sliding_window.hpp"
 
     def get_nodeattr_types(self):
         return {
@@ -67,6 +70,9 @@ class ConvolutionInputGenerator(HWNode):
         p = fold_problem("SIMD", self.get_nodeattr("SIMD"), "IFMChannels", self.get_nodeattr("IFMChannels"))
         return [p] if p else []
 
+    def parallel_knobs(self):
+        return {"SIMD": "IFMChannels"}
+
     def compute(self, x):
         (kh, kw), c, (h, w), (oh, ow), (sh, sw) = self._geometry()
         self.check_shape(x, (h, w, c), " NHWC")
@@ -100,21 +106,35 @@ class ConvolutionInputGenerator(HWNode):
         """finn-hlslib's ConvolutionInputGenerator (FINN get_exp_cycles): fill KH input rows, then per
         output row the slower of writing OW*KH*KW*C/SIMD words and reading SH input rows (W*C/SIMD each).
         Roughly max(H*W*C, OH*OW*KH*KW*C)/SIMD plus the initial KH*W*C/SIMD buffer fill."""
-        self.check_folding()
+        self.check()
         (kh, kw), c, (_, w), (oh, ow), (sh, _) = self._geometry()
         sf = c // self.get_nodeattr("SIMD")
         write_row = ow * kh * kw * sf
         read_rows = sh * w * sf
         return w * kh * sf + oh * max(write_row, read_rows)
 
-    def resources(self, board: dict) -> dict:
-        """KH + SH line buffers of W*C/SIMD words x SIMD*bits (finn-hlslib keeps KH rows in use while
-        SH more arrive; FINN's bram_estimation), plus control."""
-        self.check_folding()
-        cost.part_family(board)
-        cost.uram_check(self.get_nodeattr("ram_style"), board, self.name)
+    def memories(self):
+        """KH + SH line buffers of W*C/SIMD words x SIMD*bits (KH rows in use while SH more arrive)."""
         (kh, _), c, (_, w), _, (sh, _) = self._geometry()
         simd = self.get_nodeattr("SIMD")
-        line = cost.memory(w * c // simd, simd * self.input_datatype().bitwidth(), self.get_nodeattr("ram_style"))
-        luts = cost.control_luts(board) + (kh + sh) * line["LUT"]
-        return {"LUT": int(luts), "BRAM18": (kh + sh) * line["BRAM18"], "DSP": 0}
+        return [Memory("buffer", kh + sh, w * c // simd, simd * self.input_datatype().bitwidth(),
+                       self.get_nodeattr("ram_style"))]
+
+    def resources(self, board: dict) -> dict:
+        """The line buffers (``memories``) plus control."""
+        self.check()
+        cost.part_family(board)
+        cost.uram_check(self.get_nodeattr("ram_style"), board, self.name)
+        mem = cost.memories_cost(self.memories())
+        return {"LUT": int(cost.control_luts(board) + mem["LUT"]), "BRAM18": mem["BRAM18"], "DSP": 0}
+
+    def emit(self, model, ident: str) -> Kernel:
+        check_emittable(self, model)
+        (kh, kw), ch, (h, w), (oh, ow), (sh, sw) = self._geometry()
+        simd = self.get_nodeattr("SIMD")
+        constants = dict(KH=kh, KW=kw, CH=ch, H=h, W=w, OH=oh, OW=ow, SH=sh, SW=sw, SIMD=simd)
+        (buffer,) = self.memories()
+        lines = [f"ap_uint<{buffer.width}> buffer[{buffer.count}][{buffer.depth}];",
+                 "#pragma HLS ARRAY_PARTITION variable=buffer complete dim=1",
+                 *storage_pragma("buffer", self.get_nodeattr("ram_style"), "ram_s2p")]
+        return pixel_stream_kernel(self, ident, "SIMD", constants, "sliding_window", buffer=lines)

@@ -11,12 +11,14 @@ import math
 import numpy as np
 from onnx import helper
 
-from qnnflow.hls.nodes import cost
 from qnnflow.base.values import value_problem
-from qnnflow.hls.nodes.base import HWNode, fold_problem
+from qnnflow.hls.codegen.cpp import array_definition, config_struct, element_type, pod_signed, signed_bits
+from qnnflow.hls.codegen.kernel import Kernel, check_emittable, formats, header, storage_pragma
+from qnnflow.hls.nodes import cost
+from qnnflow.hls.nodes.base import HWNode, Memory, fold_problem
 from qnnflow.hls.nodes.intmath import count_reached
 
-__all__ = ["Thresholding", "packed_thresholds"]
+__all__ = ["Thresholding"]
 
 
 def packed_thresholds(thresholds: np.ndarray, pe: int) -> np.ndarray:
@@ -24,6 +26,34 @@ def packed_thresholds(thresholds: np.ndarray, pe: int) -> np.ndarray:
     n_ch, n_thr = thresholds.shape
     rows = np.sort(np.asarray(thresholds), axis=1).reshape(n_ch // pe, pe, n_thr)
     return np.ascontiguousarray(rows.transpose(1, 0, 2))
+
+
+def threshold_slots(odt, act_val: int) -> int:
+    """Threshold slots per channel in the emitted memories: as many as outputs ActVal.. odt.max need."""
+    return max(int(odt.max()) - act_val, 1)
+
+
+def threshold_table(thresholds: np.ndarray, pe: int, slots: int, lo: int, hi: int) -> np.ndarray:
+    """The emitted threshold memory [PE][C/PE][slots] for compared values in [lo, hi].
+
+    Thresholds are clipped to [lo, hi + 1] (one below lo always fires, one above hi never
+    does: the same counts) and padded to ``slots`` with hi + 1, so the memory's width is
+    fixed by the node's attributes, as ``memories()`` costs it.
+    """
+    table = np.clip(packed_thresholds(np.asarray(thresholds).astype(np.int64), pe), lo, hi + 1)
+    pad = np.full((*table.shape[:2], slots - table.shape[2]), hi + 1, np.int64)
+    return np.concatenate([table, pad], axis=2)
+
+
+def threshold_cpp(ident: str, table: np.ndarray, lo: int, hi: int) -> tuple[str, str, str]:
+    """(thr_t, tmem_t, array definition) of a threshold table for compared values in [lo, hi]."""
+    tmem_t = pod_signed(lo, hi + 1)
+    return f"ap_int<{signed_bits(lo, hi + 1)}>", tmem_t, array_definition(tmem_t, f"{ident}_thresholds", table)
+
+
+def threshold_word_bits(slots: int, lo: int, hi: int) -> int:
+    """Bits of one emitted threshold memory word: ``slots`` thresholds for compared values in [lo, hi]."""
+    return slots * int(pod_signed(lo, hi + 1)[3:-2])
 
 
 def activation_problem(thresholds: np.ndarray, n_ch: int, act_val: int, odt, what: str) -> str | None:
@@ -41,6 +71,9 @@ def activation_problem(thresholds: np.ndarray, n_ch: int, act_val: int, odt, wha
 
 class Thresholding(HWNode):
     """Multi-threshold activation (FINN's Thresholding attribute names)."""
+
+    FINN_OP_TYPES = ("Thresholding_Batch",)
+    KERNEL_HEADER = "thresholding.hpp"
 
     def get_nodeattr_types(self):
         return {
@@ -68,6 +101,13 @@ class Thresholding(HWNode):
     def folding_problems(self):
         p = fold_problem("PE", self.get_nodeattr("PE"), "NumChannels", self.get_nodeattr("NumChannels"))
         return [p] if p else []
+
+    def parallel_knobs(self):
+        return {"PE": "NumChannels"}
+
+    def _compared_range(self) -> tuple[int, int]:
+        idt = self.input_datatype()
+        return int(idt.min()), int(idt.max())
 
     def model_problems(self, model) -> list[str]:
         found = self.problems()
@@ -105,23 +145,45 @@ class Thresholding(HWNode):
 
     folded_output_shape = folded_input_shape
 
-    def packed_thresholds(self, thresholds: np.ndarray) -> np.ndarray:
-        self.check_folding()
-        return packed_thresholds(thresholds, self.get_nodeattr("PE"))
-
     def cycles(self) -> int:
         """One PE-wide word per cycle: C/PE words per input vector."""
-        self.check_folding()
+        self.check()
         return self.get_nodeattr("NumChannels") // self.get_nodeattr("PE") * math.prod(self._vectors())
 
+    def memories(self):
+        """Per PE, the thresholds of its C/PE channels, all slots of a channel in one word."""
+        lo, hi = self._compared_range()
+        slots = threshold_slots(self.output_datatype(), self.get_nodeattr("ActVal"))
+        pe = self.get_nodeattr("PE")
+        return [Memory("thresholds", pe, self.get_nodeattr("NumChannels") // pe, threshold_word_bits(slots, lo, hi),
+                       self.get_nodeattr("ram_style"))]
+
     def resources(self, board: dict) -> dict:
-        """PE x nT comparators of (input bits + 1) each (a threshold may sit one past the input range),
-        plus per-PE threshold memories of C/PE x nT*(input bits + 1); nT = 2**out_bits - 1."""
-        self.check_folding()
+        """PE x slots comparators of the threshold width, plus the threshold memories."""
+        self.check()
         cost.part_family(board)
-        pe, n_ch = self.get_nodeattr("PE"), self.get_nodeattr("NumChannels")
-        t_bits = self.input_datatype().bitwidth() + 1
-        n_thr = 2 ** self.output_datatype().bitwidth() - 1
-        mem = cost.memory(n_ch // pe, n_thr * t_bits, self.get_nodeattr("ram_style"))
-        luts = cost.control_luts(board, cost.STREAMING_CONTROL_LUTS) + pe * (n_thr * cost.comparator_luts(t_bits) + mem["LUT"])
-        return {"LUT": int(luts), "BRAM18": pe * mem["BRAM18"], "DSP": 0}
+        lo, hi = self._compared_range()
+        slots = threshold_slots(self.output_datatype(), self.get_nodeattr("ActVal"))
+        mem = cost.memories_cost(self.memories())
+        luts = cost.control_luts(board, cost.STREAMING_CONTROL_LUTS) + mem["LUT"] + \
+            self.get_nodeattr("PE") * slots * cost.comparator_luts(signed_bits(lo, hi + 1))
+        return {"LUT": int(luts), "BRAM18": mem["BRAM18"], "DSP": 0}
+
+    def emit(self, model, ident: str) -> Kernel:
+        check_emittable(self, model)
+        node, g = self.onnx_node, self.get_nodeattr
+        pe, lo, hi = g("PE"), *self._compared_range()
+        slots = threshold_slots(self.output_datatype(), g("ActVal"))
+        table = threshold_table(model.get_initializer(node.input[1]), pe, slots, lo, hi)
+        thr_t, tmem_t, thr_def = threshold_cpp(ident, table, lo, hi)
+        constants = dict(CH=g("NumChannels"), PE=pe, VECS=math.prod(self._vectors()), NT=slots, ACT_VAL=g("ActVal"))
+        types = dict(in_t=element_type(self.input_datatype().name), out_t=element_type(self.output_datatype().name),
+                     thr_t=thr_t, tmem_t=tmem_t)
+        body = config_struct(f"{ident}_cfg", constants, types) + "\n" + thr_def
+        pragmas = [f"#pragma HLS ARRAY_PARTITION variable={ident}_thresholds complete dim=1",
+                   f"#pragma HLS ARRAY_RESHAPE variable={ident}_thresholds complete dim=3",
+                   *storage_pragma(f"{ident}_thresholds", g("ram_style"))]
+        in_fmt, out_fmt = formats(self)
+        return Kernel(node.name, node.op_type, ident, in_fmt, out_fmt,
+                      f"qnnflow::thresholding<{ident}_cfg>({{inp}}, {{out}}, {ident}_thresholds);",
+                      header(ident, node, self.KERNEL_HEADER, body), pragmas)

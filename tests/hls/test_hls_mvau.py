@@ -137,7 +137,7 @@ def test_illegal_folding_names_node_attribute_and_legal_values():
     op = node_op("MVAU", ["x", "W"], name="MVAU_3", MW=576, MH=128, SIMD=7, PE=16, inputDataType="UINT2",
                  weightDataType="INT2", outputDataType="UINT2")
     with pytest.raises(QnnflowError) as err:
-        op.check_folding()
+        op.check()
     msg = str(err.value)
     assert msg.startswith("node 'MVAU_3': SIMD=7 does not divide MW=576; legal SIMD values: 1, 2, 3, 4, 6, 8, 9,")
     assert "\n" not in msg

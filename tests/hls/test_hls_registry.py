@@ -105,4 +105,4 @@ def test_nodes_without_a_name_use_their_op_type_in_errors():
     node = helper.make_node("StreamingMaxPool", ["x"], ["y"], domain=DOMAIN, ImgDim=[4, 4], PoolDim=[2, 2],
                             NumChannels=4, PE=3, dataType="INT2")
     with pytest.raises(QnnflowError, match=r"^node 'StreamingMaxPool': PE=3"):
-        getCustomOp(node).check_folding()
+        getCustomOp(node).check()

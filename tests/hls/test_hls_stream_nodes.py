@@ -133,7 +133,7 @@ def test_dwc_widths_must_split_whole_elements():
     op = node_op("StreamingDataWidthConverter", inWidth=6, outWidth=8, shape=[1, 8, 12], dataType="UINT4")
     with pytest.raises(QnnflowError, match=r"^node 'StreamingDataWidthConverter_0': inWidth=6 must be a multiple of the 4-bit "
                                            r"element that divides the 48-bit last axis; legal inWidth values: 4, 8, 12, 16, 24, 48$"):
-        op.check_folding()
+        op.check()
     b = board("ultra96")
     simple = node_op("StreamingDataWidthConverter", inWidth=8, outWidth=48, shape=[1, 8, 12], dataType="UINT4")
     general = node_op("StreamingDataWidthConverter", inWidth=12, outWidth=16, shape=[1, 8, 12], dataType="UINT4")

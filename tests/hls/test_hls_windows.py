@@ -114,13 +114,13 @@ def test_sliding_window_legality_errors():
     with pytest.raises(QnnflowError, match=r"OFMDim=\[31, 30\] does not match .* expected \[30, 30\]"):
         _swu(OFMDim=[31, 30]).check()
     with pytest.raises(QnnflowError, match=r"SIMD=24 does not divide IFMChannels=64; legal SIMD values: 1, 2, 4, 8, 16, 32, 64$"):
-        _swu(SIMD=24).check_folding()
+        _swu(SIMD=24).check()
     with pytest.raises(QnnflowError, match=r"outputDataType=INT2 must equal inputDataType=UINT2"):
         _swu(outputDataType="INT2").check()
     with pytest.raises(QnnflowError, match=r"input 'x' has shape \(1, 32, 32, 3\), expected \(N, 32, 32, 64\) NHWC"):
         run_direct(_swu(), {"x": np.zeros((1, 32, 32, 3), np.float32)})
     with pytest.raises(QnnflowError, match=r"^node 'StreamingMaxPool_0': PE=3 does not divide NumChannels=8"):
-        node_op("StreamingMaxPool", ImgDim=[4, 4], PoolDim=[2, 2], NumChannels=8, PE=3, dataType="INT2").check_folding()
+        node_op("StreamingMaxPool", ImgDim=[4, 4], PoolDim=[2, 2], NumChannels=8, PE=3, dataType="INT2").check()
     with pytest.raises(QnnflowError, match=r"^node 'FMPadding_0': PadValue=9 is not a value of inputDataType=INT4"):
         node_op("FMPadding", ImgDim=[4, 4], Padding=[1, 1, 1, 1], NumChannels=2, inputDataType="INT4", PadValue=9).check()
 

@@ -11,15 +11,15 @@ means "all".
 Files written by FINN itself are accepted.  FINN numbers nodes per op type in graph order,
 as qnnflow does, so a FINN name keeps its number and its op type is translated
 (``canonical_name``): the ``_hls``/``_rtl`` variant suffix is dropped and older op names
-are mapped (FINN_OPS: MatrixVectorActivation_3 and StreamingFCLayer_Batch_3 -> MVAU_3,
-Thresholding_Batch_0 -> Thresholding_0); op types in Defaults are translated the same
-way.  Two entries landing on one node are an error (FINN numbers its ``_hls`` and
+are mapped by each node kind's ``FINN_OP_TYPES`` (MatrixVectorActivation_3 and
+StreamingFCLayer_Batch_3 -> MVAU_3, Thresholding_Batch_0 -> Thresholding_0); op types in
+Defaults are translated the same way.  Two entries landing on one node are an error (FINN numbers its ``_hls`` and
 ``_rtl`` variants of an op separately, so a file mixing them cannot be mapped by name).
 Entries for an op type of which the graph has no dataflow node at all (FINN's input
 Thresholding or LabelSelect, which qnnflow may run on the host) are ignored; a missing node
 of a kind the graph has (MVAU_9 in a graph of nine MVAUs) stays an error.
-Entries for StreamingFIFO and StreamingDataWidthConverter nodes are ignored (fold inserts
-the converters its folding needs; FIFO sizing is not part of folding), as are the fields
+Entries for the derived kinds (StreamingFIFO, StreamingDataWidthConverter) are ignored (fold
+inserts the converters its folding needs; FIFO sizing is not part of folding), as are the fields
 FINN writes that have no qnnflow counterpart (FINN_FIELDS, each with its reason).  Every
 translation and everything ignored is reported in a note.
 """
@@ -36,22 +36,11 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
 from qnnflow.base.errors import QnnflowError
-from qnnflow.hls.nodes import NODE_CLASSES
-from qnnflow.transforms.fold_space import DERIVED_OPS, FOLDING_ATTRS, PARALLEL_KNOBS, weight_word_bits
+from qnnflow.hls.nodes import derived_kinds, node_kinds
 from qnnflow.hls.partition import is_hw
+from qnnflow.transforms.fold.space import FOLDING_ATTRS
 
-OUR_OPS = frozenset(cls.__name__ for cls in NODE_CLASSES)
-# Older FINN op types -> ours (after dropping a _hls/_rtl suffix; FINN >= 0.10 names are ours plus that suffix).
-FINN_OPS = {
-    "MatrixVectorActivation": "MVAU",
-    "StreamingFCLayer_Batch": "MVAU",
-    "Thresholding_Batch": "Thresholding",
-    "StreamingMaxPool_Batch": "StreamingMaxPool",
-    "FMPadding_Batch": "FMPadding",
-    "LabelSelect_Batch": "LabelSelect",
-    "StreamingDataWidthConverter_Batch": "StreamingDataWidthConverter",
-}
-FINN_VARIANTS = ("_hls", "_rtl")
+FINN_VARIANTS = ("_hls", "_rtl")  # FINN >= 0.10 names are ours plus one of these
 # Fields FINN writes in folding files that qnnflow has no counterpart for, by why they can be ignored.
 FINN_FIELDS = {field: why for why, fields in (
     ("weights are always in on-chip memories of the kernel", ("mem_mode",)),
@@ -67,9 +56,11 @@ FINN_FIELDS = {field: why for why, fields in (
 
 def canonical_op(op_type: str) -> str:
     """qnnflow's op type for a FINN one (MVAU_hls, MatrixVectorActivation -> MVAU); unknown op types unchanged."""
+    kinds = node_kinds()
+    finn = {old: ours for ours, cls in kinds.items() for old in cls.FINN_OP_TYPES}
     stem = next((op_type[:-len(s)] for s in FINN_VARIANTS if op_type.endswith(s)), op_type)
-    ours = FINN_OPS.get(stem, stem)
-    return ours if ours in OUR_OPS else op_type
+    ours = finn.get(stem, stem)
+    return ours if ours in kinds else op_type
 
 
 def canonical_name(name: str) -> str:
@@ -80,7 +71,8 @@ def canonical_name(name: str) -> str:
 
 def tunable_nodes(model: ModelWrapper) -> list:
     """The dataflow nodes a folding configures (width converters and FIFOs are derived, not configured)."""
-    return [n for n in model.graph.node if is_hw(n) and n.op_type not in DERIVED_OPS]
+    derived = derived_kinds()
+    return [n for n in model.graph.node if is_hw(n) and n.op_type not in derived]
 
 
 def folding_attrs(node) -> list[str]:
@@ -200,10 +192,10 @@ def _entries(config: dict, nodes: dict, source: str, seen: _Seen) -> dict[str, t
             continue
         ours = canonical_name(given)
         finn_op, our_op = given.rpartition("_")[0], ours.rpartition("_")[0]
-        if our_op in DERIVED_OPS:
+        if our_op in derived_kinds():
             seen.derived[finn_op] += 1
             continue
-        if ours not in nodes and our_op in OUR_OPS and all(n.op_type != our_op for n in nodes.values()):
+        if ours not in nodes and our_op in node_kinds() and all(n.op_type != our_op for n in nodes.values()):
             seen.absent.append(given)  # e.g. FINN's input Thresholding, which qnnflow keeps on the host
             continue
         if ours not in nodes:
@@ -253,11 +245,11 @@ def apply_folding(model: ModelWrapper, config: dict, max_weight_width: int, sour
         found = op.problems()
         if found:
             raise QnnflowError(f"{where}: {found[0]}")
-        bits = weight_word_bits(op)
+        bits = op.parameter_word_bits()
         if bits is not None and bits > max_weight_width:
             raise QnnflowError(
                 f"{where}: field 'PE'/'SIMD': PE*SIMD*weight bits = {bits} exceeds "
                 f"fold.max_weight_width={max_weight_width}; lower PE or SIMD, or raise fold.max_weight_width")
-        if name not in entries and node.op_type in PARALLEL_KNOBS:
+        if name not in entries and op.parallel_knobs():
             notes.append(f"{name} is not in the folding file; kept as it was")
     return seen.notes() + notes

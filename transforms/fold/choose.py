@@ -7,13 +7,13 @@
   design at that bottleneck; every node not on the bottleneck gets the cheapest folding
   that keeps it at or under the bottleneck;
 - target (``target_fps`` or ``target_cycles``): the cheapest design meeting it;
-- explicit (``folding``: a FINN folding JSON mapping, see ``fold_config``): applied as given.
+- explicit (``folding``: a FINN folding JSON mapping, see ``finn_json``): applied as given.
 
-Resources are summed over all nodes, including the StreamingDataWidthConverters fold
-inserts wherever adjacent stream widths differ (any converters and FIFOs already in the
-graph are removed first: they depend on the folding).  "Cheapest" minimises the sum of
-the fractions of the board used, LUT/LUTs + BRAM18/BRAM18s + DSP/DSPs.  The search
-(``fold_search``) is exact for this cost model; its module docstring gives the argument.
+Resources are summed over all nodes, the width converters wherever adjacent stream widths
+differ and the two AXI port adapters (hls/widths.py places and costs both; converters and
+FIFOs already in the graph are removed first: they depend on the folding).  "Cheapest"
+minimises the sum of the fractions of the board used, LUT/LUTs + BRAM18/BRAM18s + DSP/DSPs.
+The search (``search``) is exact for this cost model; its module docstring gives the argument.
 """
 
 from __future__ import annotations
@@ -21,163 +21,21 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
-from qnnflow.hls import estimate
 from qnnflow.base.errors import QnnflowError
-from qnnflow.transforms import fold_search
-from qnnflow.transforms.fold_config import apply_folding, folding_config
-from qnnflow.transforms.fold_space import (
-    DEFAULT_MAX_WEIGHT_WIDTH,
-    DERIVED_OPS,
-    RESOURCES,
-    FoldSpace,
-    build_space,
-    dataflow_chain,
-    dwc_cost,
-    dwc_node,
-)
-from qnnflow.hls.partition import is_hw
+from qnnflow.hls import estimate
+from qnnflow.hls.nodes.cost import RESOURCES
+from qnnflow.hls.widths import insert_converters, strip_derived
+from qnnflow.transforms.fold import search as fold_search
+from qnnflow.transforms.fold.budget import BUDGET_FIELDS, DEFAULT_BUDGET, Budget
+from qnnflow.transforms.fold.finn_json import apply_folding, folding_config
+from qnnflow.transforms.fold.report import FoldReport
+from qnnflow.transforms.fold.space import DEFAULT_MAX_WEIGHT_WIDTH, FoldSpace, build_space
 
-BUDGET_FIELDS = {"LUT": "lut", "BRAM18": "bram", "DSP": "dsp"}  # resource -> fold.<field>
-DEFAULT_FRACTIONS = {"LUT": 0.85, "BRAM18": 0.90, "DSP": 0.90}
-
-
-@dataclass
-class Budget:
-    """Fractions of the board's resources a design may use, and the absolute limits they give."""
-
-    fractions: dict
-    available: dict
-
-    @classmethod
-    def of(cls, board: dict, lut=0.85, bram=0.90, dsp=0.90) -> "Budget":
-        fractions = {"LUT": lut, "BRAM18": bram, "DSP": dsp}
-        for res, frac in fractions.items():
-            if not 0 < frac <= 1:
-                raise QnnflowError(f"fold.{BUDGET_FIELDS[res]}={frac}: must be a fraction of the board, in (0, 1]")
-        return cls(fractions, {r: int(board["resources"][r]) for r in RESOURCES})
-
-    @property
-    def limits(self) -> dict:
-        return {r: int(math.floor(self.fractions[r] * self.available[r] + 1e-9)) for r in RESOURCES}
-
-    def vector(self) -> np.ndarray:
-        return np.array([self.limits[r] for r in RESOURCES], dtype=np.int64)
-
-    def describe(self, res: str) -> str:
-        return f"{self.limits[res]:,} = {self.fractions[res]:.0%} of {self.available[res]:,}"
-
-
-@dataclass
-class FoldReport:
-    mode: str
-    board: str
-    clock_ns: float
-    budget: Budget
-    layers: list  # estimate.LayerEstimate per dataflow node, converters included
-    performance: dict  # estimate.network_performance
-    ceiling: dict  # the fastest any legal folding can go: max_cycles, node, fps
-    folding: dict  # FINN folding JSON
-    converters: list[str]
-    seconds: float
-    max_weight_width: int
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def totals(self) -> dict:
-        return estimate.total_resources(self.layers)
-
-    @property
-    def fps(self) -> float:
-        return self.performance["estimated_throughput_fps"]
-
-    def within_budget(self) -> bool:
-        return all(self.totals[r] <= self.budget.limits[r] for r in RESOURCES)
-
-    def to_json(self) -> dict:
-        totals, limits = self.totals, self.budget.limits
-        return {
-            "mode": self.mode,
-            "board": self.board,
-            "clock_ns": self.clock_ns,
-            **self.performance,
-            "estimated_latency_us": self.performance["estimated_latency_ns"] / 1e3,
-            "ceiling": self.ceiling,
-            "resources": {
-                r: {"used": totals[r], "budget": limits[r], "budget_fraction": self.budget.fractions[r],
-                    "available": self.budget.available[r], "used_of_budget": totals[r] / limits[r] if limits[r] else None}
-                for r in RESOURCES
-            },
-            "within_budget": self.within_budget(),
-            "max_weight_width": self.max_weight_width,
-            "search_seconds": round(self.seconds, 3),
-            "nodes": [
-                {"name": layer.name, "op_type": layer.op_type, "folding": self.folding.get(layer.name, {}),
-                 "cycles": layer.cycles, **layer.resources}
-                for layer in self.layers
-            ],
-            "converters": self.converters,
-            "notes": self.notes,
-        }
-
-
-# ----- graph surgery -----------------------------------------------------------------------
-
-
-def strip_derived(model: ModelWrapper) -> int:
-    """Remove width converters and FIFOs from the dataflow region (in place); returns how many."""
-    removed = 0
-    for node in [n for n in model.graph.node if is_hw(n) and n.op_type in DERIVED_OPS]:
-        for consumer in model.find_consumers(node.output[0]) or []:
-            for i, name in enumerate(consumer.input):
-                if name == node.output[0]:
-                    consumer.input[i] = node.input[0]
-        for out in model.graph.output:
-            if out.name == node.output[0]:
-                raise QnnflowError(f"node '{node.name}': a {node.op_type} produces the graph output; fold cannot remove it")
-        model.graph.node.remove(node)
-        removed += 1
-    return removed
-
-
-def insert_converters(model: ModelWrapper, board: dict) -> list[str]:
-    """Insert a StreamingDataWidthConverter wherever a producer's output width differs from its consumer's input width."""
-    chain, edges = dataflow_chain(model)
-    taken = {n.name for n in model.graph.node}
-    names = []
-    for edge in edges:
-        producer, consumer = chain[edge.index], chain[edge.index + 1]
-        a, c = getCustomOp(producer).outstream_width(), getCustomOp(consumer).instream_width()
-        if a == c:
-            continue
-        placed = dwc_cost(edge, a, c, board)
-        if placed is None:
-            raise QnnflowError(
-                f"node '{consumer.name}': its {c}-bit input words cannot be converted from the {a}-bit output words "
-                f"of '{producer.name}'; choose PE/SIMD so that one width divides the tensor's last axis")
-        src, shape = edge.tensor, edge.producer_shape if placed.at_producer else edge.shape
-        k = len(names)
-        while f"StreamingDataWidthConverter_{k}" in taken:
-            k += 1
-        name = f"StreamingDataWidthConverter_{k}"
-        taken.add(name)
-        dst = f"{name}_out"
-        model.set_tensor_shape(dst, model.get_tensor_shape(src))
-        model.set_tensor_datatype(dst, model.get_tensor_datatype(src))
-        readers = model.find_consumers(src) or []
-        for reader in readers:
-            for i, tensor in enumerate(reader.input):
-                if tensor == src:
-                    reader.input[i] = dst
-        first = min(list(model.graph.node).index(r) for r in readers)
-        model.graph.node.insert(first, dwc_node(name, src, dst, a, c, shape, edge.datatype))
-        names.append(name)
-    return names
 
 
 def set_folding(model: ModelWrapper, space: FoldSpace, choice: list[int]) -> None:
@@ -219,11 +77,6 @@ def make_problem(space: FoldSpace, budget: np.ndarray, weights: np.ndarray) -> f
                 f"bits); check the two nodes' shapes and datatypes")
         edges.append(fold_search.EdgeCands(res, cycles, legal))
     return fold_search.Problem(nodes, edges, budget, weights)
-
-
-def device_weights(budget: Budget) -> np.ndarray:
-    """The objective: fractions of the device, so a BRAM18 or DSP weighs as much as its share of the chip."""
-    return np.array([1.0 / max(budget.available[r], 1) for r in RESOURCES])
 
 
 def _ceiling(space: FoldSpace, clock_ns: float) -> dict:
@@ -282,8 +135,8 @@ def _target_cycles(target_fps, target_cycles, clock_ns) -> tuple[int, str] | Non
 # ----- the entry point ---------------------------------------------------------------------
 
 
-def fold(model: ModelWrapper, board: dict, clock_ns: float | None = None, *, lut: float = 0.85,
-         bram: float = 0.90, dsp: float = 0.90, target_fps: float | None = None, target_cycles: int | None = None,
+def fold(model: ModelWrapper, board: dict, clock_ns: float | None = None, *, lut: float = DEFAULT_BUDGET["lut"],
+         bram: float = DEFAULT_BUDGET["bram"], dsp: float = DEFAULT_BUDGET["dsp"], target_fps: float | None = None, target_cycles: int | None = None,
          folding: dict | None = None, folding_source: str = "folding", max_weight_width: int = DEFAULT_MAX_WEIGHT_WIDTH):
     """Fold ``model`` for ``board``; returns (folded copy, FoldReport).  See the module docstring for the modes."""
     started = time.perf_counter()
@@ -305,7 +158,7 @@ def fold(model: ModelWrapper, board: dict, clock_ns: float | None = None, *, lut
         mode = "file"
         notes += apply_folding(model, folding, max_weight_width, folding_source)
     else:
-        problem = make_problem(space, budget.vector(), device_weights(budget))
+        problem = make_problem(space, budget.vector(), budget.device_weights())
         if target is None:
             mode = "maximise"
             solution = fold_search.min_bottleneck(problem)
@@ -330,8 +183,9 @@ def fold(model: ModelWrapper, board: dict, clock_ns: float | None = None, *, lut
     performance = estimate.network_performance(layers, clock_ns)
     if folding is None:  # the graph's own cost models must agree with the search's bookkeeping
         got = estimate.total_resources(layers)
-        assert [got[r] for r in RESOURCES] == list(solution.totals), (got, solution.totals)
-        assert performance["max_cycles"] == solution.bottleneck
+        if [got[r] for r in RESOURCES] != list(solution.totals) or performance["max_cycles"] != solution.bottleneck:
+            raise RuntimeError(f"internal error: the folded graph costs {got} at {performance['max_cycles']} cycles, "
+                               f"the search counted {list(solution.totals)} at {solution.bottleneck}")
     if folding is None and performance["max_cycles"] == ceiling["max_cycles"] and ceiling["weight_word_limited"]:
         notes.append(f"the design is at its ceiling{_weight_hint(ceiling, max_weight_width)}")
     report = FoldReport(mode, board["name"], clock_ns, budget, layers, performance, ceiling,

@@ -18,16 +18,11 @@ import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 
 from qnnflow.base.values import divisors
-from qnnflow.transforms.fold import Budget, device_weights, strip_derived
-from qnnflow.transforms.fold_space import (
-    DEFAULT_MAX_WEIGHT_WIDTH,
-    PARALLEL_KNOBS,
-    RESOURCES,
-    dataflow_chain,
-    dwc_cost,
-    op_view,
-    weight_word_bits,
-)
+from qnnflow.hls.nodes.cost import RESOURCES
+from qnnflow.hls.partition import hardware_region
+from qnnflow.hls.widths import chain_edges, converter_cost, input_adapter, output_adapter, port_formats, strip_derived
+from qnnflow.transforms.fold.budget import DEFAULT_BUDGET, Budget
+from qnnflow.transforms.fold.space import DEFAULT_MAX_WEIGHT_WIDTH, op_view
 
 WALK_ORDER = ("SIMD", "PE")
 
@@ -44,7 +39,7 @@ class GreedyResult:
 def _walk(node, board: dict, max_weight_width: int) -> list[tuple[dict, int, tuple, int, int]]:
     """The foldings a node passes through, slowest first: (attrs, cycles, res, in width, out width)."""
     op = op_view(node)
-    knobs = PARALLEL_KNOBS.get(node.op_type, {})
+    knobs = op.parallel_knobs()
     attrs = {attr: 1 for attr in knobs}
     for attr, value in attrs.items():
         op.set_nodeattr(attr, value)
@@ -58,7 +53,7 @@ def _walk(node, board: dict, max_weight_width: int) -> list[tuple[dict, int, tup
     for attr in (a for a in WALK_ORDER if a in knobs):
         for value in divisors(op.get_nodeattr(knobs[attr]))[1:]:
             op.set_nodeattr(attr, value)
-            bits = weight_word_bits(op)
+            bits = op.parameter_word_bits()
             if op.problems() or (bits is not None and bits > max_weight_width):
                 op.set_nodeattr(attr, attrs[attr])
                 break
@@ -67,7 +62,8 @@ def _walk(node, board: dict, max_weight_width: int) -> list[tuple[dict, int, tup
     return steps
 
 
-def greedy_fold(model: ModelWrapper, board: dict, clock_ns: float | None = None, *, lut=0.85, bram=0.90, dsp=0.90,
+def greedy_fold(model: ModelWrapper, board: dict, clock_ns: float | None = None, *, lut=DEFAULT_BUDGET["lut"],
+                bram=DEFAULT_BUDGET["bram"], dsp=DEFAULT_BUDGET["dsp"],
                 max_weight_width: int = DEFAULT_MAX_WEIGHT_WIDTH) -> GreedyResult | None:
     """The fastest FINN-style greedy folding within the budget (None if even the slowest does not fit)."""
     started = time.perf_counter()
@@ -76,16 +72,19 @@ def greedy_fold(model: ModelWrapper, board: dict, clock_ns: float | None = None,
     limits = budget.vector()
     model = ModelWrapper(model.model.__deepcopy__())
     strip_derived(model)
-    chain, edges = dataflow_chain(model)
+    region = hardware_region(model)
+    chain, edges = region.nodes, chain_edges(model, region)
+    port_in, port_out = port_formats(region, board)
     walks = [_walk(node, board, max_weight_width) for node in chain]
     targets = sorted({step[1] for walk in walks for step in walk}, reverse=True)
     best = None
     for target in targets:
         picks = [next((s for s in walk if s[1] <= target), walk[-1]) for walk in walks]
-        totals = np.sum([p[2] for p in picks], axis=0)
-        worst = max(p[1] for p in picks)
+        ports = [input_adapter(port_in, picks[0][3]), output_adapter(port_out, picks[-1][4])]
+        totals = np.sum([p[2] for p in picks] + [[a.resources()[r] for r in RESOURCES] for a in ports], axis=0)
+        worst = max([p[1] for p in picks] + [a.cycles() for a in ports])
         for edge, (a, b) in zip(edges, zip(picks, picks[1:])):
-            cost = dwc_cost(edge, a[4], b[3], board)
+            cost = converter_cost(edge, a[4], b[3], board)
             if cost is None:
                 totals = None
                 break
@@ -93,7 +92,7 @@ def greedy_fold(model: ModelWrapper, board: dict, clock_ns: float | None = None,
             worst = max(worst, cost.cycles)
         if totals is None or (totals > limits).any():
             continue
-        key = (worst, float(device_weights(budget) @ totals))
+        key = (worst, float(budget.device_weights() @ totals))
         if best is None or key < best[0]:
             best = (key, picks, totals)
     if best is None:

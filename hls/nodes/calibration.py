@@ -1,5 +1,8 @@
 """The cost model against published post-synthesis figures of BNN-PYNQ's Pynq-Z1 overlays.
 
+The caller brings our hardware graphs of the networks (after ``to_hw``; bench/fold.py and the
+tests build them from the zoo); this module folds them as BNN-PYNQ did, costs them and fits.
+
 BNN-PYNQ (Xilinx, BSD-3) publishes the resource use of its overlays at known foldings
 (per-layer PE/SIMD in ``shared/bnn-pynq-format.md``).  ``calibration_rows`` applies those
 foldings to our hardware graphs of the same networks and sets our estimate beside each
@@ -25,11 +28,11 @@ import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
+from qnnflow.base.values import divisors
 from qnnflow.hls import estimate
 from qnnflow.hls.nodes import cost
-from qnnflow.base.values import divisors
-from qnnflow.transforms.fold import insert_converters, strip_derived
-from qnnflow.transforms.fold_config import apply_folding
+from qnnflow.hls.partition import is_hw
+from qnnflow.hls.widths import insert_converters, strip_derived
 
 SHELL_LUTS = 3000
 CNV_W1 = [(16, 3), (32, 32), (16, 32), (16, 32), (4, 32), (1, 32), (1, 4), (1, 8), (4, 1)]
@@ -49,14 +52,14 @@ def nearest_divisor(n: int, want: int) -> int:
 
 
 def bnn_pynq_config(model: ModelWrapper, name: str) -> dict:
-    """The FINN folding JSON reproducing BNN-PYNQ's folding of ``name`` on our graph."""
+    """{node: {attr: value}} reproducing BNN-PYNQ's folding of ``name`` on our graph (FINN folding JSON)."""
     layers = PUBLISHED[name]["folding"]
     mvaus = [n for n in model.graph.node if n.op_type == "MVAU"]
     if len(mvaus) != len(layers):
         raise ValueError(f"{name}: {len(mvaus)} MVAUs, BNN-PYNQ has {len(layers)} layers")
     config, simd_next = {"Defaults": {}}, None
     for node in reversed(model.graph.node):  # backwards: a window takes its MVAU's SIMD
-        op = getCustomOp(node) if node.domain == "qnnflow.hls.nodes" else None
+        op = getCustomOp(node) if is_hw(node) else None
         if node.op_type == "MVAU":
             pe, simd = layers[mvaus.index(node)]
             simd_next = simd
@@ -84,7 +87,11 @@ def published_estimate(model: ModelWrapper, name: str, board: dict) -> dict:
     """Our node total {LUT, BRAM18, DSP} for ``name`` folded as BNN-PYNQ folded it (converters included)."""
     model = as_bnn_pynq_built(ModelWrapper(model.model.__deepcopy__()), name)
     strip_derived(model)
-    apply_folding(model, bnn_pynq_config(model, name), max_weight_width=1 << 30, source=f"BNN-PYNQ {name}")
+    for node_name, attrs in bnn_pynq_config(model, name).items():
+        if node_name != "Defaults":
+            op = getCustomOp(model.get_node_from_name(node_name))
+            for attr, value in attrs.items():
+                op.set_nodeattr(attr, value)
     insert_converters(model, board)
     return estimate.total_resources(estimate.layer_estimates(model, board))
 

@@ -1,14 +1,69 @@
-"""How a folding turned out, for people: a terminal table and a PNG (cycles and resources per node).
+"""How a folding turned out: the FoldReport (report/folding.json), a terminal table and a PNG.
 
-The numbers are the FoldReport's (each node's own cost model on the folded graph).
+The numbers are each node's own cost model on the folded graph (hls/estimate.py).
 """
 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass, field
 
-from qnnflow.transforms.fold import FoldReport
-from qnnflow.transforms.fold_space import RESOURCES
+from qnnflow.hls import estimate
+from qnnflow.hls.nodes.cost import RESOURCES
+from qnnflow.transforms.fold.budget import Budget
+
+
+@dataclass
+class FoldReport:
+    mode: str
+    board: str
+    clock_ns: float
+    budget: Budget
+    layers: list  # estimate.LayerEstimate per dataflow node, converters included
+    performance: dict  # estimate.network_performance
+    ceiling: dict  # the fastest any legal folding can go: max_cycles, node, fps
+    folding: dict  # FINN folding JSON
+    converters: list[str]
+    seconds: float
+    max_weight_width: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def totals(self) -> dict:
+        return estimate.total_resources(self.layers)
+
+    @property
+    def fps(self) -> float:
+        return self.performance["estimated_throughput_fps"]
+
+    def within_budget(self) -> bool:
+        return all(self.totals[r] <= self.budget.limits[r] for r in RESOURCES)
+
+    def to_json(self) -> dict:
+        totals, limits = self.totals, self.budget.limits
+        return {
+            "mode": self.mode,
+            "board": self.board,
+            "clock_ns": self.clock_ns,
+            **self.performance,
+            "estimated_latency_us": self.performance["estimated_latency_ns"] / 1e3,
+            "ceiling": self.ceiling,
+            "resources": {
+                r: {"used": totals[r], "budget": limits[r], "budget_fraction": self.budget.fractions[r],
+                    "available": self.budget.available[r], "used_of_budget": totals[r] / limits[r] if limits[r] else None}
+                for r in RESOURCES
+            },
+            "within_budget": self.within_budget(),
+            "max_weight_width": self.max_weight_width,
+            "search_seconds": round(self.seconds, 3),
+            "nodes": [
+                {"name": layer.name, "op_type": layer.op_type, "folding": self.folding.get(layer.name, {}),
+                 "cycles": layer.cycles, **layer.resources}
+                for layer in self.layers
+            ],
+            "converters": self.converters,
+            "notes": self.notes,
+        }
 
 
 def folding_text(attrs: dict) -> str:
