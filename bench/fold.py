@@ -3,7 +3,7 @@
 Per model and board, on the same calibrated cost model and budget (85% LUT, 90% BRAM18/DSP):
 - fold: the exact search's estimated FPS, LUT/BRAM18/DSP and run time (best of 3);
 - greedy: FINN's SetFolding walk (SIMD then PE up through the divisors to a cycle target),
-  swept over every target, the fastest design within the budget (transforms/fold_greedy.py);
+  swept over every target, the fastest design within the budget (bench/greedy.py);
 - LUT ceiling: the FPS if the whole LUT budget were MVAU lanes at the cost model's marginal
   LUTs per lane, with no control, memory or other node (an upper bound, not a design);
 - the structural ceiling: the slowest node at its widest legal folding.
@@ -24,10 +24,13 @@ from qnnflow.base.errors import QnnflowError  # noqa: E402
 from qnnflow.hls.nodes import cost  # noqa: E402
 from qnnflow.models.export import export_source  # noqa: E402
 from qnnflow.models.source import parse_model_source  # noqa: E402
-from qnnflow.transforms.fold import Budget, fold  # noqa: E402
-from qnnflow.transforms.fold_calibration import PUBLISHED, SHELL_LUTS, calibration_rows, leave_one_out  # noqa: E402
-from qnnflow.transforms.fold_greedy import greedy_fold  # noqa: E402
-from qnnflow.transforms.fold_space import DEFAULT_MAX_WEIGHT_WIDTH, dataflow_chain, op_view  # noqa: E402
+from greedy import greedy_fold  # noqa: E402
+
+from qnnflow.hls.nodes.calibration import PUBLISHED, SHELL_LUTS, calibration_rows, leave_one_out  # noqa: E402
+from qnnflow.hls.partition import hardware_region  # noqa: E402
+from qnnflow.transforms.fold import fold  # noqa: E402
+from qnnflow.transforms.fold.budget import Budget  # noqa: E402
+from qnnflow.transforms.fold.space import DEFAULT_MAX_WEIGHT_WIDTH, op_view  # noqa: E402
 from qnnflow.transforms.streamline import streamline  # noqa: E402
 from qnnflow.transforms.tidy import tidy  # noqa: E402
 from qnnflow.transforms.to_hw import to_hw  # noqa: E402
@@ -44,7 +47,7 @@ def hardware_graph(name):
 def lut_ceiling_fps(model, board, clock_ns) -> float:
     """FPS with the LUT budget spent on MVAU lanes only, each at its marginal cost (fold 1 to fully parallel)."""
     lut_cycles = 0.0
-    for node in dataflow_chain(model)[0]:
+    for node in hardware_region(model).nodes:
         if node.op_type != "MVAU":
             continue
         op = op_view(node)

@@ -37,7 +37,8 @@ from qnnflow.base.errors import QnnflowError
 from qnnflow.base.streams import PortFormat
 from qnnflow.hls.codegen.cpp import identifier
 from qnnflow.hls.codegen.kernel import Kernel
-from qnnflow.hls.nodes.base import DOMAIN, INCLUDE_DIR, STREAM_DEPTH
+from qnnflow.hls.nodes import node_kinds
+from qnnflow.hls.nodes.base import INCLUDE_DIR, STREAM_DEPTH
 from qnnflow.hls.partition import Region, hardware_region
 from qnnflow.hls.widths import chain_edges, input_adapter, output_adapter, port_formats, width_problem
 
@@ -64,18 +65,17 @@ class HlsProject:
 
 def build_kernels(model: ModelWrapper, region: Region) -> list[Kernel]:
     """Kernel instances for the region's nodes in order: each node kind's own ``emit``."""
-    problem = width_problem(model, region)
+    kinds = node_kinds()
+    for node in region.nodes:
+        if node.op_type not in kinds:
+            raise QnnflowError(f"node '{node.name}' ({node.op_type}): no HLS kernel implements {node.op_type}; "
+                               f"convert it to one of {', '.join(sorted(kinds))} or move it to the host")
+    chain_edges(model, region)  # element types must agree along the chain (it names the node); a converter
+    problem = width_problem(model, region)  # cannot fix that, so it is reported before the widths
     if problem:
         raise QnnflowError(problem)
-    chain_edges(model, region)  # element types must agree along the chain (it names the node)
     taken: set[str] = {TOP_NAME, "in0", "out0"}
-    kernels = []
-    for node in region.nodes:
-        if node.domain != DOMAIN:
-            raise QnnflowError(f"node '{node.name}' ({node.op_type}) is in the hardware region but has no HLS "
-                               f"kernel; convert it to a dataflow node or move it to the host")
-        kernels.append(getCustomOp(node).emit(model, identifier(node.name, taken)))
-    return kernels
+    return [getCustomOp(node).emit(model, identifier(node.name, taken)) for node in region.nodes]
 
 
 def kernel_sources(region: Region) -> dict[str, bytes]:

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from hls_harness import (INT_TYPES, board, fitting_type, make_node, node_op, random_values, run_direct,
                          run_model, single_node_model)
 from qnnflow.base.errors import QnnflowError
+from qnnflow.hls.nodes.thresholding import threshold_table
 
 
 def ref_mvau(x, w, t=None, act_val=0):
@@ -187,26 +188,43 @@ def test_packed_weights_layout():
     op = node_op("MVAU", ["x", "W"], MW=mw, MH=mh, SIMD=simd, PE=pe, inputDataType="UINT2", weightDataType="INT8",
                  outputDataType="INT32", noActivation=1)
     packed = op.packed_weights(w)
-    assert packed.shape == op.get_weight_memory_shape() == (pe, op.calc_wmem(), simd) == (4, 4, 3)
+    (weights,) = [m for m in op.memories() if m.name == "weights"]  # what the cost model counts
+    assert packed.shape == (weights.count, weights.depth, simd) == (pe, op.calc_wmem(), simd) == (4, 4, 3)
     sf = mw // simd
     for n in range(mh):  # output row n: PE n % pe, local row n // pe
         for sfi in range(sf):
             for s in range(simd):
                 assert packed[n % pe, (n // pe) * sf + sfi, s] == w[sfi * simd + s, n]
-    t = np.array([[3, 1], [0, 2], [5, 4], [7, 6], [1, 1], [2, 0], [9, 8], [4, 4]])
-    pt = op.packed_thresholds(t)
-    assert pt.shape == (pe, mh // pe, 2)
-    assert list(pt[1, 1]) == [0, 2] and list(pt[0, 0]) == [1, 3]  # row 5 -> PE 1, local 1; sorted ascending
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.sampled_from([1, 2, 4]), st.integers(1, 3), st.integers(1, 6), st.integers(0, 4), st.integers(-20, 10),
+       st.integers(0, 30), st.integers(0, 2**16))
+def test_threshold_table_keeps_every_count(pe, c_fold, n_thr, extra_slots, lo, span, seed):
+    """The emitted table [PE][C/PE][slots]: thresholds clipped to the compared range [lo, hi] and padded
+    to ``slots`` give every value in that range the same count as the node's thresholds."""
+    rng = np.random.default_rng(seed)
+    channels, hi = pe * c_fold, lo + span
+    t = rng.integers(lo - 40, hi + 40, size=(channels, n_thr))  # many outside the range, unsorted
+    table = threshold_table(t, pe, n_thr + extra_slots, lo, hi)
+    assert table.shape == (pe, c_fold, n_thr + extra_slots)
+    assert (np.diff(table, axis=-1) >= 0).all() and table.min() >= lo and table.max() <= hi + 1
+    values = np.arange(lo, hi + 1)
+    for c in range(channels):  # channel c: PE c % pe, local row c // pe
+        stored = table[c % pe, c // pe]
+        assert ((values[:, None] >= stored).sum(1) == (values[:, None] >= t[c]).sum(1)).all()
 
 
 def test_cycles_hand_computed():
-    op = node_op("MVAU", ["x", "W"], MW=576, MH=128, SIMD=32, PE=16, numInputVectors=[1, 12, 12],
+    op = node_op("MVAU", ["x", "W", "T"], MW=576, MH=128, SIMD=32, PE=16, numInputVectors=[1, 12, 12],
                  inputDataType="UINT2", weightDataType="INT2", outputDataType="UINT2")
     pixels = 12 * 12
     output_folds = 128 // 16  # each PE produces 8 of the 128 outputs in turn
     input_folds = 576 // 32  # each output takes 18 SIMD-wide slices of the 576 inputs
     assert op.cycles() == pixels * output_folds * input_folds == 20736
-    assert op.calc_wmem() == 576 * 128 // (16 * 32) and op.calc_tmem() == 8
+    # per PE: 8 x 18 weight words and 8 threshold words; one input vector of 18 SIMD-wide words
+    assert {m.name: (m.count, m.depth) for m in op.memories()} == \
+        {"weights": (16, 576 * 128 // (16 * 32)), "thresholds": (16, 8), "vector": (1, 18)}
     assert op.instream_width() == 32 * 2 and op.outstream_width() == 16 * 2
     assert op.folded_input_shape() == (1, 12, 12, 18, 32) and op.folded_output_shape() == (1, 12, 12, 8, 16)
 

@@ -139,6 +139,15 @@ def test_window_cycles_hand_computed():
     assert pad.cycles() == 32 * 32 * words
     pool = node_op("StreamingMaxPool", ImgDim=[28, 28], PoolDim=[2, 2], NumChannels=64, PE=16, dataType="UINT2")
     assert pool.cycles() == 28 * 28 * words and pool.folded_output_shape() == (1, 14, 14, 4, 16)
+    # one word per pixel (PE = C): consecutive words update the same running maximum, a read-modify-write
+    # that a block RAM row (256 deep) allows every other cycle and a LUTRAM row (32 deep) every cycle
+    def pool_of(width, pe):
+        return node_op("StreamingMaxPool", ImgDim=[4, width], PoolDim=[2, 2], NumChannels=8, PE=pe, dataType="UINT2")
+
+    deep, shallow, two_words = pool_of(512, 8), pool_of(64, 8), pool_of(512, 4)
+    assert deep.resources(board("pynq-z1"))["BRAM18"] > 0 and deep.cycles() == 2 * 4 * 512
+    assert shallow.resources(board("pynq-z1"))["BRAM18"] == 0 and shallow.cycles() == 4 * 64
+    assert two_words.resources(board("pynq-z1"))["BRAM18"] > 0 and two_words.cycles() == 4 * 512 * 2
 
 
 def test_window_resources_sanity():

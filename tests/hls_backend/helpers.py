@@ -11,9 +11,11 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.util.basic import qonnx_make_model
 
+from qnnflow.flow.boards import load_board
 from qnnflow.hls.cppsim import cppsim
 
 DOMAIN = "qnnflow.hls.nodes"
+BOARD = load_board("pynq-z1")  # 64-bit AXI ports
 
 
 def random_ints(rng: np.random.Generator, dt_name: str, shape) -> np.ndarray:
@@ -77,7 +79,7 @@ def cppsim_all(models: list[ModelWrapper], cache_dir, images: int = 3, seed: int
     """cppsim every model on random inputs, two at a time (g++ runs in subprocesses), sharing a precompiled header."""
     def one(model):
         rng = np.random.default_rng(seed)
-        return cppsim(model, model_inputs(model, rng, images), cache_dir, precompiled_header=True)
+        return cppsim(model, model_inputs(model, rng, images), BOARD, cache_dir, precompiled_header=True)
 
     with ThreadPoolExecutor(2) as pool:
         return list(pool.map(one, models))

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from qnnflow.base.errors import QnnflowError
-from qnnflow.hls.codegen import generate
+from qnnflow.hls.codegen.project import generate
 from qnnflow.hls.cppsim import ap_include_dir, compile_project, compiler, cppsim
-from tests.hls_backend.helpers import model_inputs, node_model
+from tests.hls_backend.helpers import BOARD, model_inputs, node_model
 from tests.hls_backend.test_networks import hw_graph
 
 
@@ -23,16 +23,16 @@ def corrupted(project, header, old, new):
 
 def test_unchanged_project_is_not_recompiled(cppsim_cache):
     model, inputs = hw_graph("tfc_w1a1")
-    first = cppsim(model, inputs, cppsim_cache, precompiled_header=True)
-    again = cppsim(model, inputs, cppsim_cache, precompiled_header=True)
+    first = cppsim(model, inputs, BOARD, cppsim_cache, precompiled_header=True)
+    again = cppsim(model, inputs, BOARD, cppsim_cache, precompiled_header=True)
     assert first.bit_exact and again.bit_exact
     assert again.cached and again.compile_seconds == 0 and again.binary == first.binary
 
 
 def test_layer_mode_names_the_first_differing_layer(cppsim_cache, tmp_path):
     model, inputs = hw_graph("tfc_w1a1")
-    project = corrupted(generate(model), "params/MVAU_1.h", "ACT_VAL = 0,", "ACT_VAL = 1,")  # inverts its outputs
-    result = cppsim(model, inputs, cppsim_cache, work_dir=tmp_path, project=project, precompiled_header=True)
+    project = corrupted(generate(model, BOARD), "params/MVAU_1.h", "ACT_VAL = 0,", "ACT_VAL = 1,")  # inverts its outputs
+    result = cppsim(model, inputs, BOARD, cppsim_cache, work_dir=tmp_path, project=project, precompiled_header=True)
     assert not result.bit_exact
     assert result.mismatch["node"] == "MVAU_1" and result.mismatch["image"] == 0
     assert "first differing layer: 'MVAU_1' (MVAU)" in result.message()
@@ -41,20 +41,20 @@ def test_layer_mode_names_the_first_differing_layer(cppsim_cache, tmp_path):
 
 def test_layer_mode_on_a_matching_build_finds_nothing(cppsim_cache):
     model, inputs = hw_graph("tfc_w2a2")
-    result = cppsim(model, inputs[:1], cppsim_cache, layers=True, precompiled_header=True)
+    result = cppsim(model, inputs[:1], BOARD, cppsim_cache, layers=True, precompiled_header=True)
     assert result.bit_exact and result.mismatch is None
 
 
 def test_wrong_word_count_is_reported_with_the_stream(cppsim_cache):
     model, inputs = hw_graph("tfc_w1a1")
-    project = corrupted(generate(model), "params/MVAU_1.h", "MH = 64,", "MH = 32,")  # writes half its words
+    project = corrupted(generate(model, BOARD), "params/MVAU_1.h", "MH = 64,", "MH = 32,")  # writes half its words
     with pytest.raises(QnnflowError, match=r"C\+\+ simulation: Hls::stream 'MVAU_1_out' is read while empty"):
-        cppsim(model, inputs, cppsim_cache, project=project, precompiled_header=True)
+        cppsim(model, inputs, BOARD, cppsim_cache, project=project, precompiled_header=True)
 
 
 def test_compile_errors_are_one_line_with_a_log(cppsim_cache):
     model, _ = hw_graph("tfc_w1a1")
-    project = corrupted(generate(model), "top.cpp", "#pragma HLS DATAFLOW", "this is not C++;")
+    project = corrupted(generate(model, BOARD), "top.cpp", "#pragma HLS DATAFLOW", "this is not C++;")
     with pytest.raises(QnnflowError, match=r"g\+\+ failed on top.cpp: .*error.*\(full log: .*failed-.*\.log\)") as info:
         compile_project(project, cppsim_cache)
     assert "\n" not in str(info.value)
@@ -69,7 +69,7 @@ def test_cache_key_follows_the_bytes_of_the_headers(tmp_path):
 
     headers = tmp_path / "include"
     shutil.copytree(ap_include_dir(), headers)
-    project, cxx, flags = generate(hw_graph("tfc_w1a1")[0]), compiler(), ["-O2", "-std=c++14"]
+    project, cxx, flags = generate(hw_graph("tfc_w1a1")[0], BOARD), compiler(), ["-O2", "-std=c++14"]
     keys = [_source_hash(project, flags, cxx, headers)]
     assert _source_hash(project, flags, cxx, headers) == keys[0]
     assert ap_headers_digest(headers) == ap_headers_digest(ap_include_dir())  # the bytes, not the path
@@ -112,9 +112,9 @@ def test_xilinx_hls_is_preferred_and_checked(monkeypatch, tmp_path):
     assert ap_include_dir() == tmp_path / "include"
 
 
-def test_synthesis_variants_of_helpers_match(cppsim_cache):
-    """QNNFLOW_PORTABLE compiles what Vitis HLS compiles (ap_int arithmetic, a bit loop for popcount)
-    instead of the native-integer fast paths of C simulation: the same results."""
+def test_native_fast_path_matches_the_ap_int_code(cppsim_cache):
+    """cppsim runs the ap_int code Vitis HLS compiles (a bit loop for popcount, exact ap_int lanes) by
+    default; native=True (QNNFLOW_NATIVE) computes on native integers instead: the same results."""
     rng = np.random.default_rng(3)
     models = []
     for simd in (96, 8):  # more than one 64-bit chunk, and a narrow word
@@ -128,8 +128,10 @@ def test_synthesis_variants_of_helpers_match(cppsim_cache):
     weights = rng.integers(-4, 4, (12, 6))
     for res_type in ("lut", "dsp"):  # lane products bound to fabric, then to DSP slices
         models.append(node_model("MVAU", attrs | {"resType": res_type}, {1: weights, 2: thresholds}))
-    for model in models:
-        result = cppsim(model, model_inputs(model, rng, 3), cppsim_cache, extra_flags=("-DQNNFLOW_PORTABLE",))
-        assert result.bit_exact, result.message()
-    model, inputs = hw_graph("tfc_w2a2")
-    assert cppsim(model, inputs, cppsim_cache, extra_flags=("-DQNNFLOW_PORTABLE",)).bit_exact
+    cases = [(model, model_inputs(model, rng, 3)) for model in models] + [hw_graph("tfc_w2a2")]
+    for model, inputs in cases:
+        exact = cppsim(model, inputs, BOARD, cppsim_cache, precompiled_header=True)
+        native = cppsim(model, inputs, BOARD, cppsim_cache, precompiled_header=True, native=True)
+        assert exact.bit_exact and native.bit_exact, (exact.message(), native.message())
+        assert (exact.native, native.native) == (False, True) and exact.binary != native.binary
+        assert (exact.to_dict()["arithmetic"], native.to_dict()["arithmetic"]) == ("ap_int", "native")

@@ -9,7 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.hls_backend.helpers import chain_model, cppsim_all, node_model
+from qnnflow.base.errors import QnnflowError
+from qnnflow.hls.widths import insert_converters
+from tests.hls_backend.helpers import BOARD, chain_model, cppsim_all, node_model
 
 
 def assert_exact(results, labels):
@@ -32,6 +34,8 @@ MVAU_CASES = {
     "uint8xbipolar": (10, 4, [1], "UINT8", "BIPOLAR", "BINARY", "INT12", 0, "thresholds"),
     "no-activation": (8, 6, [1, 2], "INT3", "INT4", "INT10", "INT10", 0, None),
     "xnor-popcount-out": (20, 6, [1], "BINARY", "BINARY", "UINT5", "UINT5", 1, None),
+    # 4 of UINT3's 7 threshold slots used (the rest padded), many beyond the accumulator's reach (clipped)
+    "clipped-padded": (8, 4, [1, 2], "INT2", "INT2", "UINT3", "INT7", 0, "few-wide"),
 }
 FOLDINGS = {"fold1": (1, 1), "unfolded": (None, None), "mixed": ("half", "quarter")}
 
@@ -59,6 +63,8 @@ def mvau_model(case, folding, rng):
         n_thr = DataType[odt].max() if odt != "BINARY" else 1
         lo, hi = (0, mw) if xnor else (-2 * mw, 2 * mw)
         params[2] = thresholds(rng, mh, int(n_thr), lo, hi)
+    elif act == "few-wide":
+        params[2] = thresholds(rng, mh, 4, -100, 100)
     elif act == "bipolar-ish":  # two equal thresholds from -1: outputs -1 or +1 (to_hw's INT2 encoding)
         t = rng.integers(-6, 7, size=(mh, 1))
         params[2] = np.repeat(t, 2, axis=1).astype(np.float32)
@@ -146,7 +152,8 @@ def test_fifo_and_width_converters(cppsim_cache):
 
 
 def test_inserted_width_converter_between_foldings(cppsim_cache):
-    """MVAU with PE=4 feeding an MVAU with SIMD=3: the generator inserts a converter and says so."""
+    """MVAU with PE=4 feeding an MVAU with SIMD=3: codegen refuses the 8-bit to 6-bit stream; after
+    insert_converters (what the fold step runs) the chain with its converter is bit-exact."""
     rng = np.random.default_rng(9)
     first = dict(MW=6, MH=12, SIMD=2, PE=4, inputDataType="INT3", weightDataType="INT2", outputDataType="UINT2",
                  accDataType="INT10", numInputVectors=[1])
@@ -156,18 +163,24 @@ def test_inserted_width_converter_between_foldings(cppsim_cache):
         ("MVAU", first, {1: rng.integers(-2, 2, (6, 12)), 2: thresholds(rng, 12, 3, -10, 10)}),
         ("MVAU", second, {1: rng.integers(-2, 2, (12, 3))}),
     ])
+    with pytest.raises(QnnflowError, match=r"node 'MVAU_1' reads 6-bit words but 'MVAU_0' writes 8-bit words"):
+        cppsim_all([model], cppsim_cache)
+    assert insert_converters(model, BOARD) == ["StreamingDataWidthConverter_0"]
     (result,) = cppsim_all([model], cppsim_cache)
     assert result.bit_exact, result.message()
-    assert any("width converter before 'MVAU_1'" in n for n in result.notes)
 
 
-def test_declared_input_wider_than_the_stream(cppsim_cache):
-    """A LabelSelect declaring INT32 input after an MVAU streaming INT7: the kernel reads INT7 words."""
+def test_declared_input_type_must_match_the_stream(cppsim_cache):
+    """A LabelSelect declaring INT32 input after an MVAU streaming INT7 is refused naming both and the fix
+    (kernels read their own declared type, so nothing narrows it silently); with the fix it is bit-exact."""
     rng = np.random.default_rng(4)
     scores = dict(MW=8, MH=10, SIMD=2, PE=5, inputDataType="INT2", weightDataType="INT2", outputDataType="INT7",
                   accDataType="INT7", noActivation=1, numInputVectors=[1])
-    model = chain_model([("MVAU", scores, {1: rng.integers(-2, 2, (8, 10))}),
-                         ("LabelSelect", dict(Labels=10, PE=2, K=4, inputDataType="INT32", outputDataType="UINT4"), {})])
-    (result,) = cppsim_all([model], cppsim_cache)
+    layers = [("MVAU", scores, {1: rng.integers(-2, 2, (8, 10))}),
+              ("LabelSelect", dict(Labels=10, PE=5, K=4, inputDataType="INT32", outputDataType="UINT4"), {})]
+    with pytest.raises(QnnflowError, match=r"^node 'LabelSelect_1': reads INT32 elements but 'MVAU_0' writes INT7; "
+                                           r"set its input datatype to INT7"):
+        cppsim_all([chain_model(layers)], cppsim_cache)
+    layers[1][1]["inputDataType"] = "INT7"
+    (result,) = cppsim_all([chain_model(layers)], cppsim_cache)
     assert result.bit_exact, result.message()
-    assert "node 'LabelSelect_1' declares INT32 input; its kernel reads the INT7 words 'MVAU_0' streams" in result.notes

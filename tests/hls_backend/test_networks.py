@@ -11,11 +11,13 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
 from qnnflow.hls.cppsim import cppsim
+from qnnflow.hls.widths import insert_converters
 from qnnflow.models.export import export_source
 from qnnflow.models.source import parse_model_source
 from qnnflow.transforms.streamline import streamline
 from qnnflow.transforms.tidy import tidy
 from qnnflow.transforms.to_hw import to_hw
+from tests.hls_backend.helpers import BOARD
 
 # FINN's BNN-PYNQ foldings: (PE, SIMD) per MVAU in graph order, SIMD per sliding window
 LFC_FOLDING = {"MVAU": [(32, 49), (64, 32), (32, 64), (5, 32)]}
@@ -48,14 +50,15 @@ def folded(model, folding: dict):
                 inst.set_nodeattr("SIMD", value[1])
             else:
                 inst.set_nodeattr("SIMD", value)
+    insert_converters(model, BOARD)  # as the fold step does where neighbouring widths now differ
     return model
 
 
-def check(spec, cache, folding=None, count=4, extra_flags=()):
+def check(spec, cache, folding=None, count=4, native=False):
     model, inputs = hw_graph(spec, count)
     if folding:
         model = folded(model, folding)
-    result = cppsim(model, inputs, cache, precompiled_header=True, extra_flags=extra_flags)
+    result = cppsim(model, inputs, BOARD, cache, precompiled_header=True, native=native)
     assert result.bit_exact, f"{spec}: {result.message()}"
     assert result.images == count
     return result
@@ -70,7 +73,7 @@ def test_tfc_w2a2_top3_labels(cppsim_cache):
     """label_select: the accelerator ends in a LabelSelect and streams class indices."""
     model, inputs = hw_graph("tfc_w2a2", 4, top_k=3)
     assert [n.op_type for n in model.graph.node if n.domain == "qnnflow.hls.nodes"][-1] == "LabelSelect"
-    result = cppsim(model, inputs, cppsim_cache, precompiled_header=True)
+    result = cppsim(model, inputs, BOARD, cppsim_cache, precompiled_header=True)
     assert result.bit_exact, result.message()
 
 
@@ -114,14 +117,15 @@ def test_cnv_w2a2_unfolded(cppsim_cache):
 
 
 @pytest.mark.slow
-def test_cnv_w2a2_synthesis_variant(cppsim_cache):
-    """The code Vitis HLS compiles (exact ap_int arithmetic, no native fast paths) on a whole CNV."""
-    check("cnv_w2a2", cppsim_cache, CNV_FOLDING, count=2, extra_flags=("-DQNNFLOW_PORTABLE",))
+def test_cnv_w2a2_native(cppsim_cache):
+    """The native-integer fast path of C simulation (QNNFLOW_NATIVE) on a whole CNV: the same results as the
+    ap_int code Vitis HLS compiles (test_cnv_w2a2)."""
+    assert check("cnv_w2a2", cppsim_cache, CNV_FOLDING, count=2, native=True).native
 
 
 def test_region_input_goes_through_the_host_head(cppsim_cache):
     """The accelerator's input is the integer tensor the float head produces (quantized pixels)."""
-    from qnnflow.hls.codegen import hardware_region
+    from qnnflow.hls.partition import hardware_region
     from qnnflow.hls.cppsim import region_input
 
     model, inputs = hw_graph("tfc_w1a1")

@@ -10,7 +10,8 @@ import qnnflow.hls.cppsim as cppsim_module
 from qnnflow.flow.config import load_config
 from qnnflow.base.errors import QnnflowError
 from qnnflow.flow.runner import run_build
-from qnnflow.hls.codegen import generate
+from qnnflow.hls.codegen.project import generate
+from tests.hls_backend.helpers import BOARD
 
 STEPS = "[export, tidy, streamline, to_hw, hls_codegen, cppsim]"
 
@@ -27,7 +28,8 @@ def test_steps_write_hls_project_and_cppsim_result(tmp_path):
     out = tmp_path / "out"
     log, _ = build(tmp_path, out)
     assert log["outputs"]["hls"] == "hls/top.cpp" and log["outputs"]["cppsim"] == "cppsim/result.json"
-    for rel in ("top.cpp", "top.h", "testbench.cpp", "manifest.json", "params/MVAU_0.h", "include/qnnflow.hpp"):
+    for rel in ("top.cpp", "top.h", "testbench.cpp", "manifest.json", "params/MVAU_0.h", "include/streams.hpp",
+                "include/mvau.hpp"):
         assert (out / "hls" / rel).is_file(), rel
     result = json.loads((out / "cppsim" / "result.json").read_text())
     assert result["bit_exact"] is True and result["images"] == 3
@@ -38,7 +40,7 @@ def test_steps_write_hls_project_and_cppsim_result(tmp_path):
     # the build's files are the generator's files, byte for byte
     from qonnx.core.modelwrapper import ModelWrapper
 
-    files = generate(ModelWrapper(str(out / "03_to_hw.onnx"))).files
+    files = generate(ModelWrapper(str(out / "03_to_hw.onnx")), BOARD).files  # the build's board
     assert all((out / "hls" / rel).read_bytes() == data for rel, data in files.items())
 
     # a second build elsewhere gives the same files; a forced cppsim rerun reuses the binary
@@ -62,8 +64,8 @@ def test_codegen_removes_files_of_an_earlier_run(tmp_path):
 
 
 def test_cppsim_step_fails_naming_the_first_differing_layer(tmp_path, monkeypatch):
-    def broken(model):
-        project = generate(model)
+    def broken(model, board):
+        project = generate(model, board)
         text = project.files["params/MVAU_2.h"].decode().replace("ACT_VAL = 0,", "ACT_VAL = 1,")
         project.files["params/MVAU_2.h"] = text.encode()
         return project

@@ -22,23 +22,19 @@ from qnnflow.base.execute import execute_batch
 from qnnflow.flow.runner import run_build
 from qnnflow.models.export import export_source
 from qnnflow.models.source import parse_model_source
-from qnnflow.transforms.fold import fold
+from bench.greedy import greedy_fold
 from qnnflow.hls.nodes import cost
-from qnnflow.transforms.fold_calibration import (
+from qnnflow.hls.nodes.calibration import (
     PUBLISHED,
     SHELL_LUTS,
     calibration_rows,
     fit_lut_coefficients,
     leave_one_out,
 )
-from qnnflow.transforms.fold_greedy import greedy_fold
-from qnnflow.transforms.fold_space import (
-    DEFAULT_MAX_WEIGHT_WIDTH,
-    RESOURCES,
-    FoldSpace,
-    dataflow_chain,
-    weight_word_bits,
-)
+from qnnflow.hls.nodes.cost import RESOURCES
+from qnnflow.hls.partition import hardware_region
+from qnnflow.transforms.fold import fold
+from qnnflow.transforms.fold.space import DEFAULT_MAX_WEIGHT_WIDTH, FoldSpace
 from qnnflow.transforms.streamline import streamline
 from qnnflow.transforms.tidy import tidy
 from qnnflow.transforms.to_hw import to_hw
@@ -64,14 +60,13 @@ def hw(name: str):
 
 def check_folded(model, report, board, max_weight_width=DEFAULT_MAX_WEIGHT_WIDTH):
     """Every node legal, weight words within the limit, streams matched, totals within budget and consistent."""
-    chain, edges = dataflow_chain(model)
+    chain = hardware_region(model).nodes
     for node in chain:
         op = getCustomOp(node)
         assert op.problems() == [], node.name
-        bits = weight_word_bits(op)
+        bits = op.parameter_word_bits()
         assert bits is None or bits <= max_weight_width, node.name
-    for edge in edges:  # after fold, adjacent widths agree (a converter sits wherever they differ)
-        a, b = chain[edge.index], chain[edge.index + 1]
+    for a, b in zip(chain, chain[1:]):  # after fold, adjacent widths agree (a converter sits wherever they differ)
         assert getCustomOp(a).outstream_width() == getCustomOp(b).instream_width(), (a.name, b.name)
     assert report.within_budget()
     for r in RESOURCES:

@@ -20,9 +20,11 @@ from qonnx.util.basic import qonnx_make_model
 
 from qnnflow.base.errors import QnnflowError
 from qnnflow.base.execute import execute_batch
-from qnnflow.transforms import fold_search as fs
-from qnnflow.transforms.fold import Budget, device_weights, fold, make_problem
-from qnnflow.transforms.fold_space import build_space
+from qnnflow.transforms.fold import fold
+from qnnflow.transforms.fold import search as fs
+from qnnflow.transforms.fold.budget import Budget
+from qnnflow.transforms.fold.choose import make_problem
+from qnnflow.transforms.fold.space import build_space
 
 DOMAIN = "qnnflow.hls.nodes"
 
@@ -164,7 +166,7 @@ def small_chain(seed: int = 0) -> ModelWrapper:
 
 
 def tiny_board(lut: int, bram: int, dsp: int) -> dict:
-    return {"name": "tiny", "part": "xc7z020clg400-1", "clock_ns": 10.0,
+    return {"name": "tiny", "part": "xc7z020clg400-1", "clock_ns": 10.0, "axi_width": 64,
             "resources": {"LUT": lut, "FF": 2 * lut, "BRAM18": bram, "DSP": dsp}}
 
 
@@ -172,7 +174,7 @@ def least_luts(model) -> int:
     """The fewest LUTs any folding of ``model`` needs (the budgets below are offsets from it)."""
     board = tiny_board(10**7, 10**4, 10**4)
     budget = Budget.of(board, 1.0, 1.0, 1.0)
-    problem = make_problem(build_space(model, board, 1024), budget.vector(), device_weights(budget))
+    problem = make_problem(build_space(model, board, 1024), budget.vector(), budget.device_weights())
     return int(fs.min_single(problem, int(fs.cycle_levels(problem)[-1]), 0)[0])
 
 
@@ -184,7 +186,7 @@ def test_small_graph_fold_is_optimal_over_all_legal_foldings(extra_luts, bram, d
     model = small_chain()
     board = tiny_board(least_luts(model) + extra_luts, bram, dsp)
     budget = Budget.of(board, 1.0, 1.0, 1.0)
-    problem = make_problem(build_space(model, board, 1024), budget.vector(), device_weights(budget))
+    problem = make_problem(build_space(model, board, 1024), budget.vector(), budget.device_weights())
     want = brute_optimum(problem)
     if want is None:
         with pytest.raises(QnnflowError, match="^fold: even the slowest folding"):
@@ -192,7 +194,7 @@ def test_small_graph_fold_is_optimal_over_all_legal_foldings(extra_luts, bram, d
         return
     folded, report = fold(model, board, lut=1.0, bram=1.0, dsp=1.0)
     assert report.performance["max_cycles"] == want[0]
-    assert float(device_weights(budget) @ [report.totals[r] for r in ("LUT", "BRAM18", "DSP")]) == pytest.approx(want[1])
+    assert float(budget.device_weights() @ [report.totals[r] for r in ("LUT", "BRAM18", "DSP")]) == pytest.approx(want[1])
     assert report.within_budget()
     x = np.random.default_rng(1).integers(0, 8, (5, 4, 4, 2)).astype(np.float32)
     np.testing.assert_array_equal(execute_batch(folded, x), execute_batch(model, x))

@@ -192,6 +192,7 @@ def build_space(model: ModelWrapper, board: dict, max_weight_width: int) -> Fold
     if derived:
         raise QnnflowError(f"fold: the region still holds converter/FIFO nodes {derived}; remove them first "
                            f"(hls.widths.strip_derived)")
+    edges = chain_edges(model, region)  # element types agree along the chain, before any node is costed
     spaces, limited = [], set()
     for node in region.nodes:
         space, capped = node_space(node, board, max_weight_width)
@@ -201,4 +202,4 @@ def build_space(model: ModelWrapper, board: dict, max_weight_width: int) -> Fold
     port_in, port_out = port_formats(region, board)
     _add_port(spaces[0], lambda width: input_adapter(port_in, width), spaces[0].in_width)
     _add_port(spaces[-1], lambda width: output_adapter(port_out, width), spaces[-1].out_width)
-    return FoldSpace(spaces, chain_edges(model, region), board, limited)
+    return FoldSpace(spaces, edges, board, limited)
