@@ -2,8 +2,9 @@
 Python execution of the same hardware region (and of the whole graph), measured in the same run.
 
 Three foldings: the one to_hw gives (PE = SIMD = 1 everywhere, the slowest hardware and the
-largest parameter headers), FINN's BNN-PYNQ folding for CNV on the Pynq-Z1, and the one
-qnnflow's fold step chooses for the Pynq-Z1.
+largest parameter headers), FINN's BNN-PYNQ folding for CNV on the Pynq-Z1 (with the width
+converters it needs), and the one qnnflow's fold step chooses for the Pynq-Z1.  cppsim runs the
+ap_int code Vitis HLS compiles; the native-integer fast path (``native=True``) is timed beside it.
 
 Usage: python bench/cppsim.py [--model cnv_w1a1] [--images 32] [--unfolded-images 4]
 """
@@ -26,8 +27,9 @@ from qonnx.custom_op.registry import getCustomOp  # noqa: E402
 
 from qnnflow.flow.boards import load_board  # noqa: E402
 from qnnflow.base.execute import execute_batch  # noqa: E402
-from qnnflow.hls.codegen import generate  # noqa: E402
+from qnnflow.hls.codegen.project import generate  # noqa: E402
 from qnnflow.hls.cppsim import compile_project, execute_region, region_input, run_testbench  # noqa: E402
+from qnnflow.hls.widths import insert_converters  # noqa: E402
 from qnnflow.models.export import export_source  # noqa: E402
 from qnnflow.models.source import parse_model_source  # noqa: E402
 from qnnflow.transforms.fold import fold  # noqa: E402
@@ -39,7 +41,7 @@ CNV_FOLDING = {"MVAU": [(16, 3), (32, 32), (16, 32), (16, 32), (4, 32), (1, 32),
                "ConvolutionInputGenerator": [3, 32, 32, 32, 32, 32]}
 
 
-def finn_fold(model: ModelWrapper, folding: dict) -> ModelWrapper:
+def finn_fold(model: ModelWrapper, folding: dict, board: dict) -> ModelWrapper:
     model = ModelWrapper(copy.deepcopy(model.model))
     for op_type, values in folding.items():
         for node, value in zip([n for n in model.graph.node if n.op_type == op_type], values):
@@ -48,13 +50,14 @@ def finn_fold(model: ModelWrapper, folding: dict) -> ModelWrapper:
             if pe is not None:
                 inst.set_nodeattr("PE", pe)
             inst.set_nodeattr("SIMD", simd)
+    insert_converters(model, board)  # where neighbouring widths now differ, as the fold step does
     return model
 
 
-def measure(label: str, model: ModelWrapper, inputs, images: int) -> None:
+def measure(label: str, model: ModelWrapper, inputs, images: int, board: dict) -> None:
     inputs = inputs[:images]
     t0 = time.perf_counter()
-    project = generate(model)
+    project = generate(model, board)
     codegen = time.perf_counter() - t0
     header_mb = sum(len(v) for k, v in project.files.items() if k.startswith("params/")) / 1e6
     region = project.region
@@ -62,17 +65,21 @@ def measure(label: str, model: ModelWrapper, inputs, images: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         binary = compile_project(project, Path(tmp) / "bin")  # cold: a fresh cache
         again = compile_project(project, Path(tmp) / "bin")  # warm: the cached binary
+        native = compile_project(project, Path(tmp) / "bin", native=True)
         got, _ = run_testbench(binary.path, project, x, Path(tmp) / "run")  # warm-up (page cache, loader)
+        got_native, _ = run_testbench(native.path, project, x, Path(tmp) / "run")
         cpp = best_of(lambda: run_testbench(binary.path, project, x, Path(tmp) / "run"), repeats=2)
+        cpp_native = best_of(lambda: run_testbench(native.path, project, x, Path(tmp) / "run"), repeats=2)
     want, _ = execute_region(model, region, x)
-    exact = bool((want.reshape(got.shape) == got).all())
+    exact = bool((want.reshape(got.shape) == got).all() and (want.reshape(got.shape) == got_native).all())
     py_region = best_of(lambda: execute_region(model, region, x))
     py_graph = best_of(lambda: execute_batch(model, inputs))
     print(f"\n{label}: {len(project.kernels)} kernels, parameter headers {header_mb:.1f} MB, "
           f"codegen {codegen:.2f} s, bit-exact on {len(x)} images: {exact}")
     print(f"  g++ -O2 compile (top + testbench in parallel): {binary.compile_seconds:6.2f} s cold, "
-          f"{again.compile_seconds:.2f} s cached")
-    rows = [("cppsim (C++ testbench)", cpp), ("Python, hardware region", py_region),
+          f"{again.compile_seconds:.2f} s cached; native fast path {native.compile_seconds:.2f} s cold")
+    rows = [("cppsim (C++ testbench, ap_int)", cpp), ("cppsim, native fast path", cpp_native),
+            ("Python, hardware region", py_region),
             ("Python, whole graph (execute_batch)", py_graph)]
     print(f"  {'run':<38} {'seconds':>9} {'images/s':>10} {'time / cppsim':>14}")
     for name, seconds in rows:
@@ -89,11 +96,11 @@ def main() -> None:
     model, golden = export_source(parse_model_source(args.model), "random", count, 0)
     model, _ = to_hw(streamline(tidy(model)))
     print(f"{args.model}: golden inputs from {golden.source}")
-    measure("to_hw folding (PE = SIMD = 1)", model, golden.input, args.unfolded_images)
-    measure("FINN BNN-PYNQ folding", finn_fold(model, CNV_FOLDING), golden.input, args.images)
     board = load_board("pynq-z1")
+    measure("to_hw folding (PE = SIMD = 1)", model, golden.input, args.unfolded_images, board)
+    measure("FINN BNN-PYNQ folding", finn_fold(model, CNV_FOLDING, board), golden.input, args.images, board)
     measure("qnnflow fold for the Pynq-Z1 (the default build's design)", fold(model, board)[0], golden.input,
-            args.images)
+            args.images, board)
 
 
 if __name__ == "__main__":

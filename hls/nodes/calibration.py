@@ -119,6 +119,12 @@ def _lut_estimates(models: dict, board: dict, values: dict) -> np.ndarray:
     return np.array([published_estimate(models[n], n, board)["LUT"] + SHELL_LUTS for n in models], float)
 
 
+def fit_error(models: dict, board: dict, values: dict) -> float:
+    """Sum of squared relative errors of the LUT totals of ``models`` with coefficients ``values``."""
+    published = np.array([PUBLISHED[n]["LUT"] for n in models], float)
+    return float(np.sum((_lut_estimates(models, board, values) / published - 1) ** 2))
+
+
 def fit_lut_coefficients(models: dict, board: dict, rounds: int = 2) -> dict:
     """cost.FITTED refitted to the published LUT totals of ``models``: least squares on the relative error.
 

@@ -28,6 +28,7 @@ from qnnflow.hls.nodes.calibration import (
     PUBLISHED,
     SHELL_LUTS,
     calibration_rows,
+    fit_error,
     fit_lut_coefficients,
     leave_one_out,
 )
@@ -190,10 +191,14 @@ def test_calibration_against_bnn_pynq(capsys):
 
 
 def test_fitted_coefficients_are_the_least_squares_fit():
-    """cost.FITTED is what the fit gives today: a change to the cost model must come with a refit."""
-    fitted = fit_lut_coefficients({name: hw(name)[0] for name in PUBLISHED}, load_board("pynq-z1"))
+    """cost.FITTED is what the fit gives today: a change to the cost model must come with a refit.
+
+    The popcount coefficient is weakly determined (per-node rounding makes the error flat across
+    a few hundredths), so FITTED must fit as well as the refit does, and NODE_LUTS be close to it."""
+    models, board = {name: hw(name)[0] for name in PUBLISHED}, load_board("pynq-z1")
+    fitted = fit_lut_coefficients(models, board)
     assert abs(fitted["NODE_LUTS"] - cost.FITTED["NODE_LUTS"]) < 5, fitted
-    assert abs(fitted["POPCOUNT_LUTS_PER_BIT"] - cost.FITTED["POPCOUNT_LUTS_PER_BIT"]) < 0.01, fitted
+    assert fit_error(models, board, cost.FITTED) <= fit_error(models, board, fitted) * 1.01 + 1e-6, fitted
 
 
 def test_the_published_calibration_tables_are_the_computed_ones():
