@@ -30,7 +30,8 @@ from qnnflow.hls.nodes.calibration import PUBLISHED, SHELL_LUTS, calibration_row
 from qnnflow.hls.partition import hardware_region  # noqa: E402
 from qnnflow.transforms.fold import fold  # noqa: E402
 from qnnflow.transforms.fold.budget import Budget  # noqa: E402
-from qnnflow.transforms.fold.space import DEFAULT_MAX_WEIGHT_WIDTH, op_view  # noqa: E402
+from qnnflow.hls.nodes.views import op_view  # noqa: E402
+from qnnflow.transforms.fold.space import DEFAULT_MAX_WEIGHT_WIDTH  # noqa: E402
 from qnnflow.transforms.streamline import streamline  # noqa: E402
 from qnnflow.transforms.tidy import tidy  # noqa: E402
 from qnnflow.transforms.to_hw import to_hw  # noqa: E402

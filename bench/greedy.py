@@ -22,7 +22,8 @@ from qnnflow.hls.nodes.cost import RESOURCES
 from qnnflow.hls.partition import hardware_region
 from qnnflow.hls.widths import chain_edges, converter_cost, input_adapter, output_adapter, port_formats, strip_derived
 from qnnflow.transforms.fold.budget import DEFAULT_BUDGET, Budget
-from qnnflow.transforms.fold.space import DEFAULT_MAX_WEIGHT_WIDTH, op_view
+from qnnflow.hls.nodes.views import op_view
+from qnnflow.transforms.fold.space import DEFAULT_MAX_WEIGHT_WIDTH
 
 WALK_ORDER = ("SIMD", "PE")
 

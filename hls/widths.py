@@ -27,6 +27,7 @@ from qnnflow.base.errors import QnnflowError
 from qnnflow.base.streams import PortFormat
 from qnnflow.hls.nodes import cost, derived_kinds
 from qnnflow.hls.nodes.base import DOMAIN, STREAM_DEPTH
+from qnnflow.hls.nodes.views import op_view
 from qnnflow.hls.partition import Region, hardware_region, is_hw
 
 CONVERTER = "StreamingDataWidthConverter"
@@ -86,7 +87,7 @@ def converter_cost(edge: Edge, in_width: int, out_width: int, board: dict) -> Co
     if in_width == out_width:
         return ConverterCost((0, 0, 0), 0, False)
     for shape, at_producer in ((edge.shape, False), (edge.producer_shape, True)):
-        op = getCustomOp(converter_node("probe", "x", "y", in_width, out_width, shape, edge.datatype))
+        op = op_view(converter_node("probe", "x", "y", in_width, out_width, shape, edge.datatype))
         if not op.problems():
             res = op.resources_with_stream(board)
             return ConverterCost(tuple(int(res[r]) for r in cost.RESOURCES), int(op.cycles()), at_producer)

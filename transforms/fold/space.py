@@ -14,13 +14,11 @@ Between consecutive nodes whose stream widths differ a width converter is needed
 chain edge by hls/widths.py, with the converter node's own cost model.
 
 The candidates are evaluated on a private copy of each node whose attribute reads are
-memoised (HWNode re-reads and re-validates attributes on every access, about 1 ms per
-candidate otherwise).
+memoised (``hls.nodes.views.op_view``).
 """
 
 from __future__ import annotations
 
-import copy
 import itertools
 from dataclasses import dataclass, field
 
@@ -32,6 +30,7 @@ from qnnflow.base.errors import QnnflowError
 from qnnflow.base.values import divisors
 from qnnflow.hls.nodes import derived_kinds
 from qnnflow.hls.nodes.cost import RESOURCES
+from qnnflow.hls.nodes.views import op_view
 from qnnflow.hls.partition import hardware_region
 from qnnflow.hls.widths import ConverterCost, Edge, chain_edges, converter_cost, input_adapter, output_adapter, \
     port_formats
@@ -43,45 +42,6 @@ FOLDING_ATTRS = ("PE", "SIMD", "ram_style", "resType")
 # unroll far enough to use the board while staying a few block RAMs or LUTRAMs wide per PE.
 DEFAULT_MAX_WEIGHT_WIDTH = 4096
 MEMORY_STYLES = ("block", "distributed")  # "auto" is always one of these; "ultra" only with UltraRAM
-
-
-class _MemoAttrs:
-    """Mixin memoising a HWNode's attribute reads and checks; ``set_nodeattr`` forgets what it may change."""
-
-    def _memo(self, key, compute):
-        cache = self.__dict__.setdefault("_fold_memo", {})
-        if key not in cache:
-            cache[key] = compute()
-        return cache[key]
-
-    def _read_attr(self, *args):
-        return self._memo(("read", *args), lambda: super(_MemoAttrs, self)._read_attr(*args))
-
-    def _datatype_of(self, *args):  # a pure function of the DataType name: never forgotten
-        return self._memo(("dtype", *args), lambda: super(_MemoAttrs, self)._datatype_of(*args))
-
-    def attribute_problems(self):
-        return self._memo(("checks", "attribute"), lambda: super(_MemoAttrs, self).attribute_problems())
-
-    def folding_problems(self):
-        return self._memo(("checks", "folding"), lambda: super(_MemoAttrs, self).folding_problems())
-
-    def set_nodeattr(self, name, value):
-        cache = self.__dict__.get("_fold_memo", {})
-        for key in [k for k in cache if k[0] == "checks" or k[:2] == ("read", name)]:
-            del cache[key]
-        super().set_nodeattr(name, value)
-
-
-_VIEW_CLASSES: dict[type, type] = {}
-
-
-def op_view(node):
-    """A CustomOp on a private copy of ``node``, with memoised attribute reads (for costing candidates)."""
-    cls = type(getCustomOp(node))
-    if cls not in _VIEW_CLASSES:
-        _VIEW_CLASSES[cls] = type(f"Fold{cls.__name__}", (_MemoAttrs, cls), {})
-    return _VIEW_CLASSES[cls](copy.deepcopy(node))
 
 
 @dataclass
