@@ -19,6 +19,7 @@ warnings.filterwarnings("ignore")
 
 from timing import best_of  # noqa: E402
 
+from qnnflow.base.values import divisors  # noqa: E402
 from qnnflow.flow.boards import load_board  # noqa: E402
 from qnnflow.base.errors import QnnflowError  # noqa: E402
 from qnnflow.hls.nodes import cost  # noqa: E402
@@ -45,6 +46,18 @@ def hardware_graph(name):
     return to_hw(streamline(tidy(model)))[0]
 
 
+def widest_legal(op, mh: int, mw: int) -> tuple[int, int]:
+    """The legal (PE, SIMD) with the most lanes (the back end caps stream and weight words)."""
+    best = (1, 1)
+    for simd in divisors(mw):
+        for pe in divisors(mh):
+            op.set_nodeattr("PE", pe)
+            op.set_nodeattr("SIMD", simd)
+            if pe * simd > best[0] * best[1] and not op.problems():
+                best = (pe, simd)
+    return best
+
+
 def lut_ceiling_fps(model, board, clock_ns) -> float:
     """FPS with the LUT budget spent on MVAU lanes only, each at its marginal cost (fold 1 to fully parallel)."""
     lut_cycles = 0.0
@@ -55,13 +68,14 @@ def lut_ceiling_fps(model, board, clock_ns) -> float:
         mw, mh = op.get_nodeattr("MW"), op.get_nodeattr("MH")
         op.set_nodeattr("ram_style", "block")
         op.set_nodeattr("resType", "lut")
-        costs = []
-        for pe, simd in ((1, 1), (mh, mw)):
+        costs, lanes = [], []
+        for pe, simd in ((1, 1), widest_legal(op, mh, mw)):
             op.set_nodeattr("PE", pe)
             op.set_nodeattr("SIMD", simd)
             costs.append(op.resources(board)["LUT"])
-        per_lane = (costs[1] - costs[0]) / max(mw * mh - 1, 1)
-        work = op.cycles() * mw * mh  # MACs per image (cycles at full parallelism x lanes)
+            lanes.append(pe * simd)
+        per_lane = (costs[1] - costs[0]) / max(lanes[1] - 1, 1)
+        work = op.cycles() * lanes[1]  # MACs per image (cycles at that folding x lanes)
         lut_cycles += work * per_lane
     budget = Budget.of(board).limits["LUT"]
     return 1e9 / (lut_cycles / budget * clock_ns)
