@@ -50,8 +50,12 @@ def clock_problem(clock_ns: float, board: dict) -> str | None:
     low, high = board["clock_range_ns"]
     if low <= clock_ns <= high:
         return None
-    return (f"{clock_ns:g} ns ({1e3 / clock_ns:,.4g} MHz) is outside the {board['part']}'s clock range, "
-            f"{low:g} to {high:g} ns ({1e3 / high:.4g} to {1e3 / low:.4g} MHz); see clock_range_ns in its board YAML")
+    return (f"{clock_ns:g} ns ({_mhz(clock_ns)} MHz) is outside the {board['part']}'s clock range, "
+            f"{low:g} to {high:g} ns ({_mhz(high)} to {_mhz(low)} MHz); see clock_range_ns in its board YAML")
+
+
+def _mhz(period_ns: float) -> str:
+    return f"{round(1e3 / period_ns, 1):g}"
 
 
 def board_table() -> list[dict]:

@@ -71,11 +71,16 @@ def test_from_and_to(tfc_build, tmp_path):
         run(tfc_build(), out, to_step="streamline")
 
 
-def test_user_step_runs_and_is_verified(tfc_build, tmp_path):
-    log, _ = run(tfc_build(steps='[export, tidy, "tests.flow.helpers:retidy"]'), tmp_path / "out")
-    assert log["steps"][-1]["name"] == "tests.flow.helpers:retidy"
-    assert log["steps"][-1]["verified"] is True
-    assert (tmp_path / "out" / "02_retidy.onnx").exists()
+def test_user_step_runs_and_is_verified_when_it_changes_the_graph(tfc_build, tmp_path):
+    out = tmp_path / "out"
+    log, lines = run(tfc_build(steps='[export, "tests.flow.helpers:retidy", "tests.flow.helpers:retidy"]'), out)
+    first, second = log["steps"][1], log["steps"][2]
+    assert first["name"] == second["name"] == "tests.flow.helpers:retidy"
+    assert first["verified"] is True and first["checked"] == "golden I/O"
+    # The second retidy leaves the graph as it was: nothing new to check, and the log says so.
+    assert second["verified"] is None and second["checked"] == "none"
+    assert lines[2].endswith("checked: none") and "verified: golden I/O, max |diff| 0" in lines[1]
+    assert (out / "01_retidy.onnx").exists() and (out / "02_retidy.onnx").exists()
 
 
 def test_mismatch_stops_and_names_first_differing_node(tfc_build, tmp_path):
