@@ -74,14 +74,14 @@ def test_from_and_to(tfc_build, tmp_path):
 
 def test_user_step_runs_and_is_verified_when_it_changes_the_graph(tfc_build, tmp_path):
     out = tmp_path / "out"
-    log, lines = run(tfc_build(steps='[export, "tests.flow.helpers:retidy", "tests.flow.helpers:retidy"]'), out)
-    first, second = log["steps"][1], log["steps"][2]
-    assert first["name"] == second["name"] == "tests.flow.helpers:retidy"
-    assert first["verified"] is True and first["checked"] == "golden I/O"
-    # The second retidy leaves the graph as it was: nothing new to check, and the log says so.
-    assert second["verified"] is None and second["checked"] == "none"
+    log, lines = run(tfc_build(steps='[export, "tests.flow.helpers:retidy", tidy]'), out)
+    user, tidy = log["steps"][1], log["steps"][2]
+    assert user["name"] == "tests.flow.helpers:retidy"
+    assert user["verified"] is True and user["checked"] == "golden I/O"
+    # tidy after the user's tidy leaves the graph as it was: nothing new to check, and the log says so.
+    assert tidy["verified"] is None and tidy["checked"] == "none"
     assert lines[2].endswith("checked: none") and "verified: golden I/O, max |diff| 0" in lines[1]
-    assert (out / "01_retidy.onnx").exists() and (out / "02_retidy.onnx").exists()
+    assert (out / "01_retidy.onnx").exists() and (out / "02_tidy.onnx").exists()
 
 
 def test_mismatch_stops_and_names_first_differing_node(tfc_build, tmp_path):
