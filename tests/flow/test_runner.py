@@ -215,6 +215,8 @@ def test_ctrl_c_during_a_rebuild_leaves_no_stale_result(tfc_build, tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "qnnflow.flow.cli", "build", str(build), "--out", str(out), "--set", "fold.lut=0.5"],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # A shell without job control starts background jobs with SIGINT ignored; give the build Ctrl-C back.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     while not flag.exists() and proc.poll() is None and time.monotonic() < deadline:
