@@ -61,7 +61,7 @@ def _cmd_build(args) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BUILD_FAILED
     except KeyboardInterrupt:
-        print(f"qnnflow: {runner.log['error']} ({out / 'build_log.json'}: interrupted)", file=sys.stderr)
+        print(f"qnnflow: {runner.log.get('error', 'interrupted')} ({out / 'build_log.json'}: interrupted)", file=sys.stderr)
         return EXIT_INTERRUPTED
     delivered = ", ".join(f"{k}: {out / v}" for k, v in log["outputs"].items())
     print(f"qnnflow: done in {log['seconds']:.2f} s; {delivered}")

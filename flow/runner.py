@@ -136,6 +136,10 @@ class Runner:
         self.progress = progress
         self.steps = [resolve_step(name) for name in cfg["steps"]]
         self.state_path = self.out_dir / STATE_FILE
+        self.log: dict = {}  # the build log of the current or last run
+        self._current: int | None = None  # index of the step running, for an interrupt
+        self._ctx: StepContext | None = None  # its context, while it runs
+        self._t_build = 0.0
 
     # -- state -----------------------------------------------------------------
     def _load_state(self) -> dict:
@@ -193,28 +197,30 @@ class Runner:
             "steps": [],
         }
         self.log = log
-        model, input_hash = self._resume_input(start, state)
-        t_build = time.perf_counter()
+        self._t_build = time.perf_counter()
+        # Written now and after every step, so a killed build never leaves the last run's "ok".
+        self._write_log(log)
         self._current, self._ctx = None, None
         try:
+            model, input_hash = self._resume_input(start, state)
             for i in range(start, stop + 1):
                 self._current = i
                 model, input_hash = self._run_one(i, model, input_hash, state, log, force=(i == start and from_step))
+            log["outputs"] = self._deliveries(state, stop)
         except QnnflowError as err:
             log["status"] = "failed"
             log["error"] = str(err)
-            self._write_log(log, t_build)
+            self._write_log(log)
             raise
         except KeyboardInterrupt:
             with _sigint_ignored():
-                self._record_interrupt(state, log, t_build)
+                self._record_interrupt(state, log)
             raise
         log["status"] = "ok"
-        log["outputs"] = self._deliveries(state, stop)
-        self._write_log(log, t_build)
+        self._write_log(log)
         return log
 
-    def _record_interrupt(self, state: dict, log: dict, t_build: float) -> None:
+    def _record_interrupt(self, state: dict, log: dict) -> None:
         """Remove what the interrupted step and every later step produced; log ``interrupted``."""
         log["status"] = "interrupted"
         if self._current is not None:
@@ -229,7 +235,7 @@ class Runner:
                             "rerun to continue (finished steps are cached)")
         else:
             log["error"] = "interrupted before any step ran"
-        self._write_log(log, t_build)
+        self._write_log(log)
         remove_stale_temporaries(self.out_dir)
 
     def _resume_input(self, start: int, state: dict):
@@ -275,6 +281,7 @@ class Runner:
             "notes": rec.get("notes", []),
         }
         log["steps"].append(entry)
+        self._write_log(log)
         self._progress_line(i, entry)
         return model, rec["model_sha"]
 
@@ -340,8 +347,8 @@ class Runner:
             raise QnnflowError(f"outputs: the build finished without producing {', '.join(missing)}")
         return {k: v for k, v in out.items() if k in self.cfg["outputs"] or k in ("qonnx", "build_log")}
 
-    def _write_log(self, log: dict, t_build: float) -> None:
-        log["seconds"] = round(time.perf_counter() - t_build, 4)
+    def _write_log(self, log: dict) -> None:
+        log["seconds"] = round(time.perf_counter() - self._t_build, 4)
         write_json_atomic(self.out_dir / "build_log.json", log)
 
     def _progress_line(self, i: int, entry: dict) -> None:

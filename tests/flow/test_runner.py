@@ -119,6 +119,7 @@ def test_killed_step_leaves_nothing_taken_as_valid(tfc_build, tmp_path):
     killed = _cli(["build", str(build), "--out", str(out)], {"QNNFLOW_TEST_KILL": "1"})
     assert killed.returncode == -9
     assert not (out / "02_die_when_asked.onnx").exists()
+    assert json.loads((out / "build_log.json").read_text())["status"] == "running"  # never a stale "ok"
     state = json.loads((out / STATE_FILE).read_text())
     assert "tests.flow.helpers:die_when_asked" not in state and "tidy" in state
     log, _ = run(build, out)
