@@ -36,7 +36,8 @@ def load_board(name_or_path: str) -> dict:
         if not isinstance(board["resources"].get(res), int) or board["resources"][res] <= 0:
             raise QnnflowError(f"{path}: resources.{res}: expected a positive integer")
     low_high = board["clock_range_ns"]
-    if len(low_high) != 2 or not all(isinstance(v, (int, float)) and v > 0 for v in low_high) or low_high[0] >= low_high[1]:
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in low_high)
+    if len(low_high) != 2 or not numbers or low_high[0] >= low_high[1]:
         raise QnnflowError(f"{path}: clock_range_ns: expected [shortest, longest] period in ns, e.g. [2.16, 213.0]")
     problem = clock_problem(board["clock_ns"], board)
     if problem:

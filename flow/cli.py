@@ -61,7 +61,8 @@ def _cmd_build(args) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BUILD_FAILED
     except KeyboardInterrupt:
-        print(f"qnnflow: {runner.log.get('error', 'interrupted')} ({out / 'build_log.json'}: interrupted)", file=sys.stderr)
+        why = runner.log.get("error", "interrupted")
+        print(f"qnnflow: {why} ({out / 'build_log.json'}: interrupted)", file=sys.stderr)
         return EXIT_INTERRUPTED
     delivered = ", ".join(f"{k}: {out / v}" for k, v in log["outputs"].items())
     print(f"qnnflow: done in {log['seconds']:.2f} s; {delivered}")
@@ -108,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="brevitas.fx is deprecated")
     try:
         args = _parser().parse_args(argv)
-        return {"build": _cmd_build, "steps": _cmd_steps, "models": _cmd_models, "boards": _cmd_boards}[args.command](args)
+        commands = {"build": _cmd_build, "steps": _cmd_steps, "models": _cmd_models, "boards": _cmd_boards}
+        return commands[args.command](args)
     except KeyboardInterrupt:  # before a build started, or while listing
         print("qnnflow: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

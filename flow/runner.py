@@ -282,7 +282,7 @@ class Runner:
         }
         log["steps"].append(entry)
         self._write_log(log)
-        self._progress_line(i, entry)
+        self._progress_line(i, entry, rec["checks"])
         return model, rec["model_sha"]
 
     def _call(self, step: Step, model, ctx: StepContext) -> ModelWrapper:
@@ -351,14 +351,10 @@ class Runner:
         log["seconds"] = round(time.perf_counter() - self._t_build, 4)
         write_json_atomic(self.out_dir / "build_log.json", log)
 
-    def _progress_line(self, i: int, entry: dict) -> None:
+    def _progress_line(self, i: int, entry: dict, checks: list[str]) -> None:
         total = len(self.steps)
-        if entry["verified"]:
-            check = "verified: " + entry["checked"]
-            if entry["max_abs_diff"] is not None:
-                check = check.replace(GOLDEN_CHECK, f"{GOLDEN_CHECK}, max |diff| {entry['max_abs_diff']:.3g}", 1)
-        else:
-            check = "checked: none"
+        shown = [f"{c}, max |diff| {entry['max_abs_diff']:.3g}" if c == GOLDEN_CHECK else c for c in checks]
+        check = "verified: " + "; ".join(shown) if shown else "checked: none"
         how = "cached" if entry["cached"] else f"{entry['seconds']:.2f} s"
         self.progress(f"[{i + 1}/{total}] {entry['name']:<14} {how:>9}  {check}")
 

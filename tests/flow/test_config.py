@@ -102,12 +102,15 @@ def test_exponent_floats_do_not_change_what_plain_yaml_reads():
     assert yaml.safe_load("x: 1e1")["x"] == "1e1"  # the strict loader's resolver table is its own
 
 
-@pytest.mark.parametrize("board, ok, refused", [("pynq-z1", [2.16, 213], [2.1, 214]), ("ultra96", [1.5, 160], [1.4, 161])])
+@pytest.mark.parametrize(
+    "board, ok, refused", [("pynq-z1", [2.16, 213], [2.1, 214]), ("ultra96", [1.5, 160], [1.4, 161])]
+)
 def test_clock_must_be_within_the_parts_range(tfc_build, board, ok, refused):
     for clock in ok:
         assert load_config(tfc_build(), [f"board={board}", f"clock_ns={clock}"]).clock_ns == clock
     for clock in refused:
-        with pytest.raises(QnnflowError, match=r"clock_ns \(from --set\): .* is outside the .*'s clock range, [0-9.]+ to [0-9.]+ ns"):
+        refusal = r"clock_ns \(from --set\): .* is outside the .*'s clock range, [0-9.]+ to [0-9.]+ ns"
+        with pytest.raises(QnnflowError, match=refusal):
             load_config(tfc_build(), [f"board={board}", f"clock_ns={clock}"])
 
 
@@ -142,6 +145,7 @@ def test_relative_paths_resolve_against_the_build_files_folder(tmp_path, monkeyp
     assert cfg.board["id"] == "myboard" and cfg["board"] == str(project / "boards" / "myboard.yaml")
     # A path typed on the command line is relative to where it is typed.
     (elsewhere / "other.json").write_text("{}")
-    assert load_config(project / "build.yaml", ["fold.file=other.json"])["fold"]["file"] == str(elsewhere / "other.json")
+    from_command_line = load_config(project / "build.yaml", ["fold.file=other.json"])
+    assert from_command_line["fold"]["file"] == str(elsewhere / "other.json")
     with pytest.raises(QnnflowError, match=f"fold.file \\(from --set\\): file '{elsewhere}/fold.json' not found"):
         load_config(project / "build.yaml", ["fold.file=fold.json"])

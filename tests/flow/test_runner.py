@@ -208,7 +208,8 @@ def test_ctrl_c_during_a_rebuild_leaves_no_stale_result(tfc_build, tmp_path):
     import time
 
     out, flag = tmp_path / "out", tmp_path / "waiting"
-    steps = '[export, tidy, streamline, to_hw, fold, estimate, hls_codegen, "tests.flow.helpers:wait_for_interrupt", cppsim]'
+    steps = ("[export, tidy, streamline, to_hw, fold, estimate, hls_codegen, "
+             '"tests.flow.helpers:wait_for_interrupt", cppsim]')
     build = tfc_build(steps=steps)
     run(build, out)
     assert json.loads((out / "cppsim" / "result.json").read_text())["bit_exact"] is True
