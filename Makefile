@@ -5,13 +5,17 @@ BIN    := $(VENV)/bin
 MODEL  ?= cnv_w1a1
 BOARD  ?= pynq-z1
 OUT    ?= out/$(MODEL)-$(BOARD)
+# The package index torch is installed from; empty: pip's configured index. On a machine that
+# reaches plain PyPI, set it to PyTorch's CPU wheel index (README, "make setup"), or pip
+# installs the CUDA build of torch with its nvidia-* packages.
+TORCH_INDEX ?=
 
 .PHONY: setup build test test-all bench clean
 
 # torch goes in first: the pinned CPU build; anything later that asks for torch is then satisfied.
 setup:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install -q -e '.[test]'
 
 build:

@@ -1,7 +1,8 @@
-"""The ``qnnflow`` command: build, steps, models.
+"""The ``qnnflow`` command: build, steps, models, boards.
 
 Exit codes: 0 success, 1 the build failed (a step or a verification), 2 bad input
-(command line, build YAML, model or board).
+(command line, build YAML, model or board), 130 interrupted (Ctrl-C; 128 + SIGINT, as a
+shell reports it, so a script can tell a user's interrupt from bad input).
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ from qnnflow.base.errors import QnnflowError
 
 EXIT_BUILD_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 
 
 def _parser() -> argparse.ArgumentParser:
+    from qnnflow.base import __version__
+
     parser = argparse.ArgumentParser(prog="qnnflow", description="Quantized networks to FPGA dataflow, verified.")
+    parser.add_argument("--version", action="version", version=f"qnnflow {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="run a build described by a YAML file")
     build.add_argument("build_file", help="e.g. builds/cnv_w1a1.yaml")
@@ -30,8 +35,9 @@ def _parser() -> argparse.ArgumentParser:
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a field; dots for nested fields, value parsed as YAML (repeatable)",
     )
-    sub.add_parser("steps", help="list the registered build steps")
+    sub.add_parser("steps", help="list the registered build steps, in pipeline order")
     sub.add_parser("models", help="list the model zoo")
+    sub.add_parser("boards", help="list the boards: part, resources, clock")
     return parser
 
 
@@ -54,16 +60,35 @@ def _cmd_build(args) -> int:
     except QnnflowError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BUILD_FAILED
+    except KeyboardInterrupt:
+        why = runner.log.get("error", "interrupted")
+        print(f"qnnflow: {why} ({out / 'build_log.json'}: interrupted)", file=sys.stderr)
+        return EXIT_INTERRUPTED
     delivered = ", ".join(f"{k}: {out / v}" for k, v in log["outputs"].items())
     print(f"qnnflow: done in {log['seconds']:.2f} s; {delivered}")
     return 0
 
 
 def _cmd_steps(args) -> int:
+    from qnnflow.flow.config import DEFAULT_STEPS
     from qnnflow.flow.registry import registered_steps
 
-    for step in registered_steps().values():
-        print(f"{step.name:<14} {step.doc}")
+    steps = registered_steps()
+    order = [n for n in DEFAULT_STEPS if n in steps] + [n for n in steps if n not in DEFAULT_STEPS]
+    for name in order:
+        print(f"{name:<14} {steps[name].doc}")
+    return 0
+
+
+def _cmd_boards(args) -> int:
+    from qnnflow.flow.boards import board_table
+
+    print(f"{'board':<11} {'part':<20} {'LUT':>7} {'FF':>8} {'BRAM18':>6} {'DSP':>4}  {'clock':<16} clock range")
+    for b in board_table():
+        r, (low, high) = b["resources"], b["clock_range_ns"]
+        clock = f"{b['clock_ns']:g} ns ({1e3 / b['clock_ns']:g} MHz)"
+        print(f"{b['id']:<11} {b['part']:<20} {r['LUT']:>7,} {r['FF']:>8,} {r['BRAM18']:>6,} {r['DSP']:>4,}  "
+              f"{clock:<16} {low:g}-{high:g} ns")
     return 0
 
 
@@ -82,8 +107,13 @@ def main(argv: list[str] | None = None) -> int:
     # Brevitas warns about optional kernels at import time; noise for a command-line user.
     warnings.filterwarnings("ignore", message="fast_hadamard_transform")
     warnings.filterwarnings("ignore", message="brevitas.fx is deprecated")
-    args = _parser().parse_args(argv)
-    return {"build": _cmd_build, "steps": _cmd_steps, "models": _cmd_models}[args.command](args)
+    try:
+        args = _parser().parse_args(argv)
+        commands = {"build": _cmd_build, "steps": _cmd_steps, "models": _cmd_models, "boards": _cmd_boards}
+        return commands[args.command](args)
+    except KeyboardInterrupt:  # before a build started, or while listing
+        print("qnnflow: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

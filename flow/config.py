@@ -3,19 +3,27 @@
 A build file is plain data. Every field is declared once in ``SCHEMA``; validation walks
 the schema, so an unknown key, a wrong type or a bad value is reported as one line that
 names the file and the field (``builds/x.yaml: golden.count: ...``) and says how to fix it.
+
+Relative paths in a build file are relative to the file's folder (those given with ``--set``
+to the current directory), and ``package.module:function`` references also find modules in
+that folder, so a build folder works from wherever it is run.
 """
 
 from __future__ import annotations
 
 import difflib
+import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import yaml
 
-from qnnflow.flow.boards import known_boards, load_board
 from qnnflow.base.errors import QnnflowError
+from qnnflow.flow.boards import clock_problem, is_board_path, known_boards, load_board
+from qnnflow.flow.yaml_io import load_yaml_file, one_line, parse_yaml
+from qnnflow.models.source import GOLDEN_SOURCES
 from qnnflow.transforms.fold.budget import DEFAULT_BUDGET
 
 
@@ -25,6 +33,8 @@ class Field:
 
     ``check(value, cfg) -> str | None`` returns a problem description, or None when fine.
     A field whose ``fields`` is set is a nested section validated the same way.
+    ``is_path(value)`` says whether a value names a file, to be resolved against the build
+    file's folder before it is checked.
     """
 
     types: tuple
@@ -33,6 +43,7 @@ class Field:
     check: Callable[[Any, dict], str | None] | None = None
     fields: dict[str, "Field"] | None = None
     doc: str = ""
+    is_path: Callable[[str], bool] | None = None
 
 
 def _positive(value, cfg):
@@ -53,8 +64,14 @@ def _known_model(value, cfg):
     return model_source_problem(value)
 
 
+def _checkpoint(value, cfg):
+    if value == "random" or Path(value).is_file():
+        return None
+    return f"checkpoint '{value}' not found; use 'random' or a file saved with torch.save(model.state_dict(), path)"
+
+
 def _known_board(value, cfg):
-    if value in known_boards() or value.endswith((".yaml", ".yml")):
+    if value in known_boards() or is_board_path(value):
         return None
     return _choice_problem("board", value, known_boards())
 
@@ -99,6 +116,10 @@ def _outputs_producible(value, cfg):
     return None
 
 
+def _golden_source(value, cfg):
+    return None if value in GOLDEN_SOURCES else _choice_problem("golden source", value, GOLDEN_SOURCES)
+
+
 def _choice_problem(what: str, value: str, choices) -> str:
     close = difflib.get_close_matches(str(value), list(choices), n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
@@ -114,9 +135,15 @@ SCHEMA: dict[str, Field] = {
         required=True,
         check=_known_model,
         doc="zoo name, path to a QONNX .onnx file, or package.module:function",
+        is_path=lambda v: v.endswith(".onnx"),
     ),
-    "weights": Field((str,), default="random", doc="'random' (seeded) or a checkpoint path"),
-    "board": Field((str,), required=True, check=_known_board, doc="board name or board YAML path"),
+    "weights": Field(
+        (str,), default="random", check=_checkpoint, doc="'random' (seeded) or a checkpoint path",
+        is_path=lambda v: v != "random",
+    ),
+    "board": Field(
+        (str,), required=True, check=_known_board, doc="board name or board YAML path", is_path=is_board_path,
+    ),
     "clock_ns": Field((int, float), check=_positive, doc="target clock period; default: the board's"),
     "steps": Field((list,), default=DEFAULT_STEPS, check=_known_steps, doc="steps to run, in order"),
     "verify": Field((list, str), default="all", check=_verify_subset, doc="steps whose output is checked"),
@@ -136,7 +163,9 @@ SCHEMA: dict[str, Field] = {
                          doc="share of the board's DSPs to use"),
             "target_fps": Field((int, float), check=_positive, doc="cheapest folding reaching this FPS"),
             "target_cycles": Field((int,), check=_positive, doc="cheapest folding within this many cycles"),
-            "file": Field((str,), check=_existing_file, doc="explicit folding (FINN folding JSON)"),
+            "file": Field(
+                (str,), check=_existing_file, doc="explicit folding (FINN folding JSON)", is_path=lambda v: True,
+            ),
             "max_weight_width": Field((int,), check=_positive, doc="max PE*SIMD*weight bits per MVAU; default 4096"),
         },
         doc="automatic folding: budget, target or an explicit folding file",
@@ -147,6 +176,10 @@ SCHEMA: dict[str, Field] = {
         fields={
             "count": Field((int,), default=8, check=_positive, doc="number of golden inputs"),
             "seed": Field((int,), default=0, doc="seed for generated golden inputs"),
+            "source": Field(
+                (str,), default="auto", check=_golden_source,
+                doc="auto (test images when present, else random), data or random",
+            ),
         },
         doc="golden I/O used to verify every step",
     ),
@@ -167,9 +200,19 @@ class BuildConfig:
     def get(self, key, default=None):
         return self.values.get(key, default)
 
-    def subset(self, keys) -> dict:
-        """The values of ``keys`` (dotted paths allowed), for cache keys."""
-        return {k: _get_path(self.values, k) for k in keys}
+    def cache_values(self, keys) -> dict:
+        """What the fields ``keys`` (dotted paths allowed; ``*`` for all) mean, for cache keys.
+
+        The board is keyed by its content, not its name, and the clock by the period in
+        effect, so editing a board YAML reruns exactly the steps that read the board.
+        """
+        keys = list(self.values) if "*" in keys else keys
+        values = {k: _get_path(self.values, k) for k in keys}
+        if "board" in values:
+            values["board"] = {k: v for k, v in self.board.items() if k != "id"}
+        if "clock_ns" in values:
+            values["clock_ns"] = self.clock_ns
+        return values
 
     @property
     def clock_ns(self) -> float:
@@ -193,9 +236,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not sep or not key.strip():
         raise QnnflowError(f"--set {text}: expected key=value, e.g. --set golden.count=4")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = parse_yaml(raw) if raw.strip() else ""
     except yaml.YAMLError as err:
-        raise QnnflowError(f"--set {text}: value is not valid YAML ({_first_line(err)})") from None
+        raise QnnflowError(f"--set {text}: value is not valid YAML ({one_line(err)})") from None
     return key.strip().split("."), value
 
 
@@ -219,7 +262,7 @@ def _type_names(types) -> str:
     return " or ".join(names[t] for t in types)
 
 
-def _validate(raw: dict, schema: dict[str, Field], prefix: str, cfg: dict, where) -> dict:
+def _validate(raw: dict, schema: dict[str, Field], prefix: str, cfg: dict, where, base) -> dict:
     out = {}
     for key in raw:
         if key not in schema:
@@ -233,15 +276,17 @@ def _validate(raw: dict, schema: dict[str, Field], prefix: str, cfg: dict, where
                 raise QnnflowError(f"{where(path)}: required field is missing ({spec.doc})")
             value = spec.default
             if spec.fields is not None:
-                value = _validate({}, spec.fields, path + ".", cfg, where)
+                value = _validate({}, spec.fields, path + ".", cfg, where, base)
             out[key] = value
             continue
         value = raw[key]
         is_bool = isinstance(value, bool) and bool not in spec.types
         if is_bool or not isinstance(value, spec.types):
             raise QnnflowError(f"{where(path)}: expected {_type_names(spec.types)}, got {value!r}")
+        if spec.is_path is not None and spec.is_path(value):
+            value = os.path.normpath(base(path) / value)
         if spec.fields is not None:
-            value = _validate(value, spec.fields, path + ".", cfg, where)
+            value = _validate(value, spec.fields, path + ".", cfg, where, base)
         elif spec.check is not None:
             problem = spec.check(value, cfg)
             if problem:
@@ -254,14 +299,7 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> BuildConfig:
     """Read, override and validate a build YAML. Raises QnnflowError with a one-line message."""
     path = Path(path)
     label = str(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise QnnflowError(f"{label}: build file not found; see builds/ for examples") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise QnnflowError(f"{label}: not valid YAML: {_first_line(err)}") from None
+    raw = load_yaml_file(path, "build file not found; see builds/ for examples")
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -272,12 +310,25 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> BuildConfig:
         origin = " (from --set)" if field_path in touched else ""
         return f"{label}: {field_path}{origin}"
 
-    values = _validate(raw, SCHEMA, "", raw, where)
+    folder = path.parent.absolute()
+
+    def base(field_path: str) -> Path:
+        return Path.cwd() if field_path in touched else folder
+
+    _add_module_folder(folder)
+    values = _validate(raw, SCHEMA, "", raw, where, base)
     if values["name"] is None:
         values["name"] = path.stem
-    return BuildConfig(values=values, source=label, board=load_board(values["board"]))
+    cfg = BuildConfig(values=values, source=label, board=load_board(values["board"]))
+    if values["clock_ns"] is not None:
+        problem = clock_problem(values["clock_ns"], cfg.board)
+        if problem:
+            raise QnnflowError(f"{where('clock_ns')}: {problem}")
+    return cfg
 
 
-def _first_line(err: Exception) -> str:
-    return " ".join(str(err).split())
+def _add_module_folder(folder: Path) -> None:
+    """Let ``package.module:function`` find modules beside the build file, after sys.path's own."""
+    if str(folder) not in sys.path:
+        sys.path.append(str(folder))
 

@@ -61,6 +61,7 @@ def cppsim_step(model, ctx: StepContext):
                        delivers="cppsim")
     if not result.bit_exact:
         raise QnnflowError(result.message())
+    ctx.checked = f"C++ simulation bit-exact with the graph on {result.images} golden inputs"
     how = "cached binary" if result.cached else f"compiled in {result.compile_seconds:.1f} s"
     ctx.notes.append(f"C++ simulation (ap_int arithmetic, as Vitis HLS compiles it) bit-exact on {result.images} "
                      f"images ({how}, ran in {result.run_seconds:.2f} s)")

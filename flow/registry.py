@@ -37,25 +37,40 @@ class Step:
         """
         if self.fn.__module__.startswith("qnnflow."):
             return _qnnflow_source_hash()
-        try:
-            source = inspect.getsource(inspect.getmodule(self.fn))
-        except (OSError, TypeError):
-            source = self.fn.__qualname__
-        return hashlib.sha256(source.encode()).hexdigest()[:16]
+        return module_source_hash(self.fn)
 
 
-_SOURCE_PACKAGES = ("qnnflow.base", "qnnflow.flow", "qnnflow.transforms", "qnnflow.models", "qnnflow.hls", "qnnflow.builds")
-_SOURCE_SUFFIXES = (".py", ".hpp", ".cpp", ".yaml")
+def module_source_hash(fn: Callable) -> str:
+    """Hash of the source of the module defining ``fn`` (user code: a step or a model factory)."""
+    try:
+        source = inspect.getsource(inspect.getmodule(fn))
+    except (OSError, TypeError):
+        source = fn.__qualname__
+    return hashlib.sha256(source.encode()).hexdigest()[:16]
+
+
+# qnnflow's code. Build and board YAMLs (builds/) are not code but configuration: their
+# values key exactly the steps that read them (see BuildConfig.cache_values).
+_SOURCE_PACKAGES = ("qnnflow.base", "qnnflow.flow", "qnnflow.transforms", "qnnflow.models", "qnnflow.hls")
+_SOURCE_SUFFIXES = (".py", ".hpp", ".cpp")
+
+
+def qnnflow_source_files() -> list[tuple[str, Path]]:
+    """(package, file) for every source file whose content keys the built-in steps' caches."""
+    files = []
+    for package in _SOURCE_PACKAGES:
+        root = Path(importlib.import_module(package).__file__).parent
+        files.extend((package, p) for p in sorted(root.rglob("*")) if p.suffix in _SOURCE_SUFFIXES and p.is_file())
+    return files
 
 
 @functools.lru_cache(maxsize=1)
 def _qnnflow_source_hash() -> str:
     digest = hashlib.sha256()
-    for package in _SOURCE_PACKAGES:
+    for package, path in qnnflow_source_files():
         root = Path(importlib.import_module(package).__file__).parent
-        for path in sorted(p for p in root.rglob("*") if p.suffix in _SOURCE_SUFFIXES and p.is_file()):
-            digest.update(f"{package}/{path.relative_to(root).as_posix()}\0".encode())
-            digest.update(path.read_bytes())
+        digest.update(f"{package}/{path.relative_to(root).as_posix()}\0".encode())
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
 

@@ -1,16 +1,28 @@
 """The build runner: runs the configured steps in order, caches, verifies and logs them.
 
 For each step it saves the model as ``OUT/NN_<step>.onnx``, executes it on the golden
-inputs when the step is in ``verify:``, and records in ``OUT/.qnnflow/state.json`` the
-cache key (step code, qnnflow version, input model hash, the config fields the step reads,
-hashes of files those fields name). A rerun skips a step whose key and outputs are
-unchanged. All writes are atomic; a failed step leaves no output under its final name.
+inputs when the step is in ``verify:`` and changed the graph, and records in
+``OUT/.qnnflow/state.json`` the cache key (step code, qnnflow version, input model hash, what
+the config fields the step reads mean, hashes of files and user code those fields name). A
+rerun skips a step whose key and outputs are unchanged. All writes are atomic; a failed step
+leaves no output under its final name.
+
+A step counts as verified only when something was checked: its graph against the golden I/O,
+or the step's own check (``StepContext.checked``, e.g. cppsim's bit-exact comparison);
+otherwise the log says ``checked: none``.
+
+Ctrl-C stops the build: the interrupted step's outputs and those of every later step are
+removed, and build_log.json says ``interrupted``, so nothing stale looks current.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,13 +38,15 @@ from qnnflow.flow.artifacts import (
     write_bytes_atomic,
     write_json_atomic,
 )
-from qnnflow.flow.config import BuildConfig
 from qnnflow.base.errors import QnnflowError
-from qnnflow.flow.registry import Step, resolve_step
+from qnnflow.base.userspec import import_callable, is_user_spec
+from qnnflow.flow.config import BuildConfig
+from qnnflow.flow.registry import Step, module_source_hash, resolve_step
 from qnnflow.flow.verify import verify_step
 
 STATE_FILE = Path(".qnnflow") / "state.json"
 GOLDEN_FILE = "golden.npz"
+GOLDEN_CHECK = "golden I/O"
 
 
 @dataclass
@@ -46,6 +60,9 @@ class StepContext:
     artifacts: dict[str, str] = field(default_factory=dict)  # relative path -> sha256
     deliveries: dict[str, str] = field(default_factory=dict)  # output kind -> relative path
     notes: list[str] = field(default_factory=list)
+    # What the step checked itself, if anything (e.g. "C++ simulation bit-exact on 8 images");
+    # set it only after the check passed. The log then records the step as verified.
+    checked: str | None = None
 
     @property
     def board(self) -> dict:
@@ -74,8 +91,13 @@ def step_filename(index: int, name: str) -> str:
     return f"{index:02d}_{slug}.onnx"
 
 
-def _file_hashes(values) -> dict:
-    """Hashes of files that config values name (a checkpoint, a QONNX file), so edits invalidate."""
+# Fields that may name user code (``package.module:function``): a model factory, user steps.
+_CODE_FIELDS = ("model", "steps")
+
+
+def _named_inputs(values: dict) -> dict:
+    """Hashes of what config values name: files (a checkpoint, a QONNX file; resolved to
+    absolute paths by the config) and user code, so editing them invalidates the step."""
     found = {}
     stack = [values]
     while stack:
@@ -84,20 +106,25 @@ def _file_hashes(values) -> dict:
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
-        elif isinstance(item, str) and Path(item).is_file():
+        elif isinstance(item, str) and os.path.isabs(item) and Path(item).is_file():
             found[item] = sha256_file(Path(item))
+    for name in _CODE_FIELDS:
+        specs = values.get(name) or []
+        for spec in [specs] if isinstance(specs, str) else specs:
+            if is_user_spec(spec):
+                found[spec] = module_source_hash(import_callable(spec))
     return found
 
 
 def cache_key(step: Step, cfg: BuildConfig, input_hash: str | None) -> str:
-    config = dict(cfg.values) if "*" in step.config_keys else cfg.subset(step.config_keys)
+    config = cfg.cache_values(step.config_keys)
     material = {
         "step": step.name,
         "code": step.code_hash(),
         "qnnflow": __version__,
         "input": input_hash,
         "config": config,
-        "files": _file_hashes(config),
+        "files": _named_inputs(config),
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -109,6 +136,10 @@ class Runner:
         self.progress = progress
         self.steps = [resolve_step(name) for name in cfg["steps"]]
         self.state_path = self.out_dir / STATE_FILE
+        self.log: dict = {}  # the build log of the current or last run
+        self._current: int | None = None  # index of the step running, for an interrupt
+        self._ctx: StepContext | None = None  # its context, while it runs
+        self._t_build = 0.0
 
     # -- state -----------------------------------------------------------------
     def _load_state(self) -> dict:
@@ -133,11 +164,21 @@ class Runner:
         return names.index(name)
 
     def step_range(self, from_step: str | None = None, to_step: str | None = None) -> tuple[int, int]:
-        """Indices of the first and last step to run; QnnflowError for unknown or reversed names."""
+        """Indices of the first and last step to run; QnnflowError for unknown or reversed names,
+        or a ``--from`` without the saved output of the step before it."""
         start = self._index(from_step, "--from", 0)
         stop = self._index(to_step, "--to", len(self.steps) - 1)
         if stop < start:
             raise QnnflowError(f"--to {to_step} comes before --from {from_step}")
+        if start > 0:
+            prev = self.steps[start - 1]
+            rec = self._load_state().get(prev.name)
+            model_file = step_filename(start - 1, prev.name)
+            if not rec or not rec.get("model_sha") or sha256_file(self.out_dir / model_file) != rec["model_sha"]:
+                raise QnnflowError(
+                    f"--from {self.steps[start].name}: no valid output of step '{prev.name}' in {self.out_dir}; "
+                    "run the build without --from first"
+                )
         return start, stop
 
     # -- run -------------------------------------------------------------------
@@ -155,74 +196,93 @@ class Runner:
             "status": "running",
             "steps": [],
         }
-        model, input_hash = self._resume_input(start, state)
-        t_build = time.perf_counter()
+        self.log = log
+        self._t_build = time.perf_counter()
+        # Written now and after every step, so a killed build never leaves the last run's "ok".
+        self._write_log(log)
+        self._current, self._ctx = None, None
         try:
+            model, input_hash = self._resume_input(start, state)
             for i in range(start, stop + 1):
+                self._current = i
                 model, input_hash = self._run_one(i, model, input_hash, state, log, force=(i == start and from_step))
+            log["outputs"] = self._deliveries(state, stop)
         except QnnflowError as err:
             log["status"] = "failed"
             log["error"] = str(err)
-            self._write_log(log, t_build)
+            self._write_log(log)
+            raise
+        except KeyboardInterrupt:
+            with _sigint_ignored():
+                self._record_interrupt(state, log)
             raise
         log["status"] = "ok"
-        log["outputs"] = self._deliveries(state, stop)
-        self._write_log(log, t_build)
+        self._write_log(log)
         return log
+
+    def _record_interrupt(self, state: dict, log: dict) -> None:
+        """Remove what the interrupted step and every later step produced; log ``interrupted``."""
+        log["status"] = "interrupted"
+        if self._current is not None:
+            name = self.steps[self._current].name
+            if self._ctx is not None:  # files the interrupted step wrote before Ctrl-C
+                for rel in self._ctx.artifacts:
+                    (self.out_dir / rel).unlink(missing_ok=True)
+            self._invalidate_from(self._current, state)
+            write_json_atomic(self.state_path, state)
+            log["interrupted_step"] = name
+            log["error"] = (f"interrupted during step '{name}'; its outputs and those of later steps were removed; "
+                            "rerun to continue (finished steps are cached)")
+        else:
+            log["error"] = "interrupted before any step ran"
+        self._write_log(log)
+        remove_stale_temporaries(self.out_dir)
 
     def _resume_input(self, start: int, state: dict):
         if start == 0:
             return None, None
         prev = self.steps[start - 1]
-        rec = state.get(prev.name)
-        model_file = step_filename(start - 1, prev.name)
-        if not rec or sha256_file(self.out_dir / model_file) != rec.get("model_sha"):
-            raise QnnflowError(
-                f"--from {self.steps[start].name}: no valid output of step '{prev.name}' in {self.out_dir}; "
-                "run the build without --from first"
-            )
-        return ModelWrapper(str(self.out_dir / model_file)), rec["model_sha"]
+        rec = state[prev.name]  # step_range checked it
+        return ModelWrapper(str(self.out_dir / step_filename(start - 1, prev.name))), rec["model_sha"]
 
     def _run_one(self, i, model, input_hash, state, log, force):
         step = self.steps[i]
         model_file = step_filename(i, step.name)
         key = cache_key(step, self.cfg, input_hash)
         rec = state.get(step.name)
-        verify = self.cfg.verifies(step.name)
         t0 = time.perf_counter()
         cached = not force and self._record_valid(rec, key, model_file)
         if cached:
             model = ModelWrapper(str(self.out_dir / model_file))
-            if verify and rec.get("verified") is not True:
-                rec.update(self._verify(step, model, i))
+            rec.setdefault("checks", [])
         else:
-            state.pop(step.name, None)
             self._invalidate_from(i, state)
-            ctx = StepContext(self.cfg, self.out_dir, step.name, self.progress)
+            self._ctx = ctx = StepContext(self.cfg, self.out_dir, step.name, self.progress)
             model = self._call(step, model, ctx)
-            rec = {"key": key, "artifacts": ctx.artifacts, "deliveries": ctx.deliveries, "notes": ctx.notes}
+            rec = {"key": key, "artifacts": ctx.artifacts, "deliveries": ctx.deliveries, "notes": ctx.notes,
+                   "checks": [ctx.checked] if ctx.checked else [], "max_abs_diff": None}
             rec["model_sha"] = save_model_atomic(model, self.out_dir / model_file)
             rec["model_file"] = model_file
-            previous = state.get(self.steps[i - 1].name) if i > 0 else None
-            if verify and previous and previous.get("verified") and rec["model_sha"] == input_hash:
-                # The step left the graph as it was (a report, code generation): already verified.
-                rec.update(verified=True, max_abs_diff=previous["max_abs_diff"])
-            else:
-                rec.update(self._verify(step, model, i) if verify else {"verified": None, "max_abs_diff": None})
+        if self._needs_golden_check(i, rec, state):
+            rec["max_abs_diff"] = self._verify(step, model, i, state)
+            rec["checks"] = [GOLDEN_CHECK, *rec["checks"]]
         state[step.name] = rec
         write_json_atomic(self.state_path, state)
+        self._ctx = None
         seconds = time.perf_counter() - t0
         entry = {
             "name": step.name,
             "seconds": round(seconds, 4),
-            "verified": rec["verified"],
+            "verified": True if rec["checks"] else None,
+            "checked": "; ".join(rec["checks"]) or "none",
             "max_abs_diff": rec["max_abs_diff"],
             "cached": cached,
             "model": model_file,
             "notes": rec.get("notes", []),
         }
         log["steps"].append(entry)
-        self._progress_line(i, entry)
+        self._write_log(log)
+        self._progress_line(i, entry, rec["checks"])
         return model, rec["model_sha"]
 
     def _call(self, step: Step, model, ctx: StepContext) -> ModelWrapper:
@@ -234,8 +294,16 @@ class Runner:
             raise QnnflowError(f"step '{step.name}' returned {type(result).__name__}, expected a qonnx ModelWrapper")
         return result
 
-    def _verify(self, step: Step, model: ModelWrapper, i: int) -> dict:
-        reference = self._previous_verified_model(i)
+    def _needs_golden_check(self, i: int, rec: dict, state: dict) -> bool:
+        """In ``verify:``, not yet checked, and a graph no earlier step checked (a step that
+        leaves the graph as it was, such as a report or code generation, has nothing new to check)."""
+        if not self.cfg.verifies(self.steps[i].name) or GOLDEN_CHECK in rec["checks"]:
+            return False
+        return self._golden_checked_model(i, state, sha=rec["model_sha"]) is None
+
+    def _verify(self, step: Step, model: ModelWrapper, i: int, state: dict) -> float:
+        """Check the model against the golden I/O; its max |diff|, or QnnflowError naming the culprit."""
+        reference = self._golden_checked_model(i, state)
         try:
             result = verify_step(step.name, model, self._golden(), reference)
         except QnnflowError:
@@ -243,13 +311,13 @@ class Runner:
             save_model_atomic(model, failed)
             (self.out_dir / step_filename(i, step.name)).unlink(missing_ok=True)
             raise
-        return {"verified": result.verified, "max_abs_diff": result.max_abs_diff}
+        return result.max_abs_diff
 
-    def _previous_verified_model(self, i: int) -> ModelWrapper | None:
-        state = self._load_state()
+    def _golden_checked_model(self, i: int, state: dict, sha: str | None = None) -> ModelWrapper | None:
+        """The latest model before step ``i`` checked against the golden I/O (with hash ``sha`` if given)."""
         for j in range(i - 1, -1, -1):
             rec = state.get(self.steps[j].name)
-            if rec and rec.get("verified"):
+            if rec and GOLDEN_CHECK in rec.get("checks", []) and sha in (None, rec["model_sha"]):
                 return ModelWrapper(str(self.out_dir / rec["model_file"]))
         return None
 
@@ -262,7 +330,8 @@ class Runner:
         """Outputs of this and later steps are stale once this step reruns: remove them."""
         for j in range(i, len(self.steps)):
             name = self.steps[j].name
-            state.pop(name, None)
+            for rel in state.pop(name, {}).get("artifacts", {}):
+                (self.out_dir / rel).unlink(missing_ok=True)
             (self.out_dir / step_filename(j, name)).unlink(missing_ok=True)
             (self.out_dir / step_filename(j, name).replace(".onnx", ".failed.onnx")).unlink(missing_ok=True)
 
@@ -278,18 +347,29 @@ class Runner:
             raise QnnflowError(f"outputs: the build finished without producing {', '.join(missing)}")
         return {k: v for k, v in out.items() if k in self.cfg["outputs"] or k in ("qonnx", "build_log")}
 
-    def _write_log(self, log: dict, t_build: float) -> None:
-        log["seconds"] = round(time.perf_counter() - t_build, 4)
+    def _write_log(self, log: dict) -> None:
+        log["seconds"] = round(time.perf_counter() - self._t_build, 4)
         write_json_atomic(self.out_dir / "build_log.json", log)
 
-    def _progress_line(self, i: int, entry: dict) -> None:
+    def _progress_line(self, i: int, entry: dict, checks: list[str]) -> None:
         total = len(self.steps)
-        if entry["verified"] is None:
-            check = "not verified"
-        else:
-            check = f"verified, max |diff| {entry['max_abs_diff']:.3g}"
+        shown = [f"{c}, max |diff| {entry['max_abs_diff']:.3g}" if c == GOLDEN_CHECK else c for c in checks]
+        check = "verified: " + "; ".join(shown) if shown else "checked: none"
         how = "cached" if entry["cached"] else f"{entry['seconds']:.2f} s"
         self.progress(f"[{i + 1}/{total}] {entry['name']:<14} {how:>9}  {check}")
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """A second Ctrl-C must not cut short the clean-up after the first."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def run_build(cfg: BuildConfig, out_dir: Path, from_step=None, to_step=None, progress=print) -> dict:

@@ -17,7 +17,13 @@ def export_step(model, ctx: StepContext):
 
     source = parse_model_source(ctx.cfg["model"])
     golden_cfg = ctx.cfg["golden"]
-    model, golden = export_source(source, ctx.cfg["weights"], golden_cfg["count"], golden_cfg["seed"])
+
+    def note(line: str) -> None:
+        ctx.log(f"note: {line}")
+        ctx.notes.append(line)
+
+    model, golden = export_source(source, ctx.cfg["weights"], golden_cfg["count"], golden_cfg["seed"],
+                                  golden_cfg["source"], note)
     buf = io.BytesIO()
     golden.save(buf)
     ctx.write_artifact(GOLDEN_FILE, buf.getvalue(), delivers="golden")
@@ -55,7 +61,11 @@ def to_hw_step(model, ctx: StepContext):
 
 @register_step("estimate", config=("board", "clock_ns"), produces=("estimates",))
 def estimate_step(model, ctx: StepContext):
-    """Per-layer cycles and resources, network throughput and latency (FINN-compatible reports)."""
+    """Per-layer cycles and resources, network throughput and latency (FINN-compatible reports).
+
+    The per-layer table is printed only in a build without a ``fold`` step: fold prints the
+    same figures, with the folding and the budget, in its own table.
+    """
     import json
 
     from qnnflow.hls import estimate
@@ -72,10 +82,12 @@ def estimate_step(model, ctx: StepContext):
     ctx.write_artifact("report/estimate_network_performance.json", dump(perf))
     title = f"{ctx.cfg['name']} on {ctx.board['name']}"
     ctx.write_artifact("report/estimate.png", estimate.plot_png(layers, perf["max_cycles_node_name"], title))
-    ctx.log(estimate.format_table(layers, perf, ctx.board, ctx.cfg.clock_ns))
-    ctx.notes.append(
-        f"estimated {perf['estimated_throughput_fps']:,.0f} FPS; bottleneck {perf['max_cycles_node_name']}"
-    )
+    summary = f"estimated {perf['estimated_throughput_fps']:,.0f} FPS; bottleneck {perf['max_cycles_node_name']}"
+    if "fold" in ctx.cfg["steps"]:
+        ctx.log(f"estimate: {summary}; per layer in {ctx.out_dir / 'report'}")
+    else:
+        ctx.log(estimate.format_table(layers, perf, ctx.board, ctx.cfg.clock_ns))
+    ctx.notes.append(summary)
     return model
 
 

@@ -1,8 +1,10 @@
 """QONNX export and golden I/O.
 
 The golden I/O is the reference every later step is checked against: a fixed batch of
-inputs and the outputs the PyTorch (Brevitas) model gives for them. Real test images are
-used when the model's data set is available; otherwise seeded inputs in the valid range.
+inputs and the outputs the PyTorch (Brevitas) model gives for them. Where the inputs come
+from is ``golden_source``: ``data`` (the zoo model's test images, or the golden I/O file
+beside a QONNX model), ``random`` (seeded inputs in the valid range), or ``auto`` (data when
+present, else random, said in one line through ``note``).
 """
 
 from __future__ import annotations
@@ -10,13 +12,14 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.util.cleanup import cleanup_model
 
 from qnnflow.base.errors import QnnflowError
-from qnnflow.models.source import ModelSource, call_model_factory
+from qnnflow.models.source import GOLDEN_SOURCES, ModelSource, call_model_factory
 
 
 @dataclass
@@ -88,10 +91,18 @@ def dataset_inputs(dataset: str, count: int) -> tuple[np.ndarray, np.ndarray] | 
 
 
 
-def export_source(source: ModelSource, weights: str, count: int, seed: int) -> tuple[ModelWrapper, Golden]:
-    """The exported QONNX model and its golden I/O, for any kind of model source."""
+def export_source(
+    source: ModelSource, weights: str, count: int, seed: int, golden_source: str = "auto",
+    note: Callable[[str], None] = lambda line: None,
+) -> tuple[ModelWrapper, Golden]:
+    """The exported QONNX model and its golden I/O, for any kind of model source.
+
+    ``note`` receives one line when ``auto`` finds no data and falls back to random inputs.
+    """
+    if golden_source not in GOLDEN_SOURCES:
+        raise QnnflowError(f"golden.source: '{golden_source}' is not one of {', '.join(GOLDEN_SOURCES)}")
     if source.kind == "qonnx":
-        return _load_user_qonnx(source, count, seed)
+        return _load_user_qonnx(source, count, seed, golden_source, note)
     if source.kind == "zoo":
         from qnnflow.models.zoo import ZOO, build_model
 
@@ -101,18 +112,28 @@ def export_source(source: ModelSource, weights: str, count: int, seed: int) -> t
     else:
         module, shape, value_range = call_model_factory(source.spec)
         dataset = None
+    if golden_source == "data" and dataset is None:
+        raise QnnflowError(f"golden.source: data, but model '{source.spec}' has no data set; use auto or random")
     model = export_brevitas(module, shape)
-    real = dataset_inputs(dataset, count) if dataset else None
+    real = dataset_inputs(dataset, count) if dataset and golden_source != "random" else None
     if real is not None:
         inputs, labels = real
         origin = f"{dataset} test images"
     else:
+        if golden_source == "data":
+            raise QnnflowError(f"golden.source: data, but no {dataset} test images were found; "
+                               "set QNNFLOW_DATA to the folder holding them, or use golden.source: random")
         inputs, labels = seeded_inputs(shape, count, seed, value_range), np.zeros(0, dtype=np.int64)
         origin = f"seeded inputs in [{value_range[0]}, {value_range[1]}), seed {seed}"
+        if golden_source == "auto" and dataset:
+            note(f"golden inputs are random ({origin}): no {dataset} test images found; set QNNFLOW_DATA "
+                 "to use them, or golden.source: random to choose random inputs")
     return model, Golden(inputs, torch_outputs(module, inputs), f"PyTorch on {origin}", labels)
 
 
-def _load_user_qonnx(source: ModelSource, count: int, seed: int) -> tuple[ModelWrapper, Golden]:
+def _load_user_qonnx(
+    source: ModelSource, count: int, seed: int, golden_source: str, note: Callable[[str], None]
+) -> tuple[ModelWrapper, Golden]:
     from qnnflow.base.execute import execute_batch
 
     try:
@@ -121,10 +142,17 @@ def _load_user_qonnx(source: ModelSource, count: int, seed: int) -> tuple[ModelW
         raise QnnflowError(f"model: cannot load QONNX file {source.spec}: {' '.join(str(err).split())[:300]}") from None
     if len(model.graph.input) != 1 or len(model.graph.output) != 1:
         raise QnnflowError(f"model: {source.spec} must have one input and one output")
-    if source.golden_path is not None:
+    beside = Path(source.spec).with_suffix(".npz")
+    if source.golden_path is not None and golden_source != "random":
         golden = Golden.load(source.golden_path)
         golden.source = f"user golden I/O {source.golden_path}"
         return model, golden
+    if golden_source == "data":
+        raise QnnflowError(f"golden.source: data, but there is no golden I/O file {beside} beside the model; "
+                           "add one (arrays input and output) or use golden.source: random")
+    if golden_source == "auto":
+        note(f"golden inputs are random (seeded, seed {seed}): no golden I/O file {beside}; "
+             "add one to use your data, or golden.source: random to choose random inputs")
     name = model.graph.input[0].name
     shape, dtype = tuple(model.get_tensor_shape(name)), model.get_tensor_datatype(name)
     # An integer-annotated input gets integers over its whole range; a float one [0, 1).

@@ -17,6 +17,10 @@ from qnnflow.base.errors import QnnflowError
 from qnnflow.base.userspec import import_callable, is_user_spec
 
 
+# Where golden inputs come from: the model's data (auto: when present), or seeded random values.
+GOLDEN_SOURCES = ("auto", "data", "random")
+
+
 @dataclass(frozen=True)
 class ModelSource:
     kind: str  # "zoo", "qonnx" or "python"

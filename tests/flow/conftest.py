@@ -1,3 +1,4 @@
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,3 +18,24 @@ def tfc_build(tmp_path):
         return path
 
     return make
+
+
+# Steps of the default pipeline that leave the graph as it was and check nothing themselves.
+UNCHECKED_STEPS = {"estimate", "hls_codegen"}
+
+
+def assert_every_step_checked(log: dict) -> None:
+    """Each step is verified by a check (golden I/O, or cppsim's own), except those that check nothing."""
+    for step in log["steps"]:
+        if step["name"] in UNCHECKED_STEPS:
+            assert step["verified"] is None and step["checked"] == "none", step
+        elif step["name"] == "cppsim":
+            assert step["verified"] is True and step["checked"].startswith("C++ simulation bit-exact"), step
+        else:
+            assert step["verified"] is True and step["checked"] == "golden I/O", step
+
+
+@pytest.fixture(autouse=True)
+def _restore_sys_path(monkeypatch):
+    """load_config adds each build file's folder to sys.path; keep the test process's path as it was."""
+    monkeypatch.setattr(sys, "path", [*sys.path])

@@ -2,6 +2,8 @@
 
 import os
 import signal
+import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -32,6 +34,16 @@ def die_when_asked(model, ctx):
     if os.environ.get("QNNFLOW_TEST_KILL"):
         (ctx.out_dir / "partial.bin").write_bytes(b"half")
         os.kill(os.getpid(), signal.SIGKILL)
+    return model
+
+
+def wait_for_interrupt(model, ctx):
+    """When QNNFLOW_TEST_WAIT names a file: write a partial artifact, create that file, then wait for Ctrl-C."""
+    flag = os.environ.get("QNNFLOW_TEST_WAIT")
+    if flag:
+        ctx.write_artifact("wait/partial.txt", b"written before the interrupt")
+        Path(flag).write_text("waiting")
+        time.sleep(120)
     return model
 
 

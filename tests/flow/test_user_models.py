@@ -8,6 +8,7 @@ from qnnflow.base.errors import QnnflowError
 from qnnflow.flow.runner import run_build
 from qnnflow.models.export import Golden, export_brevitas, torch_outputs
 
+from .conftest import assert_every_step_checked
 from .helpers import tiny_net, tiny_net_inputs
 
 
@@ -19,7 +20,7 @@ def build(tmp_path, model, extra=""):
 
 def test_python_factory_model(tmp_path):
     log = build(tmp_path, "tests.flow.helpers:tiny_net")
-    assert all(s["verified"] for s in log["steps"])
+    assert_every_step_checked(log)
     golden = Golden.load(tmp_path / "out" / "golden.npz")
     assert golden.input.shape == (3, 2, 8, 8)
     assert golden.input.min() < 0  # the factory's (-1, 1) input range is used
@@ -39,7 +40,7 @@ def test_qonnx_file_without_golden_uses_its_own_execution(tmp_path, user_qonnx):
     _, path = user_qonnx
     log = build(tmp_path, path)
     assert [s["name"] for s in log["steps"]] == DEFAULT_STEPS
-    assert all(s["verified"] for s in log["steps"])
+    assert_every_step_checked(log)
     assert "QONNX model itself" in Golden.load(tmp_path / "out" / "golden.npz").source
 
 
