@@ -75,11 +75,12 @@ def model_inputs(model: ModelWrapper, rng: np.random.Generator, images: int) -> 
     return random_ints(rng, model.get_tensor_datatype("x").name, (images, *shape[1:]))
 
 
-def cppsim_all(models: list[ModelWrapper], cache_dir, images: int = 3, seed: int = 0):
+def cppsim_all(models: list[ModelWrapper], cache_dir, images: int = 3, seed: int = 0, native: bool = False):
     """cppsim every model on random inputs, two at a time (g++ runs in subprocesses), sharing a precompiled header."""
     def one(model):
         rng = np.random.default_rng(seed)
-        return cppsim(model, model_inputs(model, rng, images), BOARD, cache_dir, precompiled_header=True)
+        return cppsim(model, model_inputs(model, rng, images), BOARD, cache_dir, precompiled_header=True,
+                      native=native)
 
     with ThreadPoolExecutor(2) as pool:
         return list(pool.map(one, models))

@@ -10,7 +10,7 @@ import pytest
 from qnnflow.base.errors import QnnflowError
 from qnnflow.hls.codegen.project import generate
 from qnnflow.hls.cppsim import ap_include_dir, compile_project, compiler, cppsim
-from tests.hls_backend.helpers import BOARD, model_inputs, node_model
+from tests.hls_backend.helpers import BOARD, cppsim_all, node_model
 from tests.hls_backend.test_networks import hw_graph
 
 
@@ -112,13 +112,14 @@ def test_xilinx_hls_is_preferred_and_checked(monkeypatch, tmp_path):
     assert ap_include_dir() == tmp_path / "include"
 
 
-def test_native_fast_path_matches_the_ap_int_code(cppsim_cache):
-    """cppsim runs the ap_int code Vitis HLS compiles (a bit loop for popcount, exact ap_int lanes) by
-    default; native=True (QNNFLOW_NATIVE) computes on native integers instead: the same results on the
-    kernels' corner cases (test_native.py compares the two on the zoo)."""
+def test_native_fast_path_on_the_kernels_corner_cases(cppsim_cache):
+    """cppsim runs the ap_int code Vitis HLS compiles by default (test_kernels.py); native=True (QNNFLOW_NATIVE)
+    computes on native integers instead and must give the same words where its shortcuts differ most: XNOR
+    words of more than one 64-bit chunk and narrow ones, lane products bound to fabric and to DSP slices
+    (test_native.py compares the two paths on the zoo)."""
     rng = np.random.default_rng(3)
     models = []
-    for simd in (96, 8):  # more than one 64-bit chunk, and a narrow word
+    for simd in (96, 8):
         attrs = dict(MW=96, MH=4, SIMD=simd, PE=2, inputDataType="BINARY", weightDataType="BINARY",
                      outputDataType="UINT7", accDataType="UINT7", binaryXnorMode=1, noActivation=1,
                      numInputVectors=[1, 2])
@@ -127,12 +128,8 @@ def test_native_fast_path_matches_the_ap_int_code(cppsim_cache):
                  accDataType="INT10", numInputVectors=[1, 2])
     thresholds = np.sort(rng.integers(-40, 40, (6, 3)), axis=1)
     weights = rng.integers(-4, 4, (12, 6))
-    for res_type in ("lut", "dsp"):  # lane products bound to fabric, then to DSP slices
+    for res_type in ("lut", "dsp"):
         models.append(node_model("MVAU", attrs | {"resType": res_type}, {1: weights, 2: thresholds}))
-    for model in models:
-        inputs = model_inputs(model, rng, 3)
-        exact = cppsim(model, inputs, BOARD, cppsim_cache, precompiled_header=True)
-        native = cppsim(model, inputs, BOARD, cppsim_cache, precompiled_header=True, native=True)
-        assert exact.bit_exact and native.bit_exact, (exact.message(), native.message())
-        assert (exact.native, native.native) == (False, True) and exact.binary != native.binary
-        assert (exact.to_dict()["arithmetic"], native.to_dict()["arithmetic"]) == ("ap_int", "native")
+    for result in cppsim_all(models, cppsim_cache, native=True):
+        assert result.bit_exact and result.native, result.message()
+        assert result.to_dict()["arithmetic"] == "native"

@@ -33,6 +33,7 @@ def test_steps_write_hls_project_and_cppsim_result(tmp_path):
         assert (out / "hls" / rel).is_file(), rel
     result = json.loads((out / "cppsim" / "result.json").read_text())
     assert result["bit_exact"] is True and result["images"] == 3
+    assert result["arithmetic"] == "ap_int"  # the build checks the code Vitis HLS compiles, not the fast path
     assert result["compile_seconds"] > 0 and result["run_seconds"] > 0 and result["cached"] is False
     steps = {s["name"]: s for s in log["steps"]}
     assert any("bit-exact on 3 images" in n for n in steps["cppsim"]["notes"])
