@@ -44,7 +44,7 @@ def streamline_step(model, ctx: StepContext):
     """Integer weights, quantizers to thresholds, scales and batch-norm absorbed into thresholds."""
     from qnnflow.transforms.streamline import streamline
 
-    return streamline(model)
+    return streamline(model, notes=ctx.notes)
 
 
 @register_step("to_hw")

@@ -8,10 +8,11 @@ activation quantizer it evaluates the reference's own float ops (batch-norm, Mul
 Relu, the quantizer) on accumulator values T-2 .. T+2 and moves T to where the reference
 actually steps.
 
-The accumulator-to-reference mapping r = sigma_c * acc is measured by executing both
-models on probe inputs; a layer where it is not exact (non power-of-two scales, where
-the float reference itself depends on summation order) keeps its algebraic thresholds.
-What remains possible is a mismatch where the reference's own convolution rounds.
+The accumulator-to-reference mapping r = sigma_c * acc is measured on probe inputs, each
+layer's accumulators computed from the reference's own activation codes; a layer where it
+is not exact (non power-of-two scales, where the float reference itself depends on
+summation order) keeps its algebraic thresholds, and says so in ``notes``. What remains
+possible is a mismatch where the reference's own convolution rounds.
 """
 
 from __future__ import annotations
@@ -100,6 +101,39 @@ def _sigma(r: np.ndarray, acc: np.ndarray) -> np.ndarray | None:
     return sigma if agree.mean() >= EXACT_SHARE else None
 
 
+def _codes(reference: ModelWrapper, quant, ctx: dict) -> np.ndarray:
+    """``quant``'s output in ``ctx`` as the integers its MultiThreshold emits (the output over the scale)."""
+    return np.round(ctx[quant.output[0]] / reference.get_initializer(quant.input[1])).astype(np.float32)
+
+
+def _execute_fed(model: ModelWrapper, x: np.ndarray, fed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Every tensor of ``model`` on input ``x`` up to the last tensor named in ``fed``, each of
+    those replaced by its value in ``fed`` as soon as it is computed.
+
+    Fed the reference's activation codes, every layer's accumulators are exact integer images
+    of the reference's values before its quantizer. Executing the streamlined graph on its own
+    was the cause of CNV w8a8 failing on random inputs: its thresholds are not refined yet, so
+    where a layer steps one level apart from the reference on a probe (likely at 8 bits: 254
+    thresholds per channel, 0.1-0.4% of them off in float32 there), every later layer's
+    accumulators differ from the reference's, fail the exactness test of ``_sigma``, and that
+    layer keeps its algebraic thresholds. Those are one level off where PyTorch's float32
+    batch-norm rounds across a step: on seed 0's golden input 2, float32 puts a value exactly
+    on the tie 11.5 (rounded half to even: 12) whose exact value is just below it (11).
+    """
+    nodes = list(model.graph.node)
+    name = model.graph.input[0].name
+    ctx = {name: x.reshape(model.get_tensor_shape(name)).astype(np.float32)}
+    start = 0
+    for i, node in enumerate(nodes):
+        if not any(out in fed for out in node.output):
+            continue
+        known = {k: v for k, v in ctx.items() if v is not None}  # tensors of unknown shape hold None
+        ctx = execute_onnx(model, known, return_full_exec_context=True, start_node=nodes[start], end_node=node)
+        ctx.update({out: fed[out] for out in node.output if out in fed})
+        start = i + 1
+    return ctx
+
+
 class MatchReferenceThresholds(Transformation):
     """Refine each MultiThreshold against the corresponding quantizer of ``reference``."""
 
@@ -107,14 +141,30 @@ class MatchReferenceThresholds(Transformation):
         super().__init__()
         self.reference = reference
         self.probes = probes
+        self.notes: list[str] = []  # what was left unrefined, and why
 
     def apply(self, model: ModelWrapper):
         quants = activation_quantizers(self.reference)
         mts = [n for n in model.graph.node if n.op_type == "MultiThreshold"]
-        if len(quants) != len(mts):
+        shapes = ([self.reference.get_tensor_shape(q.output[0]) for q in quants],
+                  [model.get_tensor_shape(mt.output[0]) for mt in mts])
+        if shapes[0] != shapes[1]:
+            # Quantizers and MultiThresholds are paired in graph order, which fails when a graph
+            # already holds MultiThresholds, say. Unpaired, every threshold keeps its algebraic
+            # value: exact in real arithmetic and still verified on the golden inputs, but one
+            # level off PyTorch where an accumulator meets a float32 rounding tie. A weaker
+            # guarantee, not a wrong graph: a note, not an error.
+            self.notes.append(
+                f"threshold refinement skipped: the reference's {len(quants)} activation quantizers and the "
+                f"{len(mts)} MultiThresholds ({', '.join(mt.name for mt in mts)}) do not pair up in order "
+                "with equal shapes; thresholds keep their algebraic values"
+            )
             return model, False
         ref_ctx = [execute_context(self.reference, x) for x in self.probes]
-        ctx = [execute_context(model, x) for x in self.probes]
+        fed = [{mt.output[0]: _codes(self.reference, q, c) for q, mt in zip(quants, mts)} for c in ref_ctx]
+        # Each layer's accumulators are computed from the reference's own activation codes, not
+        # from the streamlined graph's: see _execute_fed for why.
+        ctx = [_execute_fed(model, x, f) for x, f in zip(self.probes, fed)]
         for quant, mt in zip(quants, mts):
             nodes, start = _segment(self.reference, quant)
             r = np.concatenate([c[start] for c in ref_ctx])
@@ -126,6 +176,11 @@ class MatchReferenceThresholds(Transformation):
                 continue
             sigma = _sigma(r, acc)
             if sigma is None:
+                self.notes.append(
+                    f"{mt.name}: thresholds not matched to the reference's float32 arithmetic (its values "
+                    "before the quantizer are not an exact multiple of the accumulator, e.g. non-power-of-two "
+                    "scales); they keep their algebraic values"
+                )
                 continue
             model.set_initializer(mt.input[1], self._refined(model, mt, quant, nodes, start, sigma, r.shape))
         return model, False

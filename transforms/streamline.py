@@ -312,11 +312,12 @@ class RemoveReluBeforeThresholds(Transformation):
         return model, changed
 
 
-def streamline(model: ModelWrapper, probes: np.ndarray | None = None) -> ModelWrapper:
+def streamline(model: ModelWrapper, probes: np.ndarray | None = None, notes: list[str] | None = None) -> ModelWrapper:
     """The whole streamlining recipe: integer weights, thresholds, scales absorbed.
 
     ``probes`` (batch-first model inputs) are used to match thresholds to the input
-    model's float32 arithmetic; by default two seeded inputs in [0, 1).
+    model's float32 arithmetic; by default two seeded inputs in [0, 1). What could not be
+    matched is said in ``notes`` when a list is given.
     """
     import copy
 
@@ -350,6 +351,11 @@ def streamline(model: ModelWrapper, probes: np.ndarray | None = None) -> ModelWr
                 changed |= did
             # Absorption rounds thresholds up only where it knows the input is integer.
             model = model.transform(InferDataTypes())
-    model = model.transform(MatchReferenceThresholds(reference, probes))
-    return tidy(model)
+    # Refinement changes threshold values only, so it runs on the tidied graph: its notes
+    # then name the nodes as the saved model does.
+    refine = MatchReferenceThresholds(reference, probes)
+    model = tidy(model).transform(refine)
+    if notes is not None:
+        notes.extend(refine.notes)
+    return model
 
