@@ -525,3 +525,46 @@ def predict(model: ModelWrapper, inputs: np.ndarray) -> np.ndarray:
     from qnnflow.base.execute import execute_batch
 
     return classify(execute_batch(model, inputs), network_of(model))
+
+
+# ----- as a build's model source (``model: bnn-pynq:<name or dir>``) -------------------------------------
+
+
+def parameter_dir(spec: str) -> tuple[Path, str]:
+    """(directory, network name) for ``spec``: a shipped network's name or a directory named after its network."""
+    if NETWORK_RE.match(spec) and not Path(spec).is_dir():
+        return shipped_dir(spec), spec
+    path = Path(spec)
+    if not path.is_dir():
+        raise QnnflowError(f"BNN-PYNQ parameter directory '{spec}' not found; give a directory named after its "
+                           f"network (e.g. .../lfcW1A1) or a shipped network: {', '.join(SHIPPED)}")
+    network(path.name)
+    return path, path.name
+
+
+def parameter_source_problem(spec: str) -> str | None:
+    """Why ``bnn-pynq:<spec>`` names no parameter set, or None (the files themselves are read at export)."""
+    try:
+        parameter_dir(spec)
+    except QnnflowError as err:
+        return str(err)
+    return None
+
+
+def imported_source(spec: str, count: int, seed: int):
+    """The imported graph and golden I/O: ``count`` test images evenly spread over the test set
+    (seeded uniform images without data) and the graph's own outputs on them."""
+    from qnnflow.base.execute import execute_batch
+    from qnnflow.models.export import Golden, dataset_inputs, seeded_inputs
+
+    directory, name = parameter_dir(spec)
+    model = import_bnn_pynq(directory, name)
+    net = network(name)
+    real = dataset_inputs(net.dataset, count)
+    if real is not None:
+        inputs, labels = real
+        origin = f"{net.dataset} test images"
+    else:
+        inputs, labels = seeded_inputs(INPUT_SHAPE[net.topology], count, seed), np.zeros(0, dtype=np.int64)
+        origin = f"seeded inputs in [0, 1), seed {seed}"
+    return model, Golden(inputs, execute_batch(model, inputs), f"the imported {name} graph on {origin}", labels)

@@ -92,6 +92,10 @@ def export_source(source: ModelSource, weights: str, count: int, seed: int) -> t
     """The exported QONNX model and its golden I/O, for any kind of model source."""
     if source.kind == "qonnx":
         return _load_user_qonnx(source, count, seed)
+    if source.kind == "bnn-pynq":
+        from qnnflow.models.bnn_pynq import imported_source
+
+        return imported_source(source.spec, count, seed)
     if source.kind == "zoo":
         from qnnflow.models.zoo import ZOO, build_model
 
