@@ -446,8 +446,13 @@ def _file_layer(model: ModelWrapper, node, net: Network, index: int) -> tuple[np
                                                                                      net.weight_bits == 2 else ())
         w = weights
     if not ok:
+        fix = ("the overlay reads the image as 784 bits [pixel >= 128]: give the model a binary input quantizer"
+               if index == 0 and net.topology == "lfc" else
+               "the overlay reads 8-bit pixel codes" if index == 0 else
+               f"train the layer with {net.weight_bits}-bit weights and {net.act_bits}-bit activations")
         raise QnnflowError(f"{where}: computes {idt} x {wdt}{' (XNOR)' if xnor else ''}, but the overlay's layer "
-                           f"{index} is {arith.mode} with {arith.input_dtype} inputs and {arith.weight_dtype} weights")
+                           f"{index} is {arith.mode} with {arith.input_dtype} inputs and {arith.weight_dtype} weights; "
+                           f"{fix}")
     low = -(2 ** (net.weight_bits - 1)) if net.weight_bits > 1 else -1
     if ((w < low) | (w > 1) | ((w == 0) & (net.weight_bits == 1))).any():
         raise QnnflowError(f"{where}: weights outside the {net.weight_bits}-bit weights of {net.name}")
@@ -532,7 +537,7 @@ def predict(model: ModelWrapper, inputs: np.ndarray) -> np.ndarray:
 
 def parameter_dir(spec: str) -> tuple[Path, str]:
     """(directory, network name) for ``spec``: a shipped network's name or a directory named after its network."""
-    if NETWORK_RE.match(spec) and not Path(spec).is_dir():
+    if "/" not in spec and not Path(spec).is_dir():  # a network's name: its shipped parameters
         return shipped_dir(spec), spec
     path = Path(spec)
     if not path.is_dir():
