@@ -17,7 +17,7 @@ warnings.filterwarnings("ignore")
 
 import numpy as np  # noqa: E402
 
-from qnnflow.hls.cppsim import cppsim, region_input  # noqa: E402
+from qnnflow.hls.cppsim import cppsim, region_input, run_testbench  # noqa: E402
 from qnnflow.hls.codegen import generate  # noqa: E402
 from qnnflow.models import bnn_pynq  # noqa: E402
 
@@ -32,7 +32,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="test images at the hw stage (default: all)")
     parser.add_argument("--cppsim-images", type=int, default=100, help="test images through the generated C++")
     args = parser.parse_args()
-    rows = []
+    header = (f"{'network':<9} {'images':>6} {'hw acc %':>9} {'published':>9} {'hw img/s':>9} | "
+              f"{'cppsim n':>8} {'acc %':>6} {'bit-exact':>9} {'C++ img/s':>9} {'compile s':>9} | {'import s':>8}")
+    print(header, flush=True)
     for name in args.networks.split(","):
         net = bnn_pynq.network(name)
         t0 = time.perf_counter()
@@ -48,20 +50,13 @@ def main() -> None:
             project = generate(model)
             result = cppsim(model, inputs[:n], Path(tmp) / "bin", project=project)
             x = region_input(model, project.region, inputs[:n])
-            from qnnflow.hls.cppsim import run_testbench
-
             outputs, cpp_s = run_testbench(Path(result.binary), project, x, Path(tmp) / "run")
         cpp_pred = bnn_pynq.classify(outputs.reshape(n, -1), net)
         cpp_acc = 100 * float((cpp_pred == labels[:n]).mean())
-        agree = bool((cpp_pred == predicted[:n]).all())
-        rows.append((name, len(labels), hw_acc, PUBLISHED.get(name, "-"), len(labels) / hw_s, n, cpp_acc,
-                     result.bit_exact and agree, n / cpp_s, result.compile_seconds, import_s))
-        print(f"{name}: done", flush=True)
-    print(f"\n{'network':<9} {'images':>6} {'hw acc %':>9} {'published':>9} {'hw img/s':>9} | "
-          f"{'cppsim n':>8} {'acc %':>6} {'bit-exact':>9} {'C++ img/s':>9} {'compile s':>9} | {'import s':>8}")
-    for r in rows:
-        print(f"{r[0]:<9} {r[1]:>6} {r[2]:>9.2f} {r[3]:>9} {r[4]:>9.0f} | {r[5]:>8} {r[6]:>6.2f} "
-              f"{str(r[7]):>9} {r[8]:>9.0f} {r[9]:>9.1f} | {r[10]:>8.2f}")
+        exact = result.bit_exact and bool((cpp_pred == predicted[:n]).all())
+        print(f"{name:<9} {len(labels):>6} {hw_acc:>9.2f} {PUBLISHED.get(name, '-'):>9} {len(labels) / hw_s:>9.0f} | "
+              f"{n:>8} {cpp_acc:>6.2f} {str(exact):>9} {n / cpp_s:>9.0f} {result.compile_seconds:>9.1f} | "
+              f"{import_s:>8.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -181,9 +181,10 @@ def read_parameters(directory: Path, net: Network) -> list[files.PackedLayer]:
     present = files.layers_in(directory)
     extra = sorted(present - set(range(len(net.layers))))
     if extra:
-        raise QnnflowError(f"{directory} has files of layer {extra[0]} ({files.weights_path(directory, extra[0], 0).name}"
-                           f", ...), but {net.name} has {len(net.layers)} layers (0..{len(net.layers) - 1}): "
-                           f"the files are of another network; name the right one")
+        first = files.weights_path(directory, extra[0], 0).name
+        count = len(net.layers)
+        raise QnnflowError(f"{directory} has files of layer {extra[0]} ({first}, ...), but {net.name} has {count} "
+                           f"layers (0..{count - 1}): the files are of another network; name the right one")
     layers = []
     for index, shape in enumerate(net.layers):
         arith = net.arithmetic(index)
@@ -352,13 +353,14 @@ def network_of(model: ModelWrapper) -> Network:
 def classify(outputs: np.ndarray, net: Network) -> np.ndarray:
     """The class the BNN-PYNQ host reads from the overlay's outputs (N, 64).
 
-    LFC: the highest set bit among the 10 class bits (0 when none is set); CNV: the index of
-    the largest of the first 10 scores, the first one on ties.
+    LFC: the highest set bit among the 10 class bits (0 when none is set).  CNV: the first of the
+    first 10 scores that beats all before it and 0 (the host starts from class 0 with score 0 and
+    keeps a strictly larger one), so class 0 when no score is positive (possible with A2's signed scores).
     """
     outputs = np.asarray(outputs).reshape(len(outputs), -1)[:, :CLASSES].astype(np.int64)
     if net.topology == "lfc":
         return np.argmax(outputs * np.arange(1, CLASSES + 1), axis=1)
-    return np.argmax(outputs, axis=1)
+    return np.argmax(np.maximum(outputs, 0), axis=1)
 
 
 # ----- export ---------------------------------------------------------------------------------------
@@ -368,8 +370,8 @@ def _mvaus(model: ModelWrapper, net: Network) -> list:
     mvaus = [n for n in model.graph.node if n.op_type == "MVAU" and n.domain == HW_DOMAIN]
     if len(mvaus) != len(net.layers):
         raise QnnflowError(f"{net.name} has {len(net.layers)} layers, but the model has {len(mvaus)} MVAU nodes "
-                           f"({', '.join(n.name for n in mvaus) or 'none'}): export a model of the {net.topology.upper()} "
-                           f"topology, converted to dataflow nodes (to_hw)")
+                           f"({', '.join(n.name for n in mvaus) or 'none'}): export a model of the "
+                           f"{net.topology.upper()} topology, converted to dataflow nodes (to_hw)")
     return mvaus
 
 
@@ -442,9 +444,7 @@ def _file_layer(model: ModelWrapper, node, net: Network, index: int) -> tuple[np
         doubled = wdt == "INT3" and not (weights % 2).any()
         w, scale_t = (weights // 2, 1) if doubled else (weights, 2)  # natural units: acc/128 > T/256 <=> 2 acc > T
     else:
-        ok = not xnor and idt == arith.input_dtype and wdt in (arith.weight_dtype,) + (("INT2",) if
-                                                                                     net.weight_bits == 2 else ())
-        w = weights
+        ok, w = not xnor and idt == arith.input_dtype, weights  # the weights' values are checked below
     if not ok:
         fix = ("the overlay reads the image as 784 bits [pixel >= 128]: give the model a binary input quantizer"
                if index == 0 and net.topology == "lfc" else

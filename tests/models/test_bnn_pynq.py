@@ -148,11 +148,12 @@ def test_classify_applies_the_hosts_rules():
     bits[1, 40] = 1  # a padded row's bit is not a class
     bits[2, [3, 9]] = 1
     assert bnn_pynq.classify(bits, lfc).tolist() == [7, 0, 9]
-    scores = np.zeros((2, 64))
-    scores[0, [1, 4]] = -3, 5
-    scores[1, 20] = 99
+    scores = np.zeros((3, 64))
+    scores[0, [1, 4, 7]] = -3, 5, 5  # the first of equal maxima
+    scores[1, 20] = 99  # a padded row's score is not a class
     scores[1, [2, 6]] = -1
-    assert bnn_pynq.classify(scores, cnv).tolist() == [4, 0]
+    scores[2, [0, 3, 5]] = -9, -2, -4  # no positive score: the host keeps class 0
+    assert bnn_pynq.classify(scores, cnv).tolist() == [4, 0, 0]
 
 
 # ----- C++ simulation ----------------------------------------------------------------------------------
@@ -200,7 +201,7 @@ def test_wrong_layer_count(lfc_copy):
 def test_files_of_another_network_or_folding(lfc_copy, tmp_path):
     with pytest.raises(QnnflowError, match=r"0-0-thres\.bin holds 32 thresholds, expected 32 neurons x 2"):
         bnn_pynq.import_bnn_pynq(lfc_copy, "lfcW1A2")
-    with pytest.raises(QnnflowError, match=r"0-0-weights\.bin holds 416 words, which fits no folding of a 64 x 27 layer"):
+    with pytest.raises(QnnflowError, match=r"0-0-weights\.bin holds 416 words, which fits no folding of a 64 x 27"):
         bnn_pynq.import_bnn_pynq(lfc_copy, "cnvW1A1")
     for suffix in ("weights", "thres"):
         (lfc_copy / f"1-63-{suffix}.bin").unlink()
