@@ -134,8 +134,8 @@ class Network:
         if index == 0 and self.topology == "cnv":
             mode, idt, wdt = "fixed8", "INT8", "INT3"
         else:
-            idt = ("BINARY" if self.act_bits == 1 else "BIPOLAR") if index == 0 else \
-                ("BINARY" if self.act_bits == 1 else "INT2")
+            # A2 networks read the input bits as -1/+1 and later layers' 2-bit values as signed integers
+            idt = "BINARY" if self.act_bits == 1 else ("BIPOLAR" if index == 0 else "INT2")
             mode = "xnor" if idt == "BINARY" else "signed"
             wdt = "BINARY" if mode == "xnor" else ("BIPOLAR" if self.weight_bits == 1 else "INT2")
         if last and self.topology == "cnv":
@@ -529,7 +529,11 @@ def predict(model: ModelWrapper, inputs: np.ndarray) -> np.ndarray:
     """The classes an imported graph gives for preprocessed ``inputs``, run in Python at the hw stage."""
     from qnnflow.base.execute import execute_batch
 
-    return classify(execute_batch(model, inputs), network_of(model))
+    net = network_of(model)
+    # the MVAU re-reads its weights per chunk: fully connected LFC runs best in large chunks, CNV's
+    # sliding windows in small ones (execute_batch's default)
+    chunk = 512 if net.topology == "lfc" else 16
+    return classify(execute_batch(model, inputs, chunk=chunk), net)
 
 
 # ----- as a build's model source (``model: bnn-pynq:<name or dir>``) -------------------------------------
