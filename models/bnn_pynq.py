@@ -560,12 +560,15 @@ def parameter_source_problem(spec: str) -> str | None:
     return None
 
 
-def imported_source(spec: str, count: int, seed: int):
+def imported_source(spec: str, weights: str, count: int, seed: int):
     """The imported graph and golden I/O: ``count`` test images evenly spread over the test set
     (seeded uniform images without data) and the graph's own outputs on them."""
     from qnnflow.base.execute import execute_batch
     from qnnflow.models.export import Golden, dataset_inputs, seeded_inputs
 
+    if weights != "random":
+        raise QnnflowError(f"weights: '{weights}' cannot apply to model bnn-pynq:{spec}, which brings its own "
+                           f"trained parameters; remove the weights: field")
     directory, name = parameter_dir(spec)
     model = import_bnn_pynq(directory, name)
     net = network(name)

@@ -95,7 +95,7 @@ def export_source(source: ModelSource, weights: str, count: int, seed: int) -> t
     if source.kind == "bnn-pynq":
         from qnnflow.models.bnn_pynq import imported_source
 
-        return imported_source(source.spec, count, seed)
+        return imported_source(source.spec, weights, count, seed)
     if source.kind == "zoo":
         from qnnflow.models.zoo import ZOO, build_model
 

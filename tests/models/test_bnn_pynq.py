@@ -264,5 +264,7 @@ def test_build_source_yields_the_imported_graph():
     model, golden = export_source(parse_model_source("bnn-pynq:lfcW1A1"), "random", 4, 0)
     assert [n.op_type for n in model.graph.node].count("MVAU") == 4
     np.testing.assert_array_equal(golden.output, execute_batch(model, golden.input))
+    with pytest.raises(QnnflowError, match="brings its own trained parameters; remove the weights: field"):
+        export_source(parse_model_source("bnn-pynq:lfcW1A1"), "my.ckpt", 4, 0)
     assert "unknown BNN-PYNQ network 'lfcW9A9'" in model_source_problem("bnn-pynq:lfcW9A9")
     assert "not found" in model_source_problem(f"bnn-pynq:{SHIPPED['lfcW1A1'].parent / 'nope'}")
