@@ -316,12 +316,12 @@ def build_graph(net: Network, layers: list[files.PackedLayer]) -> ModelWrapper:
         out_shape = (1, *vectors[1:], shape.rows)
         x = g.node("MVAU", inputs, g.tensor(f"MVAU_{index}_out", out_shape, out_dtype), domain=HW_DOMAIN,
                    name=f"MVAU_{index}", **attrs)
-        if shape.pool_after:
+        if shape.pool_after:  # as in the overlay, one whole pixel (all channels) per cycle
             size = vectors[1]
             x = g.node("StreamingMaxPool", [x], g.tensor(f"pool_{index}_out", (1, size // 2, size // 2, shape.rows),
                                                         out_dtype),
                        domain=HW_DOMAIN, name=f"StreamingMaxPool_{index}", ImgDim=[size, size], PoolDim=[2, 2],
-                       Stride=[2, 2], NumChannels=shape.rows, PE=1, dataType=out_dtype)
+                       Stride=[2, 2], NumChannels=shape.rows, PE=shape.rows, dataType=out_dtype)
     model = g.model("images", x, net.name)
     model.set_metadata_prop(METADATA_KEY, net.name)
     model = model.transform(InferShapes()).transform(InferDataTypes())
