@@ -167,6 +167,15 @@ def test_cppsim_is_bit_exact_on_an_imported_graph(imported, tmp_path):
     assert result.bit_exact and result.images == 4
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["cnvW1A1", "cnvW2A2"])
+def test_cppsim_is_bit_exact_on_an_imported_cnv(name, imported, tmp_path):
+    from qnnflow.hls.cppsim import cppsim
+
+    inputs, _ = bnn_pynq.test_set(bnn_pynq.network(name), 3)
+    assert cppsim(imported(name), inputs, tmp_path / "bin").bit_exact
+
+
 # ----- bad input ---------------------------------------------------------------------------------------
 
 
