@@ -35,6 +35,7 @@ bench:
 	$(BIN)/python bench/xnor_gemm.py
 	$(BIN)/python bench/fold.py
 	$(BIN)/python bench/cppsim.py
+	$(BIN)/python bench/bnn_pynq.py
 
 clean:
 	rm -rf out

@@ -25,6 +25,15 @@ def _attr(node, name, default=None):
     return default
 
 
+def _pad(node, ctx):
+    """ONNX Pad in constant mode (pads given per axis as [begins..., ends...])."""
+    x = ctx[node.input[0]]
+    pads = [int(p) for p in ctx[node.input[1]]]
+    value = float(ctx[node.input[2]]) if len(node.input) > 2 and node.input[2] else 0.0
+    widths = list(zip(pads[: x.ndim], pads[x.ndim :]))
+    return np.pad(x, widths, mode="constant", constant_values=value)
+
+
 def _reshape(x, node, ctx):
     shape = [int(d) for d in ctx[node.input[1]]]
     return x.reshape([x.shape[0]] + shape[1:])
@@ -42,6 +51,7 @@ _NUMPY_OPS = {
     "Transpose": lambda node, ctx: np.transpose(ctx[node.input[0]], _attr(node, "perm")),
     "Flatten": lambda node, ctx: ctx[node.input[0]].reshape(ctx[node.input[0]].shape[0], -1),
     "Reshape": lambda node, ctx: _reshape(ctx[node.input[0]], node, ctx),
+    "Pad": _pad,
 }
 # Custom-op domains whose execute_node is vectorised over any batch size.
 _BATCHED_DOMAINS = ("qnnflow.hls.nodes",)
@@ -52,7 +62,8 @@ def _batchable(model: ModelWrapper) -> bool:
     for node in model.graph.node:
         if node.domain in _BATCHED_DOMAINS or node.op_type in _BATCHED_QONNX_OPS:
             continue
-        if node.op_type not in _NUMPY_OPS or (node.op_type == "Flatten" and _attr(node, "axis", 1) != 1):
+        if node.op_type not in _NUMPY_OPS or (node.op_type == "Flatten" and _attr(node, "axis", 1) != 1) or \
+                (node.op_type == "Pad" and _attr(node, "mode", b"constant") not in (b"constant", "constant")):
             return False
     return True
 

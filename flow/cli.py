@@ -1,4 +1,4 @@
-"""The ``qnnflow`` command: build, steps, models, boards.
+"""The ``qnnflow`` command: build, steps, models, boards, export-bnn-pynq.
 
 Exit codes: 0 success, 1 the build failed (a step or a verification), 2 bad input
 (command line, build YAML, model or board), 130 interrupted (Ctrl-C; 128 + SIGINT, as a
@@ -38,6 +38,13 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("steps", help="list the registered build steps, in pipeline order")
     sub.add_parser("models", help="list the model zoo")
     sub.add_parser("boards", help="list the boards: part, resources, clock")
+    bnn = sub.add_parser("export-bnn-pynq", help="write a model as BNN-PYNQ parameter files (L-P-weights.bin, ...)")
+    bnn.add_argument("model", help="a streamlined or hw-stage .onnx of an LFC or CNV topology (e.g. OUT/NN_to_hw.onnx)")
+    bnn.add_argument("--network", required=True, help="the overlay: lfcW1A1, lfcW1A2, cnvW1A1, cnvW1A2 or cnvW2A2")
+    bnn.add_argument("--out", required=True, help="directory to write (replaced only once every file is written)")
+    bnn.add_argument("--folding", default="overlay",
+                     help="'overlay' (BNN-PYNQ's overlay folding, default), 'graph' (the MVAUs' PE/SIMD) or a FINN "
+                          "folding JSON")
     return parser
 
 
@@ -103,13 +110,38 @@ def _cmd_models(args) -> int:
     return 0
 
 
+def _cmd_export_bnn_pynq(args) -> int:
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from qnnflow.models.bnn_pynq import export_bnn_pynq
+
+    try:
+        if not Path(args.model).is_file():
+            raise QnnflowError(f"model file '{args.model}' not found; give a streamlined or hw-stage .onnx")
+        try:
+            model = ModelWrapper(args.model)
+        except Exception as err:
+            raise QnnflowError(f"cannot load {args.model} as ONNX: {' '.join(str(err).split())[:200]}") from None
+        if not any(n.op_type == "MVAU" for n in model.graph.node):
+            from qnnflow.transforms.to_hw import to_hw
+
+            model, _ = to_hw(model)
+        written = export_bnn_pynq(model, args.network, args.out, args.folding)
+    except QnnflowError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"qnnflow: wrote {len(written)} files of {args.network} ({args.folding} folding) into {args.out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     # Brevitas warns about optional kernels at import time; noise for a command-line user.
     warnings.filterwarnings("ignore", message="fast_hadamard_transform")
     warnings.filterwarnings("ignore", message="brevitas.fx is deprecated")
     try:
         args = _parser().parse_args(argv)
-        commands = {"build": _cmd_build, "steps": _cmd_steps, "models": _cmd_models, "boards": _cmd_boards}
+        commands = {"build": _cmd_build, "steps": _cmd_steps, "models": _cmd_models, "boards": _cmd_boards,
+                    "export-bnn-pynq": _cmd_export_bnn_pynq}
         return commands[args.command](args)
     except KeyboardInterrupt:  # before a build started, or while listing
         print("qnnflow: interrupted", file=sys.stderr)

@@ -103,6 +103,10 @@ def export_source(
         raise QnnflowError(f"golden.source: '{golden_source}' is not one of {', '.join(GOLDEN_SOURCES)}")
     if source.kind == "qonnx":
         return _load_user_qonnx(source, count, seed, golden_source, note)
+    if source.kind == "bnn-pynq":
+        from qnnflow.models.bnn_pynq import imported_source
+
+        return imported_source(source.spec, weights, count, seed)
     if source.kind == "zoo":
         from qnnflow.models.zoo import ZOO, build_model
 

@@ -4,7 +4,9 @@
 - a path to a QONNX ``.onnx`` file, optionally with golden I/O in ``<same stem>.npz``
   (arrays ``input`` and ``output``, batch first);
 - ``package.module:function`` returning ``(brevitas_module, input_shape)`` or
-  ``(brevitas_module, input_shape, (low, high))`` where (low, high) is the input value range.
+  ``(brevitas_module, input_shape, (low, high))`` where (low, high) is the input value range;
+- ``bnn-pynq:<name or dir>``: BNN-PYNQ's trained parameters imported as a hw-stage graph
+  (``models/bnn_pynq.py``), a shipped set by name (``bnn-pynq:lfcW1A1``) or a directory.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ GOLDEN_SOURCES = ("auto", "data", "random")
 
 @dataclass(frozen=True)
 class ModelSource:
-    kind: str  # "zoo", "qonnx" or "python"
+    kind: str  # "zoo", "qonnx", "python" or "bnn-pynq"
     spec: str
 
     @property
@@ -35,6 +37,9 @@ class ModelSource:
         return path if path.exists() else None
 
 
+BNN_PYNQ_PREFIX = "bnn-pynq:"
+
+
 def _zoo_names() -> list[str]:
     from qnnflow.models.zoo import ZOO
 
@@ -43,6 +48,10 @@ def _zoo_names() -> list[str]:
 
 def model_source_problem(spec: str) -> str | None:
     """Why ``spec`` names no usable model, or None."""
+    if spec.startswith(BNN_PYNQ_PREFIX):
+        from qnnflow.models.bnn_pynq import parameter_source_problem
+
+        return parameter_source_problem(spec[len(BNN_PYNQ_PREFIX):])
     if spec.endswith(".onnx"):
         return None if Path(spec).is_file() else f"QONNX file '{spec}' not found"
     if is_user_spec(spec):
@@ -68,6 +77,8 @@ def parse_model_source(spec: str) -> ModelSource:
         raise QnnflowError(f"model: {problem}")
     if spec.endswith(".onnx"):
         return ModelSource("qonnx", spec)
+    if spec.startswith(BNN_PYNQ_PREFIX):
+        return ModelSource("bnn-pynq", spec[len(BNN_PYNQ_PREFIX):])
     if is_user_spec(spec):
         return ModelSource("python", spec)
     return ModelSource("zoo", spec)
