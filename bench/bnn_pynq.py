@@ -18,7 +18,9 @@ warnings.filterwarnings("ignore")
 import numpy as np  # noqa: E402
 
 from qnnflow.hls.cppsim import cppsim, region_input, run_testbench  # noqa: E402
-from qnnflow.hls.codegen import generate  # noqa: E402
+from qnnflow.flow.boards import load_board  # noqa: E402
+from qnnflow.hls.codegen.project import generate  # noqa: E402
+from qnnflow.hls.widths import insert_converters  # noqa: E402
 from qnnflow.models import bnn_pynq  # noqa: E402
 
 # BNN-PYNQ's READMEs (MNIST; CIFAR-10 on the original test set, not the JPEG copy used here)
@@ -47,8 +49,10 @@ def main() -> None:
         hw_acc = 100 * float((predicted == labels).mean())
         n = min(args.cppsim_images, len(inputs))
         with tempfile.TemporaryDirectory() as tmp:
-            project = generate(model)
-            result = cppsim(model, inputs[:n], Path(tmp) / "bin", project=project)
+            board = load_board("pynq-z1")
+            insert_converters(model, board)
+            project = generate(model, board)
+            result = cppsim(model, inputs[:n], board, Path(tmp) / "bin", project=project)
             x = region_input(model, project.region, inputs[:n])
             outputs, cpp_s = run_testbench(Path(result.binary), project, x, Path(tmp) / "run")
         cpp_pred = bnn_pynq.classify(outputs.reshape(n, -1), net)

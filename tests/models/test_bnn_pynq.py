@@ -159,21 +159,29 @@ def test_classify_applies_the_hosts_rules():
 # ----- C++ simulation ----------------------------------------------------------------------------------
 
 
-def test_cppsim_is_bit_exact_on_an_imported_graph(imported, tmp_path):
+def simulated(model, inputs, cache):
+    """cppsim on the Pynq-Z1 of an imported graph, with the width converters its folding needs."""
+    from qnnflow.flow.boards import load_board
     from qnnflow.hls.cppsim import cppsim
+    from qnnflow.hls.widths import insert_converters
 
+    board = load_board("pynq-z1")
+    model = ModelWrapper(copy.deepcopy(model.model))  # the imported graphs are shared by the module's tests
+    insert_converters(model, board)
+    return cppsim(model, inputs, board, cache)
+
+
+def test_cppsim_is_bit_exact_on_an_imported_graph(imported, tmp_path):
     inputs, _ = bnn_pynq.test_set(bnn_pynq.network("lfcW1A1"), 4)
-    result = cppsim(imported("lfcW1A1"), inputs, tmp_path / "bin")
+    result = simulated(imported("lfcW1A1"), inputs, tmp_path / "bin")
     assert result.bit_exact and result.images == 4
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["cnvW1A1", "cnvW2A2"])
 def test_cppsim_is_bit_exact_on_an_imported_cnv(name, imported, tmp_path):
-    from qnnflow.hls.cppsim import cppsim
-
     inputs, _ = bnn_pynq.test_set(bnn_pynq.network(name), 3)
-    assert cppsim(imported(name), inputs, tmp_path / "bin").bit_exact
+    assert simulated(imported(name), inputs, tmp_path / "bin").bit_exact
 
 
 # ----- bad input ---------------------------------------------------------------------------------------
