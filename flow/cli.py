@@ -30,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a field; dots for nested fields, value parsed as YAML (repeatable)",
     )
+    from qnnflow.models.train_config import add_arguments
+
+    add_arguments(sub.add_parser("train", help="train a zoo model (the bnn_pynq recipe; torchrun for DDP)"))
     sub.add_parser("steps", help="list the registered build steps")
     sub.add_parser("models", help="list the model zoo")
     return parser
@@ -59,6 +62,27 @@ def _cmd_build(args) -> int:
     return 0
 
 
+def _cmd_train(args) -> int:
+    from qnnflow.models import train_config
+    from qnnflow.models.zoo import ZOO, get_entry
+
+    try:
+        name = args.model
+        if name.endswith((".yaml", ".yml")):  # a build file: train the zoo model it names
+            from qnnflow.flow.config import load_config
+
+            name = load_config(name)["model"]
+        entry = get_entry(name)
+        name = train_config.model_with_bits(name, entry.family, args.weight_bits, args.act_bits, ZOO)
+        from qnnflow.models.train import run
+
+        run(name, args)
+    except QnnflowError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
+
+
 def _cmd_steps(args) -> int:
     from qnnflow.flow.registry import registered_steps
 
@@ -83,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="fast_hadamard_transform")
     warnings.filterwarnings("ignore", message="brevitas.fx is deprecated")
     args = _parser().parse_args(argv)
-    return {"build": _cmd_build, "steps": _cmd_steps, "models": _cmd_models}[args.command](args)
+    return {"build": _cmd_build, "train": _cmd_train, "steps": _cmd_steps, "models": _cmd_models}[args.command](args)
 
 
 if __name__ == "__main__":
