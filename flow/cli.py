@@ -33,6 +33,14 @@ def _parser() -> argparse.ArgumentParser:
     from qnnflow.models.train_config import add_arguments
 
     add_arguments(sub.add_parser("train", help="train a zoo model (the bnn_pynq recipe; torchrun for DDP)"))
+    ev = sub.add_parser("eval", help="accuracy on the model's test set at each stage (torch, streamlined, hw, cppsim)")
+    ev.add_argument("build_file")
+    ev.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a build field, e.g. weights=runs/lfc_w1a1/best.pt (repeatable)")
+    ev.add_argument("--stage", action="append", choices=("torch", "streamlined", "hw", "cppsim"),
+                    help="stage to evaluate (repeatable; default: torch and hw)")
+    ev.add_argument("--limit", type=int, metavar="N", help="the first N test images")
+    ev.add_argument("--out", help="output directory (default out/<build>-<board>, shared with qnnflow build)")
     sub.add_parser("steps", help="list the registered build steps")
     sub.add_parser("models", help="list the model zoo")
     return parser
@@ -83,6 +91,24 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _cmd_eval(args) -> int:
+    from qnnflow.flow.config import load_config
+    from qnnflow.flow.evaluate import Disagreement, evaluate
+
+    try:
+        cfg = load_config(args.build_file, args.overrides)
+        out = Path(args.out) if args.out else Path("out") / f"{cfg['name']}-{cfg.board['id']}"
+        result = evaluate(cfg, out, args.stage or ("torch", "hw"), args.limit)
+    except Disagreement as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BUILD_FAILED
+    except QnnflowError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"accuracy ({result['stage']}): {100 * result['accuracy']:.2f}%")
+    return 0
+
+
 def _cmd_steps(args) -> int:
     from qnnflow.flow.registry import registered_steps
 
@@ -107,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="fast_hadamard_transform")
     warnings.filterwarnings("ignore", message="brevitas.fx is deprecated")
     args = _parser().parse_args(argv)
-    return {"build": _cmd_build, "train": _cmd_train, "steps": _cmd_steps, "models": _cmd_models}[args.command](args)
+    return {"build": _cmd_build, "train": _cmd_train, "eval": _cmd_eval, "steps": _cmd_steps, "models": _cmd_models}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -52,6 +52,15 @@ def _known_model(value, cfg):
     return model_source_problem(value)
 
 
+def _usable_weights(value, cfg):
+    from qnnflow.models.zoo import ZOO, weights_problem
+
+    model = cfg.get("model")
+    if value == "random" or not isinstance(model, str) or model not in ZOO:
+        return None  # only zoo models take weights (an unknown model is reported as such)
+    return weights_problem(model, value)
+
+
 def _known_board(value, cfg):
     if value in known_boards() or value.endswith((".yaml", ".yml")):
         return None
@@ -114,7 +123,10 @@ SCHEMA: dict[str, Field] = {
         check=_known_model,
         doc="zoo name, path to a QONNX .onnx file, or package.module:function",
     ),
-    "weights": Field((str,), default="random", doc="'random' (seeded) or a checkpoint path"),
+    "weights": Field(
+        (str,), default="random", check=_usable_weights,
+        doc="'random' (seeded), 'trained' (models/checkpoints/) or a checkpoint path",
+    ),
     "board": Field((str,), required=True, check=_known_board, doc="board name or board YAML path"),
     "clock_ns": Field((int, float), check=_positive, doc="target clock period; default: the board's"),
     "steps": Field((list,), default=DEFAULT_STEPS, check=_known_steps, doc="steps to run, in order"),

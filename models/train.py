@@ -324,3 +324,26 @@ def run(name, args, log=print):
         log(f"qnnflow: {result.epochs} epochs in {result.wall_seconds:.1f} s; best test accuracy "
             f"{100 * result.best_test_acc:.2f}% at epoch {result.best_epoch}: {out_dir / 'best.pt'}")
     return result
+
+
+def compact_checkpoint(name, src, dst):
+    """Write the weights of checkpoint `src` as `dst` for shipping: each conv/linear weight replaced by
+    its quantized value (what inference uses), stored as int8 when integral (binary, 2-bit), else float16
+    when exact (power-of-two scales), so a 1-bit LFC takes a quarter of the float checkpoint."""
+    from brevitas.nn import QuantConv2d, QuantLinear
+
+    from .zoo import build_model
+
+    model = build_model(name, weights=str(src))
+    state = model.state_dict()
+    for prefix, module in model.named_modules():
+        if isinstance(module, (QuantConv2d, QuantLinear)):
+            with torch.no_grad():
+                value = module.quant_weight().value.detach()
+            for dtype in (torch.int8, torch.float16, torch.float32):
+                if torch.equal(value.to(dtype).float(), value):
+                    state[f"{prefix}.weight"] = value.to(dtype)
+                    break
+    meta = torch.load(src, map_location="cpu", weights_only=True)
+    _save_atomic({"model": name, "epoch": meta.get("epoch"), "test_acc": meta.get("test_acc"), "state_dict": state},
+                 Path(dst))

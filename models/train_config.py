@@ -51,16 +51,16 @@ def _check(name, value, where):
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         ok, value = True, float(value)
     if not ok:
-        raise QnnflowError(f"{where}: {name}: expected {kind.__name__}, got {value!r}")
+        raise QnnflowError(f"{where}: expected {kind.__name__}, got {value!r}")
     positive = ("epochs", "batch_size", "lr", "step_epochs", "step_gamma")
     if name in positive and value <= 0:
-        raise QnnflowError(f"{where}: {name}: must be > 0, got {value!r}")
+        raise QnnflowError(f"{where}: must be > 0, got {value!r}")
     if name in ("weight_decay", "keep_epochs") and value < 0:
-        raise QnnflowError(f"{where}: {name}: must be >= 0, got {value!r}")
+        raise QnnflowError(f"{where}: must be >= 0, got {value!r}")
     if name == "schedule" and value not in SCHEDULES:
-        raise QnnflowError(f"{where}: schedule: unknown '{value}' (choose from {', '.join(SCHEDULES)})")
+        raise QnnflowError(f"{where}: unknown '{value}' (choose from {', '.join(SCHEDULES)})")
     if name == "loss" and value not in LOSSES:
-        raise QnnflowError(f"{where}: loss: unknown '{value}' (choose from {', '.join(LOSSES)})")
+        raise QnnflowError(f"{where}: unknown '{value}' (choose from {', '.join(LOSSES)})")
     return value
 
 
@@ -85,7 +85,7 @@ def train_config(model, family, path=None, overrides=None):
     for key, value in raw.items():
         if key not in fields:
             raise QnnflowError(f"{path}: {key}: unknown field (known: {', '.join(fields)})")
-        values[key] = _check(key, value, str(path))
+        values[key] = _check(key, value, f"{path}: {key}")
     for key, value in (overrides or {}).items():
         if value is not None:
             values[key] = _check(key, value, f"--{key.replace('_', '-')}")

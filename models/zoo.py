@@ -174,6 +174,17 @@ def randomize(model, seed=0, input_shape=None):
     return model
 
 
+def weights_problem(name, weights):
+    """Why `weights` cannot give zoo model `name` its parameters, or None (loads the checkpoint to check)."""
+    if weights == "random":
+        return None
+    try:
+        load_checkpoint(_construct(get_entry(name)), shipped_checkpoint(name) if weights == "trained" else weights, name)
+    except QnnflowError as err:
+        return str(err)
+    return None
+
+
 def _load_state_dict(path, name=None):
     """The state_dict in checkpoint `path`; a checkpoint recording another zoo model than `name` fails."""
     path = Path(path)
