@@ -78,13 +78,14 @@ def test_a_disagreement_names_the_first_image_and_node(setup):
     streamlined = stage_graph(cfg, out, "streamlined", lambda line: None)
     hw = stage_graph(cfg, out, "hw", lambda line: None)
     x = preprocess(load_mnist("test")[0][:IMAGES], "mnist")
-    last_mvau = [n for n in hw.graph.node if n.op_type == "MVAU"][-1]
-    weights = hw.get_initializer(last_mvau.input[1])
-    hw.set_initializer(last_mvau.input[1], -weights)  # a broken last layer: most classes change
+    first_mvau = [n for n in hw.graph.node if n.op_type == "MVAU"][0]
+    weights = hw.get_initializer(first_mvau.input[1])
+    flipped = 1 - weights if set(np.unique(weights)) <= {0, 1} else -weights  # XNOR weights are 0/1
+    hw.set_initializer(first_mvau.input[1], flipped)  # a broken first layer: most classes change
     broken = np.argmax(execute_batch(hw, x), axis=-1)
     reference = np.load(out / "report" / "predictions_streamlined.npy")
     first = int(np.flatnonzero(broken != reference)[0])
-    with pytest.raises(Disagreement, match=rf"first: image {first} .*first differing node: '{last_mvau.name}'"):
+    with pytest.raises(Disagreement, match=rf"first: image {first} .*first differing node: '{first_mvau.name}'"):
         check_agreement("hw", broken, {"streamlined": reference}, x, {"hw": hw, "streamlined": streamlined},
                         cfg, out, lambda line: None)
 
