@@ -6,7 +6,7 @@ MODEL  ?= cnv_w1a1
 BOARD  ?= pynq-z1
 OUT    ?= out/$(MODEL)-$(BOARD)
 
-.PHONY: setup build test test-all bench clean
+.PHONY: setup build train test test-all bench clean
 
 # torch goes in first: the pinned CPU build; anything later that asks for torch is then satisfied.
 setup:
@@ -16,6 +16,10 @@ setup:
 
 build:
 	$(BIN)/qnnflow build builds/$(MODEL).yaml --board $(BOARD) --out $(OUT)
+
+# Train a zoo model (models/train_configs/); runs/<model>/ receives checkpoints and metrics.
+train:
+	$(BIN)/qnnflow train $(MODEL) --out runs/$(MODEL)
 
 # pytest exits 5 when it collects no test; that is not a failure of the suite.
 test:
@@ -31,6 +35,7 @@ bench:
 	$(BIN)/python bench/xnor_gemm.py
 	$(BIN)/python bench/fold.py
 	$(BIN)/python bench/cppsim.py
+	$(BIN)/python bench/eval.py
 
 clean:
 	rm -rf out

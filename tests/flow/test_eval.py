@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from onnx import numpy_helper
 
 from qnnflow.base.execute import execute_batch
 from qnnflow.flow.cli import main

@@ -7,14 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from qnnflow.base.errors import QnnflowError
 from qnnflow.flow.cli import main
 from qnnflow.models import data
-from qnnflow.models.train import augment, train
+from qnnflow.models.train import augment, compact_checkpoint, train
 from qnnflow.models.train_config import TrainConfig, train_config
 from qnnflow.models.zoo import build_model, untrained_model
 
@@ -164,3 +163,23 @@ def test_missing_data_names_the_cache_to_put_it_in(tmp_path, monkeypatch, capsys
     err = capsys.readouterr().err
     assert str(tmp_path / "cache" / "qnnflow" / "data" / "mnist" / "train-images-idx3-ubyte.gz") in err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_compact_checkpoint_stores_binary_weights_as_int8_and_computes_the_same(tiny_run, tmp_path):
+    compact_checkpoint("tfc_w1a1", tiny_run.out_dir / "best.pt", tmp_path / "small.pt")
+    state = torch.load(tmp_path / "small.pt", weights_only=True)["state_dict"]
+    assert state["features.0.weight"].dtype == torch.int8
+    x = torch.rand(32, 1, 28, 28)
+    with torch.no_grad():
+        full = build_model("tfc_w1a1", weights=str(tiny_run.out_dir / "best.pt"))(x)
+        small = build_model("tfc_w1a1", weights=str(tmp_path / "small.pt"))(x)
+    assert torch.equal(full, small)
+
+
+def test_weights_trained_is_a_real_network_offline():
+    images, labels = data.load_mnist("test")
+    with torch.no_grad():
+        scores = build_model("tfc_w1a1", weights="trained")(torch.from_numpy(data.preprocess(images[:2000], "mnist")))
+    assert float((scores.argmax(1).numpy() == labels[:2000]).mean()) > 0.9
+    with pytest.raises(QnnflowError, match=r"no trained checkpoint of 'tfc_w2a2' is shipped.*qnnflow train tfc_w2a2"):
+        build_model("tfc_w2a2", weights="trained")
