@@ -9,8 +9,9 @@ Writes OUT/report/accuracy.json (the last stage evaluated; every stage's figures
 ``stages``), predictions.npy (that stage's class per test image, in order),
 predictions_<stage>.npy and confusion_<stage>.png per stage. The stages after torch must
 predict the same class for every image: each stage is compared with the others already
-evaluated for the same model, weights and images (in this run or an earlier one); a
-disagreement names the first image and the first node that differs.
+evaluated for the same model and weights (in this run or an earlier one, on the images both
+saw: --limit N takes N images spread evenly over the test set); a disagreement names the
+first image (its index in the test set) and the first node that differs.
 """
 
 from __future__ import annotations
@@ -190,29 +191,37 @@ def _locate(stage_a, stage_b, image, x, graphs, cfg, out_dir, progress) -> str:
         "no node's output differs on this image alone"
 
 
-def check_agreement(stage, predictions, stored, x, graphs, cfg, out_dir, progress):
+def check_agreement(stage, predictions, stored, x, graphs, cfg, out_dir, progress, total=None):
     """Raise a Disagreement naming the first image and node where ``stage`` and an earlier stage differ."""
+    from qnnflow.models.data import spread_indices
+
+    total = len(x) if total is None else total
+    mine = spread_indices(total, len(predictions))
     for other, theirs in stored.items():
-        if other == stage or other == "torch" or len(theirs) != len(predictions):
+        if other == stage or other == "torch":
             continue
-        differ = np.flatnonzero(theirs != predictions)
+        # Compare on the test images both evaluated (each --limit spreads its images over the set).
+        common, at_mine, at_theirs = np.intersect1d(mine, spread_indices(total, len(theirs)), return_indices=True)
+        differ = np.flatnonzero(theirs[at_theirs] != predictions[at_mine])
         if differ.size:
-            image = int(differ[0])
+            position = int(at_mine[differ[0]])
+            image = int(common[differ[0]])
             first, second = sorted((other, stage), key=STAGES.index)
-            where = _locate(first, second, image, x, graphs, cfg, out_dir, progress)
+            where = _locate(first, second, position, x, graphs, cfg, out_dir, progress)
+            ours, others = int(predictions[position]), int(theirs[at_theirs[differ[0]]])
+            classes = (others, ours) if other == first else (ours, others)
             raise Disagreement(
-                f"stages '{first}' and '{second}' disagree on {differ.size} of {len(predictions)} test images; "
-                f"first: image {image} (class {theirs[image] if other == first else predictions[image]} vs "
-                f"{predictions[image] if other == first else theirs[image]}); {where}")
+                f"stages '{first}' and '{second}' disagree on {differ.size} of {len(common)} test images; "
+                f"first: image {image} (class {classes[0]} vs {classes[1]}); {where}")
 
 
 # ---------------------------------------------------------------- the command
 
 
-def _run_key(cfg, limit) -> str:
-    """Identifies the predictions: same model, weights (file contents), steps and images."""
+def _run_key(cfg) -> str:
+    """Identifies comparable predictions: same model, weights (file contents) and steps."""
     weights = cfg["weights"]
-    material = {"model": cfg["model"], "weights": weights, "steps": cfg["steps"], "limit": limit,
+    material = {"model": cfg["model"], "weights": weights, "steps": cfg["steps"],
                 "weights_sha": sha256_file(Path(weights)) if Path(weights).is_file() else None}
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
@@ -240,7 +249,7 @@ def _stored_predictions(report_dir: Path, key: str) -> dict:
 def evaluate(cfg, out_dir, stages=STAGES, limit=None, progress=print) -> dict:
     """Evaluate ``stages`` (in pipeline order); returns the accuracy.json content."""
     from qnnflow.models.accuracy import CLASS_NAMES, accuracy_report, confusion_png, predicted_classes
-    from qnnflow.models.data import load_dataset, preprocess
+    from qnnflow.models.data import load_dataset, preprocess, spread_indices
     from qnnflow.models.progress import Progress
     from qnnflow.models.source import parse_model_source
     from qnnflow.models.zoo import ZOO
@@ -251,14 +260,15 @@ def evaluate(cfg, out_dir, stages=STAGES, limit=None, progress=print) -> dict:
     entry = ZOO[cfg["model"]]
     out_dir = Path(out_dir)
     images, labels = load_dataset(entry.dataset, "test")
-    if limit is not None:
-        if limit <= 0:
-            raise QnnflowError(f"--limit {limit}: must be a positive number of test images")
-        images, labels = images[:limit], labels[:limit]
+    total = len(images)
+    if limit is not None and limit <= 0:
+        raise QnnflowError(f"--limit {limit}: must be a positive number of test images")
+    chosen = spread_indices(total, limit)
+    images, labels = images[chosen], labels[chosen]
     x = preprocess(images, entry.dataset)
     report_dir = out_dir / "report"
     report_dir.mkdir(parents=True, exist_ok=True)
-    key = _run_key(cfg, limit)
+    key = _run_key(cfg)
     stored = _stored_predictions(report_dir, key)
     try:
         state = json.loads((report_dir / STATE).read_text()) if stored else {}
@@ -284,7 +294,7 @@ def evaluate(cfg, out_dir, stages=STAGES, limit=None, progress=print) -> dict:
         predictions = predicted_classes(outputs, len(CLASS_NAMES[entry.dataset]))
         for path in (report_dir / f"predictions_{stage}.npy", report_dir / f"confusion_{stage}.png"):
             path.unlink(missing_ok=True)
-        check_agreement(stage, predictions, stored, x, graphs, cfg, out_dir, progress)
+        check_agreement(stage, predictions, stored, x, graphs, cfg, out_dir, progress, total)
         report = accuracy_report(labels, predictions, stage, entry.dataset)
         report.update(seconds=round(seconds, 3), images_per_s=round(len(x) / max(seconds, 1e-9), 1))
         stored[stage], reports[stage], last = predictions, report, stage

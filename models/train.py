@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from qnnflow.base.errors import QnnflowError
 
-from .data import load_dataset, preprocess
+from .data import load_dataset, preprocess, spread_indices
 from .dropout import BatchDropout
 from .progress import Progress
 from .train_config import TrainConfig
@@ -91,10 +91,10 @@ def start_processes():
 
 
 def dataset_tensors(dataset, split, limit=None):
-    """(float images NCHW in [0, 1], int64 labels) of a data set split, the first `limit` images."""
+    """(float images NCHW in [0, 1], int64 labels) of a data set split, `limit` images spread over it."""
     images, labels = load_dataset(dataset, split)
-    if limit:
-        images, labels = images[:limit], labels[:limit]
+    chosen = spread_indices(len(images), limit)
+    images, labels = images[chosen], labels[chosen]
     return torch.from_numpy(preprocess(images, dataset)), torch.from_numpy(labels)
 
 

@@ -106,8 +106,8 @@ def add_arguments(parser):
     parser.add_argument("--schedule", choices=SCHEDULES)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
-    parser.add_argument("--train-limit", type=int, metavar="N", help="train on the first N training images")
-    parser.add_argument("--test-limit", type=int, metavar="N", help="test on the first N test images")
+    parser.add_argument("--train-limit", type=int, metavar="N", help="train on N training images spread evenly over the set")
+    parser.add_argument("--test-limit", type=int, metavar="N", help="test on N test images spread evenly over the set")
 
 
 def model_with_bits(name, family, weight_bits, act_bits, known):

@@ -224,7 +224,7 @@ def load_checkpoint(model, path, name=None):
                 f"{tuple(tensor.shape)}: it was saved from a different model or bit width")
     for key in state:
         if key not in expected:
-            raise QnnflowError(f"checkpoint {path} has key '{key}' that {target} lacks: it was saved from a different model; rebuild it for this one")
+            raise QnnflowError(f"checkpoint {path} has unexpected key '{key}' ({target} has none): it was saved from a different model; rebuild it for this one")
     model.load_state_dict(state, strict=True)
     return model
 

@@ -10,11 +10,12 @@ from qnnflow.base.execute import execute_batch
 from qnnflow.flow.cli import main
 from qnnflow.flow.config import load_config
 from qnnflow.flow.evaluate import STAGES, Disagreement, check_agreement, evaluate, stage_graph
-from qnnflow.models.data import load_mnist, preprocess
+from qnnflow.models.data import load_mnist, preprocess, spread_indices
 from qnnflow.models.train import train
 from qnnflow.models.train_config import TrainConfig
 
 IMAGES = 64
+CHOSEN = spread_indices(10000, IMAGES)  # --limit spreads its images over the test set
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +45,9 @@ def test_every_stage_after_torch_predicts_the_same_class_for_every_image(setup):
     assert all(len(p) == IMAGES for p in predictions.values())
     assert np.array_equal(predictions["streamlined"], predictions["hw"])
     assert np.array_equal(predictions["hw"], predictions["cppsim"])
-    labels = load_mnist("test")[1][:IMAGES]
+    labels = load_mnist("test")[1][CHOSEN]
     assert result["accuracy"] == pytest.approx(float(np.mean(predictions["cppsim"] == labels)))
-    assert result["accuracy"] > 0.5  # one short epoch; chance is 0.1
+    assert result["accuracy"] > 0.3  # one short epoch on 2,000 images; chance is 0.1
     assert np.mean(predictions["torch"] == predictions["hw"]) > 0.95  # float ties may differ from PyTorch
 
 
@@ -57,7 +58,7 @@ def test_the_report_files(setup):
     assert saved["stage"] == "cppsim" and saved["images"] == IMAGES and set(saved["stages"]) == set(STAGES)
     assert saved["accuracy"] == result["accuracy"]
     per_class = saved["per_class_accuracy"]
-    labels = load_mnist("test")[1][:IMAGES]
+    labels = load_mnist("test")[1][CHOSEN]
     predictions = np.load(report / "predictions.npy")
     assert np.array_equal(predictions, np.load(report / "predictions_cppsim.npy"))
     assert per_class["3"] == pytest.approx(float(np.mean(predictions[labels == 3] == 3)))
@@ -76,17 +77,17 @@ def test_a_disagreement_names_the_first_image_and_node(setup):
     _, cfg, out, _ = setup
     streamlined = stage_graph(cfg, out, "streamlined", lambda line: None)
     hw = stage_graph(cfg, out, "hw", lambda line: None)
-    x = preprocess(load_mnist("test")[0][:IMAGES], "mnist")
+    x = preprocess(load_mnist("test")[0][CHOSEN], "mnist")
     first_mvau = [n for n in hw.graph.node if n.op_type == "MVAU"][0]
     weights = hw.get_initializer(first_mvau.input[1])
     flipped = 1 - weights if set(np.unique(weights)) <= {0, 1} else -weights  # XNOR weights are 0/1
     hw.set_initializer(first_mvau.input[1], flipped)  # a broken first layer: most classes change
     broken = np.argmax(execute_batch(hw, x), axis=-1)
     reference = np.load(out / "report" / "predictions_streamlined.npy")
-    first = int(np.flatnonzero(broken != reference)[0])
+    first = CHOSEN[np.flatnonzero(broken != reference)[0]]  # named by its index in the test set
     with pytest.raises(Disagreement, match=rf"first: image {first} .*first differing node: '{first_mvau.name}'"):
         check_agreement("hw", broken, {"streamlined": reference}, x, {"hw": hw, "streamlined": streamlined},
-                        cfg, out, lambda line: None)
+                        cfg, out, lambda line: None, total=10000)
 
 
 def test_eval_of_a_model_outside_the_zoo_is_bad_input(tmp_path, capsys):
