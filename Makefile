@@ -10,7 +10,7 @@ OUT    ?= out/$(MODEL)-$(BOARD)
 # installs the CUDA build of torch with its nvidia-* packages.
 TORCH_INDEX ?=
 
-.PHONY: setup build test test-all bench clean
+.PHONY: setup build train test test-all bench clean
 
 # torch goes in first: the pinned CPU build; anything later that asks for torch is then satisfied.
 setup:
@@ -20,6 +20,10 @@ setup:
 
 build:
 	$(BIN)/qnnflow build builds/$(MODEL).yaml --board $(BOARD) --out $(OUT)
+
+# Train a zoo model (models/train_configs/); runs/<model>/ receives checkpoints and metrics.
+train:
+	$(BIN)/qnnflow train $(MODEL) --out runs/$(MODEL)
 
 # pytest exits 5 when it collects no test; that is not a failure of the suite.
 test:
@@ -36,6 +40,7 @@ bench:
 	$(BIN)/python bench/fold.py
 	$(BIN)/python bench/cppsim.py
 	$(BIN)/python bench/bnn_pynq.py
+	$(BIN)/python bench/eval.py
 
 clean:
 	rm -rf out

@@ -35,6 +35,17 @@ def _parser() -> argparse.ArgumentParser:
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a field; dots for nested fields, value parsed as YAML (repeatable)",
     )
+    from qnnflow.models.train_config import add_arguments
+
+    add_arguments(sub.add_parser("train", help="train a zoo model (the bnn_pynq recipe; torchrun for DDP)"))
+    ev = sub.add_parser("eval", help="accuracy on the model's test set at each stage (torch, streamlined, hw, cppsim)")
+    ev.add_argument("build_file")
+    ev.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a build field, e.g. weights=runs/lfc_w1a1/best.pt (repeatable)")
+    ev.add_argument("--stage", action="append", choices=("torch", "streamlined", "hw", "cppsim"),
+                    help="stage to evaluate (repeatable; default: torch and hw)")
+    ev.add_argument("--limit", type=int, metavar="N", help="the first N test images")
+    ev.add_argument("--out", help="output directory (default out/<build>-<board>, shared with qnnflow build)")
     sub.add_parser("steps", help="list the registered build steps, in pipeline order")
     sub.add_parser("models", help="list the model zoo")
     sub.add_parser("boards", help="list the boards: part, resources, clock")
@@ -73,6 +84,45 @@ def _cmd_build(args) -> int:
         return EXIT_INTERRUPTED
     delivered = ", ".join(f"{k}: {out / v}" for k, v in log["outputs"].items())
     print(f"qnnflow: done in {log['seconds']:.2f} s; {delivered}")
+    return 0
+
+
+def _cmd_train(args) -> int:
+    from qnnflow.models import train_config
+    from qnnflow.models.zoo import ZOO, get_entry
+
+    try:
+        name = args.model
+        if name.endswith((".yaml", ".yml")):  # a build file: train the zoo model it names
+            from qnnflow.flow.config import load_config
+
+            name = load_config(name)["model"]
+        entry = get_entry(name)
+        name = train_config.model_with_bits(name, entry.family, args.weight_bits, args.act_bits, ZOO)
+        from qnnflow.models.train import run
+
+        run(name, args)
+    except QnnflowError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
+
+
+def _cmd_eval(args) -> int:
+    from qnnflow.flow.config import load_config
+    from qnnflow.flow.evaluate import Disagreement, evaluate
+
+    try:
+        cfg = load_config(args.build_file, args.overrides)
+        out = Path(args.out) if args.out else Path("out") / f"{cfg['name']}-{cfg.board['id']}"
+        result = evaluate(cfg, out, args.stage or ("torch", "hw"), args.limit)
+    except Disagreement as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BUILD_FAILED
+    except QnnflowError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"accuracy ({result['stage']}): {100 * result['accuracy']:.2f}%")
     return 0
 
 
@@ -140,8 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="brevitas.fx is deprecated")
     try:
         args = _parser().parse_args(argv)
-        commands = {"build": _cmd_build, "steps": _cmd_steps, "models": _cmd_models, "boards": _cmd_boards,
-                    "export-bnn-pynq": _cmd_export_bnn_pynq}
+        commands = {"build": _cmd_build, "train": _cmd_train, "eval": _cmd_eval, "steps": _cmd_steps,
+                    "models": _cmd_models, "boards": _cmd_boards, "export-bnn-pynq": _cmd_export_bnn_pynq}
         return commands[args.command](args)
     except KeyboardInterrupt:  # before a build started, or while listing
         print("qnnflow: interrupted", file=sys.stderr)

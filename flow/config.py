@@ -64,7 +64,12 @@ def _known_model(value, cfg):
     return model_source_problem(value)
 
 
-def _checkpoint(value, cfg):
+def _usable_weights(value, cfg):
+    from qnnflow.models.zoo import ZOO, weights_problem
+
+    model = cfg.get("model")
+    if isinstance(model, str) and model in ZOO:
+        return weights_problem(model, value)  # loads the checkpoint: another topology's is named
     if value == "random" or Path(value).is_file():
         return None
     return f"checkpoint '{value}' not found; use 'random' or a file saved with torch.save(model.state_dict(), path)"
@@ -138,8 +143,9 @@ SCHEMA: dict[str, Field] = {
         is_path=lambda v: v.endswith(".onnx"),
     ),
     "weights": Field(
-        (str,), default="random", check=_checkpoint, doc="'random' (seeded) or a checkpoint path",
-        is_path=lambda v: v != "random",
+        (str,), default="random", check=_usable_weights,
+        doc="'random' (seeded), 'trained' (models/checkpoints/) or a checkpoint path",
+        is_path=lambda v: v not in ("random", "trained"),
     ),
     "board": Field(
         (str,), required=True, check=_known_board, doc="board name or board YAML path", is_path=is_board_path,

@@ -17,25 +17,33 @@ class Verification:
     max_abs_diff: float
 
 
+def _views(value: np.ndarray) -> list[np.ndarray]:
+    """A reference tensor as the hardware graph may hold it: as is, and NCHW as NHWC."""
+    value = np.asarray(value)
+    return [value, value.transpose(0, 2, 3, 1)] if value.ndim == 4 else [value]
+
+
 def first_differing_node(model: ModelWrapper, reference: ModelWrapper, x: np.ndarray):
     """The first node (in graph order) of ``model`` whose output the last verified model never computes.
 
     A tensor is matched by name when the reference has a tensor of that name and shape,
-    otherwise by value against every reference tensor of the same shape, since transforms
-    rename and reorder tensors.
+    otherwise by value against every reference tensor of the same shape (also NCHW
+    tensors seen as NHWC), since transforms rename, reorder and relayout tensors. A BINARY
+    (0/1) tensor also matches the BIPOLAR (-1/+1) tensor it encodes.
     """
     ctx = execute_context(model, x)
     ref = execute_context(reference, x)
     by_shape: dict[tuple, list[np.ndarray]] = {}
     for value in ref.values():
-        by_shape.setdefault(np.shape(value), []).append(value)
+        for view in _views(value):
+            by_shape.setdefault(np.shape(view), []).append(view)
     for node in model.graph.node:
         for out in node.output:
             value, dtype = ctx[out], model.get_tensor_datatype(out)
-            if out in ref and np.shape(ref[out]) == np.shape(value):
-                ok = compare(value, ref[out], dtype).ok
-            else:
-                ok = any(compare(value, r, dtype).ok for r in by_shape.get(np.shape(value), []))
+            same_name = out in ref and np.shape(ref[out]) == np.shape(value)
+            candidates = [ref[out]] if same_name else by_shape.get(np.shape(value), [])
+            encodings = [value, 2 * np.asarray(value) - 1] if dtype.name == "BINARY" else [value]
+            ok = any(compare(v, r, dtype).ok for v in encodings for r in candidates)
             if not ok:
                 return node
     return None

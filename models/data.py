@@ -270,6 +270,19 @@ def load_dataset(name, split="test"):
     return LOADERS[name](split)
 
 
+def spread_indices(total, limit=None):
+    """Indices of `limit` images spread evenly over a set of `total` (all of them when None).
+
+    Not the first `limit`: the CIFAR-10 copy is sorted by class, so its first 1,000 test
+    images are all airplanes.
+    """
+    if limit is None or limit >= total:
+        return np.arange(total)
+    if limit <= 0:
+        raise QnnflowError(f"limit {limit}: must be a positive number of images")
+    return np.linspace(0, total - 1, limit).astype(np.int64)
+
+
 def preprocess(images, dataset):
     """uint8 images as loaded -> float32 NCHW in [0, 1], the zoo models' input.
 

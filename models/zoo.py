@@ -1,7 +1,7 @@
 """The model zoo: named BNN-PYNQ-style networks and the one call that builds them.
 
-`build_model(name, weights="random" | <checkpoint path>, seed=0)` returns an
-eval-mode torch module. Random weights are meant for testing the flow, so they
+`build_model(name, weights="random" | "trained" | <checkpoint path>, seed=0)` returns an
+eval-mode torch module. "trained" is the checkpoint shipped in models/checkpoints/. Random weights are meant for testing the flow, so they
 are drawn to make every layer interesting: weights use all quantization levels,
 and batch-norm statistics put activation thresholds inside the accumulator
 range, with some negative BN scales (flipped channels) in every layer.
@@ -25,6 +25,7 @@ CIFAR10_SHAPE = (1, 3, 32, 32)
 MNIST_SHAPE = (1, 1, 28, 28)
 
 FLIPPED_FRACTION = 0.15  # share of BN channels given a negative scale
+SHIPPED_CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
 
 
 @dataclass(frozen=True)
@@ -72,11 +73,25 @@ def _construct(entry):
     return FC(FC_HIDDEN[entry.family], entry.weight_bits, entry.act_bits)
 
 
+def untrained_model(name, seed=0):
+    """Zoo model `name` as training starts it (Brevitas bnn_pynq): weights ~ U(-1, 1), default
+    batch-norm statistics, in training mode. Seeded; the global torch RNG is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        model = _construct(get_entry(name))
+    gen = torch.Generator().manual_seed(int(seed))
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                module.weight.copy_(torch.rand(module.weight.shape, generator=gen) * 2 - 1)
+    return model.train()
+
+
 def build_model(name, weights="random", seed=0):
     """Build zoo model `name` in eval mode.
 
-    weights: "random" (seeded, see `randomize`) or the path of a torch checkpoint
-    holding a state_dict (or a dict with key "state_dict").
+    weights: "random" (seeded, see `randomize`), "trained" (the shipped checkpoint, see
+    `shipped_checkpoint`) or the path of a torch checkpoint holding a state_dict (or a dict
+    with key "state_dict", and optionally "model", the zoo name it was trained as).
     The global torch RNG is left as it was.
     """
     entry = get_entry(name)
@@ -84,12 +99,25 @@ def build_model(name, weights="random", seed=0):
         model = _construct(entry)
     if isinstance(weights, str) and weights == "random":
         randomize(model, seed, entry.input_shape)
+    elif isinstance(weights, str) and weights == "trained":
+        load_checkpoint(model, shipped_checkpoint(name), name)
     elif isinstance(weights, (str, Path)):
-        load_checkpoint(model, weights)
+        load_checkpoint(model, weights, name)
     else:
         raise QnnflowError(
-            f"weights={weights!r} for model '{name}' is not understood: use 'random' or a checkpoint path")
+            f"weights={weights!r} for model '{name}' is not understood: use 'random', 'trained' or a checkpoint path")
     return model.eval()
+
+
+def shipped_checkpoint(name):
+    """The trained checkpoint of zoo model `name` shipped in models/checkpoints/, or a QnnflowError."""
+    path = SHIPPED_CHECKPOINTS / f"{name}.pt"
+    if not path.is_file():
+        shipped = sorted(p.stem for p in SHIPPED_CHECKPOINTS.glob("*.pt"))
+        raise QnnflowError(
+            f"weights: trained: no trained checkpoint of '{name}' is shipped (models/checkpoints/ has "
+            f"{', '.join(shipped) or 'none'}): train one with `qnnflow train {name}` and set weights to its best.pt")
+    return path
 
 
 def _randomize_norm(norm, x, gen):
@@ -146,7 +174,19 @@ def randomize(model, seed=0, input_shape=None):
     return model
 
 
-def _load_state_dict(path):
+def weights_problem(name, weights):
+    """Why `weights` cannot give zoo model `name` its parameters, or None (loads the checkpoint to check)."""
+    if weights == "random":
+        return None
+    try:
+        load_checkpoint(_construct(get_entry(name)), shipped_checkpoint(name) if weights == "trained" else weights, name)
+    except QnnflowError as err:
+        return str(err)
+    return None
+
+
+def _load_state_dict(path, name=None):
+    """The state_dict in checkpoint `path`; a checkpoint recording another zoo model than `name` fails."""
     path = Path(path)
     if not path.is_file():
         raise QnnflowError(f"checkpoint {path} not found: pass an existing file saved with torch.save(model.state_dict(), path)")
@@ -155,6 +195,11 @@ def _load_state_dict(path):
     except Exception as e:  # torch raises many types for unreadable files
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise QnnflowError(f"checkpoint {path} cannot be read ({reason}): save it with torch.save(model.state_dict(), path)") from None
+    trained_as = ckpt.get("model") if isinstance(ckpt, dict) else None
+    if name is not None and isinstance(trained_as, str) and trained_as != name:
+        raise QnnflowError(
+            f"checkpoint {path} holds weights of model '{trained_as}', not of '{name}': use a checkpoint "
+            f"trained for '{name}' (qnnflow train {name}) or set model: {trained_as}")
     if isinstance(ckpt, dict) and isinstance(ckpt.get("state_dict"), dict):
         ckpt = ckpt["state_dict"]
     if not isinstance(ckpt, dict) or not all(isinstance(v, torch.Tensor) for v in ckpt.values()):
@@ -162,20 +207,24 @@ def _load_state_dict(path):
     return ckpt
 
 
-def load_checkpoint(model, path):
-    """Load a state_dict checkpoint into `model`; any key or shape mismatch is a QnnflowError."""
-    state = _load_state_dict(path)
+def load_checkpoint(model, path, name=None):
+    """Load a state_dict checkpoint into zoo model `name`; another model's or any key or shape mismatch is a QnnflowError.
+
+    Tensors of another dtype are converted (compact checkpoints store binary weights as int8).
+    """
+    state = _load_state_dict(path, name)
     expected = model.state_dict()
+    target = f"model '{name}'" if name else "the model"
     for key, tensor in expected.items():
         if key not in state:
-            raise QnnflowError(f"checkpoint {path} lacks key '{key}': it was saved from a different model; rebuild it for this one")
+            raise QnnflowError(f"checkpoint {path} lacks key '{key}' of {target}: it was saved from a different model; rebuild it for this one")
         if tuple(state[key].shape) != tuple(tensor.shape):
             raise QnnflowError(
-                f"checkpoint {path} key '{key}' has shape {tuple(state[key].shape)}, the model expects "
+                f"checkpoint {path} key '{key}' has shape {tuple(state[key].shape)}, {target} expects "
                 f"{tuple(tensor.shape)}: it was saved from a different model or bit width")
     for key in state:
         if key not in expected:
-            raise QnnflowError(f"checkpoint {path} has unexpected key '{key}': it was saved from a different model; rebuild it for this one")
+            raise QnnflowError(f"checkpoint {path} has unexpected key '{key}' ({target} has none): it was saved from a different model; rebuild it for this one")
     model.load_state_dict(state, strict=True)
     return model
 
