@@ -121,13 +121,13 @@ def _tail_model(model: ModelWrapper, region) -> ModelWrapper | None:
     return tail
 
 
-def cppsim_outputs(model: ModelWrapper, x: np.ndarray, cache_dir: Path, bar) -> np.ndarray:
+def cppsim_outputs(model: ModelWrapper, x: np.ndarray, board: dict, cache_dir: Path, bar) -> np.ndarray:
     """The model's outputs with the hardware region computed by the generated C++ (g++, cached binary)."""
     from qnnflow.base.execute import execute_batch
-    from qnnflow.hls.codegen import generate
+    from qnnflow.hls.codegen.project import generate
     from qnnflow.hls.cppsim import compile_project, region_input, run_testbench
 
-    project = generate(model)
+    project = generate(model, board)
     region = project.region
     binary = compile_project(project, cache_dir / "bin")
     ranges = [(i, min(i + 4 * CHUNK, len(x))) for i in range(0, len(x), 4 * CHUNK)]
@@ -179,7 +179,7 @@ def _locate(stage_a, stage_b, image, x, graphs, cfg, out_dir, progress) -> str:
     sample = x[image:image + 1]
     if "cppsim" in (stage_a, stage_b):
         hw = graphs.get("hw") or stage_graph(cfg, out_dir, "hw", progress)
-        result = cppsim(hw, sample, out_dir / "cppsim" / "bin", layers=True)
+        result = cppsim(hw, sample, cfg.board, out_dir / "cppsim" / "bin", layers=True)
         if result.mismatch and result.mismatch.get("node"):
             return f"first differing node: '{result.mismatch['node']}' ({result.mismatch['op_type']}) in the C++"
         if {stage_a, stage_b} == {"cppsim", "hw"}:
@@ -286,7 +286,7 @@ def evaluate(cfg, out_dir, stages=STAGES, limit=None, progress=print) -> dict:
         if stage == "torch":
             outputs = torch_outputs(cfg["model"], cfg["weights"], x, bar)
         elif stage == "cppsim":
-            outputs = cppsim_outputs(graphs["hw"], x, out_dir / "cppsim", bar)
+            outputs = cppsim_outputs(graphs["hw"], x, cfg.board, out_dir / "cppsim", bar)
         else:
             outputs = execute_parallel(graphs[stage], x, bar)
         bar.close()
