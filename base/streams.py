@@ -121,8 +121,48 @@ def unpack_lanes(data: np.ndarray, lanes: int, datatype: str) -> np.ndarray:
     return decode_elements(codes, datatype)
 
 
+class _ImageFormat:
+    """What both formats share: one image's ``shape`` of ``datatype`` elements, checked and counted."""
+
+    shape: tuple[int, ...]
+    datatype: str
+
+    def _check_image(self, what: str) -> None:
+        object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
+        _datatype(self.datatype)
+        if not self.shape or min(self.shape) < 1:
+            raise ValueError(f"{what} shape {self.shape} must be non-empty positive dimensions")
+
+    @property
+    def elem_bits(self) -> int:
+        return _datatype(self.datatype).bitwidth()
+
+    @property
+    def elements(self) -> int:
+        """Elements per image."""
+        return math.prod(self.shape)
+
+    def _images(self, tensor, what: str) -> np.ndarray:
+        """``tensor`` as (N, elements) after checking it holds whole images of ``datatype`` integers."""
+        tensor = np.asarray(tensor)
+        if tensor.size % self.elements:
+            raise QnnflowError(f"a tensor of shape {tensor.shape} is not a whole number of {self.shape} images")
+        problem = value_problem(tensor, _datatype(self.datatype))
+        if problem:
+            raise QnnflowError(f"cannot pack a tensor that {problem} into a {self.datatype} {what}")
+        return tensor.reshape(-1, self.elements)
+
+    def _raw_images(self, data, image_bytes: int, unit: str) -> np.ndarray:
+        """Bytes or a uint8 array of whole images as (N, image_bytes) uint8."""
+        raw = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else np.asarray(data)
+        raw = raw.reshape(-1)
+        if raw.size % image_bytes:
+            raise QnnflowError(f"{raw.size} bytes are not a whole number of {image_bytes}-byte images ({unit})")
+        return raw.reshape(-1, image_bytes)
+
+
 @dataclass(frozen=True)
-class StreamFormat:
+class StreamFormat(_ImageFormat):
     """The words of one image's tensor on a stream.
 
     ``shape``: the tensor of one image without the batch axis (elements stream in its
@@ -135,16 +175,9 @@ class StreamFormat:
     datatype: str
 
     def __post_init__(self):
-        object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
-        _datatype(self.datatype)
-        if not self.shape or min(self.shape) < 1:
-            raise ValueError(f"stream shape {self.shape} must be non-empty positive dimensions")
+        self._check_image("stream")
         if self.lanes < 1 or self.shape[-1] % self.lanes:
             raise ValueError(f"lanes={self.lanes} must divide the last dimension of {self.shape}")
-
-    @property
-    def elem_bits(self) -> int:
-        return _datatype(self.datatype).bitwidth()
 
     @property
     def packed_bits(self) -> int:
@@ -161,11 +194,6 @@ class StreamFormat:
         return self.word_bits // BYTE_BITS
 
     @property
-    def elements(self) -> int:
-        """Elements per image."""
-        return math.prod(self.shape)
-
-    @property
     def words(self) -> int:
         """Words per image."""
         return self.elements // self.lanes
@@ -180,22 +208,12 @@ class StreamFormat:
 
     def pack(self, tensor: np.ndarray) -> np.ndarray:
         """(N, *shape) (or anything with N * elements values) integers -> (N, words, word_bytes) uint8."""
-        tensor = np.asarray(tensor)
-        if tensor.size % self.elements:
-            raise QnnflowError(f"a tensor of shape {tensor.shape} is not a whole number of {self.shape} images")
-        problem = value_problem(tensor, _datatype(self.datatype))
-        if problem:
-            raise QnnflowError(f"cannot pack a tensor that {problem} into a {self.datatype} stream")
-        lanes = tensor.reshape(-1, self.words, self.lanes)
+        lanes = self._images(tensor, "stream").reshape(-1, self.words, self.lanes)
         return pack_lanes(lanes, self.datatype, self.word_bits)
 
     def unpack(self, data) -> np.ndarray:
         """Words (bytes or a uint8 array of whole images) -> (N, *shape) int64."""
-        raw = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else np.asarray(data)
-        raw = raw.reshape(-1)
-        if raw.size % self.image_bytes:
-            raise QnnflowError(f"{raw.size} bytes are not a whole number of {self.image_bytes}-byte images "
-                               f"({self.words} words of {self.word_bytes} bytes)")
+        raw = self._raw_images(data, self.image_bytes, f"{self.words} words of {self.word_bytes} bytes")
         values = unpack_lanes(raw.reshape(-1, self.words, self.word_bytes), self.lanes, self.datatype)
         return values.reshape(-1, *self.shape)
 
@@ -209,7 +227,7 @@ class StreamFormat:
 
 
 @dataclass(frozen=True)
-class PortFormat:
+class PortFormat(_ImageFormat):
     """One image's tensor on an AXI-Stream port: the elements' bits back to back, in ``axi_bits`` words.
 
     ``shape`` and ``datatype`` as in StreamFormat; ``axi_bits`` (a multiple of 8) is the bus
@@ -221,20 +239,9 @@ class PortFormat:
     axi_bits: int
 
     def __post_init__(self):
-        object.__setattr__(self, "shape", tuple(int(d) for d in self.shape))
-        _datatype(self.datatype)
-        if not self.shape or min(self.shape) < 1:
-            raise ValueError(f"port shape {self.shape} must be non-empty positive dimensions")
+        self._check_image("port")
         if self.axi_bits < BYTE_BITS or self.axi_bits % BYTE_BITS:
             raise ValueError(f"axi_bits={self.axi_bits} must be a positive multiple of 8")
-
-    @property
-    def elem_bits(self) -> int:
-        return _datatype(self.datatype).bitwidth()
-
-    @property
-    def elements(self) -> int:
-        return math.prod(self.shape)
 
     @property
     def image_bits(self) -> int:
@@ -255,24 +262,13 @@ class PortFormat:
 
     def pack(self, tensor: np.ndarray) -> np.ndarray:
         """(N, *shape) (or anything with N * elements values) integers -> (N, words, word_bytes) uint8."""
-        tensor = np.asarray(tensor)
-        if tensor.size % self.elements:
-            raise QnnflowError(f"a tensor of shape {tensor.shape} is not a whole number of {self.shape} images")
-        problem = value_problem(tensor, _datatype(self.datatype))
-        if problem:
-            raise QnnflowError(f"cannot pack a tensor that {problem} into a {self.datatype} port")
-        images = pack_lanes(tensor.reshape(-1, self.elements), self.datatype, self.words * self.axi_bits)
+        images = pack_lanes(self._images(tensor, "port"), self.datatype, self.words * self.axi_bits)
         return images.reshape(-1, self.words, self.word_bytes)
 
     def unpack(self, data) -> np.ndarray:
         """Port words (bytes or a uint8 array of whole images) -> (N, *shape) int64."""
-        raw = np.frombuffer(data, np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else np.asarray(data)
-        raw = raw.reshape(-1)
-        if raw.size % self.image_bytes:
-            raise QnnflowError(f"{raw.size} bytes are not a whole number of {self.image_bytes}-byte images "
-                               f"({self.words} words of {self.axi_bits} bits)")
-        values = unpack_lanes(raw.reshape(-1, self.image_bytes), self.elements, self.datatype)
-        return values.reshape(-1, *self.shape)
+        raw = self._raw_images(data, self.image_bytes, f"{self.words} words of {self.axi_bits} bits")
+        return unpack_lanes(raw, self.elements, self.datatype).reshape(-1, *self.shape)
 
     def to_dict(self) -> dict:
         return {"shape": list(self.shape), "datatype": self.datatype, "elem_bits": self.elem_bits,
