@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qnnflow.base.hostops import top_k_indices
+
 
 @dataclass
 class Comparison:
@@ -32,3 +34,27 @@ def compare(produced: np.ndarray, golden: np.ndarray, dtype, rtol: float = 1e-5)
         return Comparison(diff == 0.0, diff, True)
     scale = max(float(np.max(np.abs(golden))) if golden.size else 0.0, 1e-12)
     return Comparison(diff <= rtol * scale, diff, False)
+
+
+def compare_to_golden(produced: np.ndarray, golden: np.ndarray, dtype) -> Comparison:
+    """Compare outputs with golden ones; ``dtype`` as in ``compare``.
+
+    Outputs that are class labels (k indices where the golden output has scores) are
+    compared with the golden scores' top-k indices.
+    """
+    produced = np.asarray(produced)
+    golden = np.asarray(golden)
+    if produced.ndim == golden.ndim and produced.shape[-1] < golden.shape[-1] and produced.shape[:-1] == golden.shape[:-1]:
+        return compare(produced, top_k_indices(golden, produced.shape[-1]), _EXACT)
+    return compare(produced, golden, dtype)
+
+
+class _Exact:
+    """A dtype for ``compare`` that demands exact equality (class indices)."""
+
+    @staticmethod
+    def is_integer() -> bool:
+        return True
+
+
+_EXACT = _Exact()

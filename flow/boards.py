@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 
 from qnnflow.base.errors import QnnflowError
+from qnnflow.hls.board.spec import block_design_problem
 
 BOARD_DIR = Path(__file__).resolve().parent.parent / "builds" / "boards"
 _REQUIRED = {"name": str, "part": str, "board_part": str, "resources": dict, "clock_ns": (int, float), "ps": str, "axi_width": int}
@@ -34,5 +35,8 @@ def load_board(name_or_path: str) -> dict:
     for res in _RESOURCES:
         if not isinstance(board["resources"].get(res), int) or board["resources"][res] <= 0:
             raise QnnflowError(f"{path}: resources.{res}: expected a positive integer")
+    problem = block_design_problem(board)
+    if problem:
+        raise QnnflowError(f"{path}: {problem}")
     board["id"] = path.stem
     return board

@@ -46,6 +46,11 @@ class StepContext:
     artifacts: dict[str, str] = field(default_factory=dict)  # relative path -> sha256
     deliveries: dict[str, str] = field(default_factory=dict)  # output kind -> relative path
     notes: list[str] = field(default_factory=list)
+    skipped: str | None = None  # why the step could not run here (e.g. a missing tool); set by skip()
+
+    def skip(self, reason: str) -> None:
+        """Mark the step skipped: it wrote what it could, the build goes on and exits 0, a rerun retries it."""
+        self.skipped = reason
 
     @property
     def board(self) -> dict:
@@ -118,7 +123,7 @@ class Runner:
             return {}
 
     def _record_valid(self, rec: dict | None, key: str, model_file: str) -> bool:
-        if not rec or rec.get("key") != key:
+        if not rec or rec.get("key") != key or rec.get("skipped"):
             return False
         if sha256_file(self.out_dir / model_file) != rec.get("model_sha"):
             return False
@@ -200,7 +205,8 @@ class Runner:
             self._invalidate_from(i, state)
             ctx = StepContext(self.cfg, self.out_dir, step.name, self.progress)
             model = self._call(step, model, ctx)
-            rec = {"key": key, "artifacts": ctx.artifacts, "deliveries": ctx.deliveries, "notes": ctx.notes}
+            rec = {"key": key, "artifacts": ctx.artifacts, "deliveries": ctx.deliveries, "notes": ctx.notes,
+                   "skipped": ctx.skipped}
             rec["model_sha"] = save_model_atomic(model, self.out_dir / model_file)
             rec["model_file"] = model_file
             previous = state.get(self.steps[i - 1].name) if i > 0 else None
@@ -218,6 +224,8 @@ class Runner:
             "verified": rec["verified"],
             "max_abs_diff": rec["max_abs_diff"],
             "cached": cached,
+            "status": "skipped" if rec.get("skipped") else "done",
+            "skipped": rec.get("skipped"),
             "model": model_file,
             "notes": rec.get("notes", []),
         }
@@ -273,7 +281,10 @@ class Runner:
         last = state.get(self.steps[stop].name)
         if last:
             out["qonnx"] = last["model_file"]
-        missing = [k for k in self.cfg["outputs"] if k not in out and stop == len(self.steps) - 1]
+        # What a skipped step would have made (e.g. a bitstream without Vivado) is not owed.
+        excused = {kind for j in range(stop + 1) if state.get(self.steps[j].name, {}).get("skipped")
+                   for kind in self.steps[j].produces}
+        missing = [k for k in self.cfg["outputs"] if k not in out and k not in excused and stop == len(self.steps) - 1]
         if missing:
             raise QnnflowError(f"outputs: the build finished without producing {', '.join(missing)}")
         return {k: v for k, v in out.items() if k in self.cfg["outputs"] or k in ("qonnx", "build_log")}
@@ -289,6 +300,8 @@ class Runner:
         else:
             check = f"verified, max |diff| {entry['max_abs_diff']:.3g}"
         how = "cached" if entry["cached"] else f"{entry['seconds']:.2f} s"
+        if entry["skipped"]:
+            check = f"skipped: {entry['skipped']}"
         self.progress(f"[{i + 1}/{total}] {entry['name']:<14} {how:>9}  {check}")
 
 
