@@ -41,7 +41,6 @@ _ROUNDING = {
     "CEIL": np.ceil,
     "FLOOR": np.floor,
     "DOWN": np.fix,
-    "ROUND_TO_ZERO": np.fix,
     "UP": lambda x: np.sign(x) * np.ceil(np.abs(x)),
     "HALF_UP": lambda x: np.sign(x) * np.floor(np.abs(x) + 0.5),
     "HALF_DOWN": lambda x: np.sign(x) * np.ceil(np.abs(x) - 0.5),
