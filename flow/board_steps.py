@@ -65,6 +65,7 @@ def _parse_reports(model, ctx: StepContext, project, done: list[str]) -> None:
     cycles, est_res = _estimates(model, ctx.board)
     hls = reports.hls_synth_report(vdir, project.top, nodes, cycles)
     ctx.write_artifact("report/hls_synth.json", _dump(hls))
+    ctx.log(reports.cycles_side_by_side(hls))
     instances = {k["node"]: k["instance"] for k in hls["kernels"] if k["instance"]}
     flow = "bitstream" if "bitstream" in done else "ooc"
     util_file, timing_file = (("utilization_hier.rpt", "timing_summary.rpt") if flow == "bitstream"
@@ -109,10 +110,10 @@ def vivado_step(model, ctx: StepContext):
                  f"'bash {vdir / 'run.sh'} {todo[0]}' on a machine that has them, then rerun this build")
     else:
         for mode in todo:
-            proc = subprocess.run(["bash", str(vdir / "run.sh"), mode], capture_output=True, text=True)
+            # The tools' output goes to the terminal as they run (an hour for a bitstream) and to logs/.
+            proc = subprocess.run(["bash", str(vdir / "run.sh"), mode])
             if proc.returncode != 0:
-                last = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
-                raise QnnflowError(f"run.sh {mode} failed: {last} (logs in {vdir / 'logs'})")
+                raise QnnflowError(f"run.sh {mode} failed with exit status {proc.returncode}; see {vdir / 'logs'}")
     done = [stage for stage in ("hls", "ooc", "bitstream") if _current(vdir, stage, digest)]
     if "hls" in done:
         _parse_reports(model, ctx, project, done)
@@ -139,6 +140,15 @@ def driver_step(model, ctx: StepContext):
     return model
 
 
+def _built_bitstream(vivado_dir: Path) -> Path | None:
+    """The vivado step's bitstream when run.sh built it from the current scripts, else None."""
+    digest = vivado_dir / "design.sha256"
+    built = vivado_dir / BITFILE
+    if digest.is_file() and built.is_file() and _current(vivado_dir, "bitstream", digest.read_bytes()):
+        return built
+    return None
+
+
 @register_step("deploy", config=("name", "board", "deploy"), produces=("deploy",))
 def deploy_step(model, ctx: StepContext):
     """The deployment package (driver, bitstream when built, example, README) and its zip."""
@@ -149,11 +159,7 @@ def deploy_step(model, ctx: StepContext):
         raise QnnflowError(f"{driver_dir} has no driver; put the 'driver' step before 'deploy'")
     driver = {p.relative_to(driver_dir).as_posix(): p.read_bytes() for p in sorted(driver_dir.rglob("*"))
               if p.is_file()}
-    bitfile = ctx.cfg["deploy"]["bitfile"]
-    built = ctx.out_dir / VIVADO_DIR / BITFILE
-    if bitfile is None and built.is_file() and (ctx.out_dir / VIVADO_DIR / "reports" / "bitstream.sha256").is_file():
-        digest = (ctx.out_dir / VIVADO_DIR / "design.sha256").read_bytes()
-        bitfile = built if _current(ctx.out_dir / VIVADO_DIR, "bitstream", digest) else None
+    bitfile = ctx.cfg["deploy"]["bitfile"] or _built_bitstream(ctx.out_dir / VIVADO_DIR)
     golden = (ctx.out_dir / GOLDEN_FILE).read_bytes()
     name = package_name(ctx.cfg["name"], ctx.board)
     files = package_files(ctx.cfg["name"], ctx.board, driver, golden, Path(bitfile) if bitfile else None)

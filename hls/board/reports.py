@@ -261,3 +261,14 @@ def side_by_side(estimated: dict[str, dict], real: dict[str, dict], title: str) 
         cell = lambda d, k: f"{d[k]:>12,}" if isinstance(d.get(k), (int, float)) else f"{'-':>12}"  # noqa: E731
         lines.append(f"{name:<32}" + "".join(cell(e, k) + cell(r, k) for k in RESOURCES))
     return "\n".join(lines)
+
+
+def cycles_side_by_side(hls_report: dict) -> str:
+    """Per node: estimated cycles per image beside the HLS interval (II) and latency of its instance."""
+    lines = [f"cycles per image, estimated and Vitis HLS\n{'':<32}{'estimate':>12}{'II':>10}{'latency':>10}"]
+    for k in hls_report["kernels"]:
+        cell = lambda v: f"{v:>10,}" if isinstance(v, int) else f"{'-':>10}"  # noqa: E731
+        est = k.get("estimated_cycles")
+        lines.append(f"{k['node']:<32}{(f'{est:,}' if est is not None else '-'):>12}"
+                     f"{cell(k.get('ii_max'))}{cell(k.get('latency_max'))}")
+    return "\n".join(lines)

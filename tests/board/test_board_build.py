@@ -200,6 +200,7 @@ def test_reports_of_a_run_of_the_current_scripts_are_parsed(built, tmp_path, cap
     timing = json.loads((out / "report" / "timing.json").read_text())
     assert timing["wns_ns"] == 0.842
     assert "resources, estimated and out-of-context synthesis" in printed
+    assert "cycles per image, estimated and Vitis HLS" in printed
     log = json.loads((out / "build_log.json").read_text())
     assert log["outputs"]["ooc_synth"] == "report/post_synth_resources.json"
     assert next(s for s in log["steps"] if s["name"] == "vivado")["status"] == "done"
@@ -234,3 +235,33 @@ def test_deploy_includes_a_given_bitstream_with_its_hwh(built, tmp_path):
     assert package.read(f"{PACKAGE}/driver/qnnflow.bit") == b"bitstream bytes"
     assert package.read(f"{PACKAGE}/driver/qnnflow.hwh") == b"<hwh/>"
     assert "this build's bitstream" in package.read(f"{PACKAGE}/README.md").decode()
+
+
+def test_a_bitstream_built_from_the_current_scripts_goes_into_the_package(built, tmp_path, capsys):
+    """Fixture reports and stand-in bitstream bytes where run.sh leaves them, stamped with this design's digest."""
+    out = _copy(built, tmp_path)
+    vivado = out / "vivado"
+    (vivado / "reports").mkdir()
+    (vivado / "output").mkdir()
+    for path in FIXTURES.glob("*csynth.xml"):
+        shutil.copy(path, vivado / "reports" / path.name)
+    shutil.copy(FIXTURES / "utilization_hier.rpt", vivado / "reports")
+    shutil.copy(FIXTURES / "timing_summary_failing.rpt", vivado / "reports" / "timing_summary.rpt")
+    (vivado / "output" / "qnnflow.bit").write_bytes(b"bitstream bytes")
+    (vivado / "output" / "qnnflow.hwh").write_bytes(b"<hwh/>")
+    for stage in ("hls", "bitstream"):
+        shutil.copy(vivado / "design.sha256", vivado / "reports" / f"{stage}.sha256")
+    assert main(["build", str(REPO / "builds" / "tfc_w1a1.yaml"), "--board", "ultra96", "--out", str(out),
+                 "--from", "vivado"]) == 0
+    log = json.loads((out / "build_log.json").read_text())
+    assert log["outputs"].get("vivado") == "vivado/run.sh"
+    resources = json.loads((out / "report" / "post_synth_resources.json").read_text())
+    assert resources["flow"] == "placed and routed" and resources["nodes"]["MVAU_1"]["LUT"] == 1102
+    assert json.loads((out / "report" / "timing.json").read_text())["met"] is False
+    package = zipfile.ZipFile(out / "deploy" / f"{PACKAGE}.zip")
+    assert package.read(f"{PACKAGE}/driver/qnnflow.bit") == b"bitstream bytes"
+    # Scripts changed since (another clock): that bitstream is not the design's any more.
+    assert main(["build", str(REPO / "builds" / "tfc_w1a1.yaml"), "--board", "ultra96", "--out", str(out),
+                 "--set", "clock_ns=6"]) == 0
+    names = zipfile.ZipFile(out / "deploy" / f"{PACKAGE}.zip").namelist()
+    assert f"{PACKAGE}/driver/qnnflow.bit" not in names

@@ -89,3 +89,9 @@ def test_side_by_side_prints_estimate_and_real():
                                  {"MVAU_0": {"LUT": 26080, "FF": 8230, "BRAM18": 2, "DSP": 2}}, "t")
     row = table.splitlines()[2]
     assert row.split()[:3] == ["MVAU_0", "28,992", "26,080"] and "8,230" in row
+
+
+def test_cycles_side_by_side():
+    report = reports.hls_synth_report(FIXTURES, "qnnflow_top", NODES, {"MVAU_0": 49})
+    rows = reports.cycles_side_by_side(report).splitlines()
+    assert rows[2].split() == ["MVAU_0", "49", "50", "53"] and rows[3].split() == ["MVAU_1", "-", "33", "36"]
