@@ -29,11 +29,11 @@ The C++ side of the same format is ``hls/include/streams.hpp``.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from qonnx.core.datatype import DataType
 
 from qnnflow.base.errors import QnnflowError
 from qnnflow.base.values import value_problem
@@ -42,6 +42,7 @@ BYTE_BITS = 8
 MAX_WORD_BITS = 4096  # ap_uint's widest type with AP_INT_MAX_W=4096 (streams.hpp)
 
 __all__ = [
+    "IntType",
     "StreamFormat",
     "PortFormat",
     "encode_elements",
@@ -53,16 +54,55 @@ __all__ = [
 ]
 
 
-def _datatype(name: str):
-    try:
-        dt = DataType[name]
-    except Exception:
-        raise QnnflowError(f"stream datatype '{name}' is not a qonnx DataType; use e.g. INT4, UINT8, BINARY") from None
-    if not dt.is_integer() or dt.is_fixed_point():
+@dataclass(frozen=True)
+class IntType:
+    """An integer element type by its qonnx DataType name (INT4, UINT8, BINARY, BIPOLAR, TERNARY).
+
+    Parsed here rather than through qonnx, so that this module needs numpy alone: the board
+    driver packs its buffers with a copy of it, where qonnx is not installed.
+    """
+
+    name: str
+    bits: int
+    is_signed: bool
+
+    def bitwidth(self) -> int:
+        return self.bits
+
+    def signed(self) -> bool:
+        return self.is_signed
+
+    def is_integer(self) -> bool:
+        return True
+
+    def min(self) -> int:
+        if self.name in ("BIPOLAR", "TERNARY"):
+            return -1
+        return -(1 << (self.bits - 1)) if self.is_signed else 0
+
+    def max(self) -> int:
+        if self.name in ("BIPOLAR", "TERNARY"):
+            return 1
+        return (1 << (self.bits - 1)) - 1 if self.is_signed else (1 << self.bits) - 1
+
+
+_SPECIAL_TYPES = {"BINARY": (1, False), "BIPOLAR": (1, True), "TERNARY": (2, True)}
+_NON_INTEGER = re.compile(r"(FLOAT|FIXED|SCALEDINT|ARBPREC).*")
+
+
+def _datatype(name: str) -> IntType:
+    match = re.fullmatch(r"(U?)INT(\d+)", str(name))
+    if match:
+        bits, signed = int(match.group(2)), not match.group(1)
+    elif name in _SPECIAL_TYPES:
+        bits, signed = _SPECIAL_TYPES[name]
+    elif _NON_INTEGER.fullmatch(str(name)):
         raise QnnflowError(f"stream datatype {name} is not an integer type; streams carry integers only")
-    if dt.bitwidth() > 64:
+    else:
+        raise QnnflowError(f"stream datatype '{name}' is not a qonnx DataType; use e.g. INT4, UINT8, BINARY")
+    if bits < 1 or bits > 64:
         raise QnnflowError(f"stream datatype {name} is wider than 64 bits, which streams do not support")
-    return dt
+    return IntType(str(name), bits, signed)
 
 
 def encode_elements(values: np.ndarray, datatype: str) -> np.ndarray:

@@ -4,9 +4,12 @@ float carriers ONNX graphs use for them; the divisors that give legal foldings."
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
-from qonnx.core.datatype import BaseDataType
+
+if TYPE_CHECKING:  # annotations only: this module imports numpy alone (the board driver carries a copy)
+    from qonnx.core.datatype import BaseDataType
 
 _FLOAT32_EXACT = 2**24  # every integer of magnitude <= 2**24 is a float32
 

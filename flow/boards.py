@@ -6,6 +6,7 @@ from pathlib import Path
 
 from qnnflow.base.errors import QnnflowError
 from qnnflow.flow.yaml_io import load_yaml_file
+from qnnflow.hls.board.spec import block_design_problem
 
 BOARD_DIR = Path(__file__).resolve().parent.parent / "builds" / "boards"
 _REQUIRED = {
@@ -42,6 +43,9 @@ def load_board(name_or_path: str) -> dict:
     problem = clock_problem(board["clock_ns"], board)
     if problem:
         raise QnnflowError(f"{path}: clock_ns: {problem}")
+    problem = block_design_problem(board)
+    if problem:
+        raise QnnflowError(f"{path}: {problem}")
     board["id"] = path.stem
     return board
 

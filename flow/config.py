@@ -131,7 +131,8 @@ def _choice_problem(what: str, value: str, choices) -> str:
     return f"unknown {what} '{value}'{hint} (choose from {', '.join(choices)})"
 
 
-DEFAULT_STEPS = ["export", "tidy", "streamline", "to_hw", "fold", "estimate", "hls_codegen", "cppsim"]
+DEFAULT_STEPS = ["export", "tidy", "streamline", "to_hw", "fold", "estimate", "hls_codegen", "cppsim", "vivado",
+                 "driver", "deploy"]
 
 SCHEMA: dict[str, Field] = {
     "name": Field((str,), doc="build name; defaults to the YAML file's stem"),
@@ -175,6 +176,15 @@ SCHEMA: dict[str, Field] = {
             "max_weight_width": Field((int,), check=_positive, doc="max PE*SIMD*weight bits per MVAU; default 4096"),
         },
         doc="automatic folding: budget, target or an explicit folding file",
+    ),
+    "deploy": Field(
+        (dict,),
+        default={},
+        fields={
+            "bitfile": Field((str,), check=_existing_file,
+                             doc="bitstream to package (its .hwh beside it); default: the vivado step's, when built"),
+        },
+        doc="the deployment package",
     ),
     "golden": Field(
         (dict,),

@@ -91,7 +91,7 @@ def register_step(name: str, config: tuple[str, ...] = (), produces: tuple[str, 
 
 
 # Importing these modules registers the built-in steps.
-STEP_MODULES = ("qnnflow.flow.steps", "qnnflow.flow.fold_step", "qnnflow.flow.hls_steps")
+STEP_MODULES = ("qnnflow.flow.steps", "qnnflow.flow.fold_step", "qnnflow.flow.hls_steps", "qnnflow.flow.board_steps")
 
 
 def _load_builtin_steps():

@@ -63,6 +63,11 @@ class StepContext:
     # What the step checked itself, if anything (e.g. "C++ simulation bit-exact on 8 images");
     # set it only after the check passed. The log then records the step as verified.
     checked: str | None = None
+    skipped: str | None = None  # why the step could not run here (e.g. a missing tool); set by skip()
+
+    def skip(self, reason: str) -> None:
+        """Mark the step skipped: it wrote what it could, the build goes on and exits 0, a rerun retries it."""
+        self.skipped = reason
 
     @property
     def board(self) -> dict:
@@ -149,7 +154,7 @@ class Runner:
             return {}
 
     def _record_valid(self, rec: dict | None, key: str, model_file: str) -> bool:
-        if not rec or rec.get("key") != key:
+        if not rec or rec.get("key") != key or rec.get("skipped"):
             return False
         if sha256_file(self.out_dir / model_file) != rec.get("model_sha"):
             return False
@@ -260,7 +265,7 @@ class Runner:
             self._ctx = ctx = StepContext(self.cfg, self.out_dir, step.name, self.progress)
             model = self._call(step, model, ctx)
             rec = {"key": key, "artifacts": ctx.artifacts, "deliveries": ctx.deliveries, "notes": ctx.notes,
-                   "checks": [ctx.checked] if ctx.checked else [], "max_abs_diff": None}
+                   "checks": [ctx.checked] if ctx.checked else [], "max_abs_diff": None, "skipped": ctx.skipped}
             rec["model_sha"] = save_model_atomic(model, self.out_dir / model_file)
             rec["model_file"] = model_file
         if self._needs_golden_check(i, rec, state):
@@ -277,6 +282,8 @@ class Runner:
             "checked": "; ".join(rec["checks"]) or "none",
             "max_abs_diff": rec["max_abs_diff"],
             "cached": cached,
+            "status": "skipped" if rec.get("skipped") else "done",
+            "skipped": rec.get("skipped"),
             "model": model_file,
             "notes": rec.get("notes", []),
         }
@@ -342,7 +349,10 @@ class Runner:
         last = state.get(self.steps[stop].name)
         if last:
             out["qonnx"] = last["model_file"]
-        missing = [k for k in self.cfg["outputs"] if k not in out and stop == len(self.steps) - 1]
+        # What a skipped step would have made (e.g. a bitstream without Vivado) is not owed.
+        excused = {kind for j in range(stop + 1) if state.get(self.steps[j].name, {}).get("skipped")
+                   for kind in self.steps[j].produces}
+        missing = [k for k in self.cfg["outputs"] if k not in out and k not in excused and stop == len(self.steps) - 1]
         if missing:
             raise QnnflowError(f"outputs: the build finished without producing {', '.join(missing)}")
         return {k: v for k, v in out.items() if k in self.cfg["outputs"] or k in ("qonnx", "build_log")}
@@ -356,6 +366,8 @@ class Runner:
         shown = [f"{c}, max |diff| {entry['max_abs_diff']:.3g}" if c == GOLDEN_CHECK else c for c in checks]
         check = "verified: " + "; ".join(shown) if shown else "checked: none"
         how = "cached" if entry["cached"] else f"{entry['seconds']:.2f} s"
+        if entry["skipped"]:
+            check = f"skipped: {entry['skipped']}"
         self.progress(f"[{i + 1}/{total}] {entry['name']:<14} {how:>9}  {check}")
 
 
