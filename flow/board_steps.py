@@ -88,7 +88,8 @@ def _parse_reports(model, ctx: StepContext, project, done: list[str]) -> None:
                      f"(target {1000 / ctx.cfg.clock_ns:.1f} MHz)")
 
 
-@register_step("vivado", config=("name", "board", "clock_ns", "outputs"), produces=("vivado", "bitstream", "ooc_synth"))
+@register_step("vivado", config=("name", "board", "clock_ns", "outputs"), produces=("vivado", "bitstream", "ooc_synth"),
+               tools=TOOLS)
 def vivado_step(model, ctx: StepContext):
     """Vitis HLS and Vivado scripts (run when the tools are installed), their reports parsed."""
     from qnnflow.hls.board.tcl import DesignParams, fifo_depths, vivado_scripts
@@ -137,6 +138,7 @@ def driver_step(model, ctx: StepContext):
     config, params = host_program(model, project, ctx.cfg["top_k"])
     ctx.notes.append(check_host_program(model, project, config, params, ctx.golden().input,
                                         ctx.out_dir / CPPSIM_DIR / "run"))
+    ctx.checked = "the driver's host head, packing and tail reproduce the graph on the golden inputs"
     return model
 
 

@@ -67,12 +67,12 @@ def _known_model(value, cfg):
 def _usable_weights(value, cfg):
     from qnnflow.models.zoo import ZOO, weights_problem
 
+    if value not in ("random", "trained") and not Path(value).is_file():
+        return f"checkpoint '{value}' not found; use 'random' or a file saved with torch.save(model.state_dict(), path)"
     model = cfg.get("model")
     if isinstance(model, str) and model in ZOO:
         return weights_problem(model, value)  # loads the checkpoint: another topology's is named
-    if value == "random" or Path(value).is_file():
-        return None
-    return f"checkpoint '{value}' not found; use 'random' or a file saved with torch.save(model.state_dict(), path)"
+    return None
 
 
 def _known_board(value, cfg):

@@ -28,6 +28,7 @@ class Step:
     config_keys: tuple[str, ...]
     produces: tuple[str, ...]
     doc: str
+    tools: tuple[str, ...] = ()  # programs the step runs when found on PATH: which are found keys its cache
 
     def code_hash(self) -> str:
         """Hash of the code behind the step: editing it invalidates the step's cache.
@@ -79,12 +80,13 @@ _STEPS: dict[str, Step] = {}
 _ALWAYS_PRODUCED = {"build_log": ("export",)}
 
 
-def register_step(name: str, config: tuple[str, ...] = (), produces: tuple[str, ...] = ()):
+def register_step(name: str, config: tuple[str, ...] = (), produces: tuple[str, ...] = (),
+                  tools: tuple[str, ...] = ()):
     """Decorator: register ``fn`` as the build step ``name``."""
 
     def wrap(fn):
         doc = (inspect.getdoc(fn) or "").split("\n")[0]
-        _STEPS[name] = Step(name, fn, tuple(config), tuple(produces), doc)
+        _STEPS[name] = Step(name, fn, tuple(config), tuple(produces), doc, tuple(tools))
         return fn
 
     return wrap

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import shutil
 import os
 import signal
 import threading
@@ -66,7 +67,7 @@ class StepContext:
     skipped: str | None = None  # why the step could not run here (e.g. a missing tool); set by skip()
 
     def skip(self, reason: str) -> None:
-        """Mark the step skipped: it wrote what it could, the build goes on and exits 0, a rerun retries it."""
+        """Mark the step skipped: it wrote what it could, the build goes on and exits 0; it reruns once its tools are found."""
         self.skipped = reason
 
     @property
@@ -130,6 +131,8 @@ def cache_key(step: Step, cfg: BuildConfig, input_hash: str | None) -> str:
         "input": input_hash,
         "config": config,
         "files": _named_inputs(config),
+        # a step that was skipped for want of a tool reruns once the tool is installed
+        "tools": {tool: shutil.which(tool) for tool in step.tools},
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -154,7 +157,7 @@ class Runner:
             return {}
 
     def _record_valid(self, rec: dict | None, key: str, model_file: str) -> bool:
-        if not rec or rec.get("key") != key or rec.get("skipped"):
+        if not rec or rec.get("key") != key:
             return False
         if sha256_file(self.out_dir / model_file) != rec.get("model_sha"):
             return False

@@ -5,6 +5,7 @@ OUT/deploy/*.zip exists.  Reports that a Vivado run would leave are stood in for
 fixtures in tests/board/fixtures/, clearly as fixtures: no test pretends that Vivado ran."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -157,13 +158,22 @@ def test_the_driver_needs_pynq_only_for_the_board(built):
         pytest.skip("pynq is installed here")
 
 
-def test_rerun_retries_vivado_and_rebuilds_the_same_zip(built, tmp_path, capsys):
+def test_rerun_keeps_vivado_skipped_until_the_tools_appear_and_rebuilds_the_same_zip(built, tmp_path, monkeypatch):
     out = _copy(built, tmp_path)
     before = (out / "deploy" / f"{PACKAGE}.zip").read_bytes()
     assert main(["build", str(REPO / "builds" / "tfc_w1a1.yaml"), "--board", "ultra96", "--out", str(out)]) == 0
     log = json.loads((out / "build_log.json").read_text())
     vivado = next(s for s in log["steps"] if s["name"] == "vivado")
-    assert vivado["status"] == "skipped" and not vivado["cached"]
+    assert vivado["status"] == "skipped" and vivado["cached"]  # the same tools are missing: nothing to redo
+    fake_bin = tmp_path / "bin"  # a vivado on PATH (it is not run: vitis_hls is still missing)
+    fake_bin.mkdir()
+    (fake_bin / "vivado").write_text("#!/bin/sh\nexit 1\n")
+    (fake_bin / "vivado").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake_bin}:{os.environ['PATH']}")
+    assert main(["build", str(REPO / "builds" / "tfc_w1a1.yaml"), "--board", "ultra96", "--out", str(out)]) == 0
+    log = json.loads((out / "build_log.json").read_text())
+    vivado = next(s for s in log["steps"] if s["name"] == "vivado")
+    assert vivado["status"] == "skipped" and not vivado["cached"]  # the tools found changed: retried
     assert next(s for s in log["steps"] if s["name"] == "cppsim")["cached"]
     assert (out / "deploy" / f"{PACKAGE}.zip").read_bytes() == before
 

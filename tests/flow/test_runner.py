@@ -187,13 +187,14 @@ def test_editing_comments_in_builds_reruns_no_step_and_board_content_keys_its_st
     registry._qnnflow_source_hash.cache_clear()
     build, board, out = builds / "tfc_w1a1.yaml", builds / "boards" / "pynq-z1.yaml", tmp_path / "out"
     log, _ = run(build, out, ["golden.count=2"])
-    assert not any(cached(log).values()) and len(log["steps"]) == 8
+    steps = len(load_config(build)["steps"])
+    assert not any(cached(log).values()) and len(log["steps"]) == steps
     build.write_text("# a comment added by the user\n" + build.read_text())
     board.write_text(board.read_text().replace("# Digilent", "# An edited comment. Digilent"))
     registry._qnnflow_source_hash.cache_clear()
     run(build, out, ["golden.count=2"])
     on_disk = json.loads((out / "build_log.json").read_text())
-    assert len(on_disk["steps"]) == 8 and all(cached(on_disk).values()), cached(on_disk)
+    assert len(on_disk["steps"]) == steps and all(cached(on_disk).values()), cached(on_disk)
     board.write_text(board.read_text().replace("LUT: 53200", "LUT: 40000"))
     log, _ = run(build, out, ["golden.count=2"], to_step="estimate")
     assert cached(log) == {"export": True, "tidy": True, "streamline": True, "to_hw": True,
