@@ -52,8 +52,15 @@ def _affine(model, node):
 
 
 def _set_const(model, node, value):
+    """Give Mul/Add ``node`` the constant ``value``, without more axes than its output has: a
+    (1, 1, 1, 1) scale moved past a flatten would otherwise broadcast a flat tensor back to 4D."""
     idx, _ = const_operand(model, node)
-    model.set_initializer(node.input[1 - idx], np.asarray(value, dtype=np.float32))
+    value = np.asarray(value, dtype=np.float32)
+    shape = model.get_tensor_shape(node.output[0])
+    extra = value.ndim - len(shape) if shape is not None else 0
+    if extra > 0 and all(d == 1 for d in value.shape[:extra]):
+        value = value.reshape(value.shape[extra:])
+    model.set_initializer(node.input[1 - idx], value)
 
 
 def _swap(model, first, second):
@@ -67,6 +74,7 @@ def _swap(model, first, second):
     model.graph.node.remove(first)
     model.graph.node.insert(list(model.graph.node).index(second) + 1, first)
     model.set_tensor_shape(mid, model.get_tensor_shape(y))
+    _set_const(model, first, _affine(model, first)[1])
 
 
 def _channel_axis(model, tensor: str, layout: str | None = None) -> int:

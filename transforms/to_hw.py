@@ -137,15 +137,17 @@ class ConvertToHWNodes(Transformation):
     """Pattern-rewrite the lowered graph into dataflow nodes (one sweep; reaches a fixed point)."""
 
     def apply(self, model: ModelWrapper):
+        # In stream order, each MVAU's output type (its accumulator range) is propagated before the
+        # nodes after it are converted: a max-pool or sliding window copies its input's type.
         for node in list(model.graph.node):
-            op = node.op_type
-            if op == "MatMul" and model.get_initializer(node.input[1]) is not None:
+            if node.op_type == "MatMul" and model.get_initializer(node.input[1]) is not None:
                 self._mvau(model, node)
-            elif op == "Im2Col":
+                InferDataTypes().apply(model)
+        for node in list(model.graph.node):
+            if node.op_type == "Im2Col":
                 self._sliding_window(model, node)
-            elif op == "MaxPoolNHWC":
+            elif node.op_type == "MaxPoolNHWC":
                 self._maxpool(model, node)
-        # the MVAUs' output types (their accumulator ranges) are what the nodes after them read
         model = model.transform(InferDataTypes())
         for node in list(model.graph.node):
             if node.op_type == "MultiThreshold":
