@@ -7,7 +7,10 @@
   convolutions and flattens) are all MatMul/Conv with bipolar weights travels as bits
   (0/1) and those MatMuls become XNOR-popcount MVAUs, with thresholds moved to popcount
   units, T_pc = ceil((T + MW) / 2). Otherwise it travels as a 2-bit integer -1/+1
-  (two equal thresholds from -1), so zero padding stays exact.
+  (two equal thresholds from -1), so zero padding stays exact. An XNOR MVAU without its own
+  activation whose popcounts reach a MultiThreshold through max-pools (XNOR conv, pool, sign)
+  streams popcounts, and that MultiThreshold compares popcounts (max-pool commutes with
+  2 * pc - MW); any other one gets 2 * pc - MW on the host, for the float tail.
 - Thresholds are clipped to the accumulator's reachable range, so their datatype is tight.
 - No Flatten/Reshape stays between two dataflow nodes: a stream is its tensor's elements in
   row-major order, which a reshape keeps, so the MVAU after it reads the producer's stream
@@ -217,8 +220,13 @@ class ConvertToHWNodes(Transformation):
             node = helper.make_node("MVAU", [x, w_new], [matmul.output[0]], domain=HW_DOMAIN, name=matmul.name, **attrs)
             reader = single_consumer(model, matmul.output[0])
             node = self._replace(model, [matmul], node)
-            # popcount -> bipolar dot product, 2 * pc - MW, on the host; a TopK ranks both alike
-            if xnor and (reader is None or reader.op_type != "TopK"):
+            if not xnor or (reader is not None and reader.op_type == "TopK"):
+                return  # a TopK ranks popcounts and bipolar dot products alike
+            activation = self._monotone_reader(model, node.output[0], "MultiThreshold")
+            if activation is not None:  # pools and reshapes commute with d = 2 * pc - MW: threshold pc
+                t = model.get_initializer(activation.input[1]).astype(np.float64)
+                model.set_initializer(activation.input[1], np.ceil((t + mw) / 2).astype(np.float32))
+            else:  # popcount -> bipolar dot product on the host, for the float tail
                 self._tail_correction(model, node, mw)
             return
         inst = getCustomOp(mt)
@@ -237,6 +245,15 @@ class ConvertToHWNodes(Transformation):
         )
         node = helper.make_node("MVAU", [x, w_new, t_new], [mt.output[0]], domain=HW_DOMAIN, name=matmul.name, **attrs)
         self._replace(model, [matmul, mt], node)
+
+    @staticmethod
+    def _monotone_reader(model, tensor, op_type):
+        """The ``op_type`` node reading ``tensor`` through a chain of max-pools and reshapes (each the
+        only reader of its input), or None. Those commute with any increasing map of the values."""
+        reader = single_consumer(model, tensor)
+        while reader is not None and reader.op_type in ("MaxPoolNHWC", *STREAM_TRANSPARENT):
+            reader = single_consumer(model, reader.output[0])
+        return reader if reader is not None and reader.op_type == op_type else None
 
     @staticmethod
     def _tail_correction(model, node, mw):

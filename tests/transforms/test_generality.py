@@ -23,10 +23,12 @@ from .nets import PlannedNet, activation, layer_plans, weight_kwargs
 HEAD_OPS, TAIL_OPS = {"Div", "Quant", "Transpose", "Flatten"}, {"Mul", "Add"}
 
 
-def assert_exact_through_hw(net, input_shape, seed=0):
-    """Export ``net``; the streamlined and the hardware graph reproduce the exported one bit for bit,
-    with every layer in the dataflow partition. Returns the hardware graph."""
-    exported = tidy(export_brevitas(net.eval(), input_shape))
+def assert_exact_through_hw(net, input_shape, seed=0, edit=None):
+    """Export ``net`` (then ``edit(model)``, when given, rewrites the export as another exporter
+    would); the streamlined and the hardware graph reproduce the exported one bit for bit, with
+    every layer in the dataflow partition. Returns the hardware graph."""
+    exported = export_brevitas(net.eval(), input_shape)
+    exported = tidy(edit(exported) if edit else exported)
     inputs = seeded_inputs(input_shape, 3, seed, (-1.0, 1.0))
     reference = execute_batch(exported, inputs)
     streamlined = streamline(exported)

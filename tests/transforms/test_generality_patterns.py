@@ -4,8 +4,10 @@ in hardware, and folds on the Pynq-Z1; the slow test also simulates each in C++,
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from brevitas.nn import QuantConv2d, QuantLinear
+from onnx import helper, numpy_helper
 from torch import nn
 
 from qnnflow.flow.boards import load_board
@@ -13,7 +15,7 @@ from qnnflow.hls.cppsim import cppsim
 from qnnflow.models.export import seeded_inputs
 from qnnflow.transforms.fold import fold
 
-from .nets import weight_kwargs
+from .nets import activation, weight_kwargs
 from .test_generality import _input_quant, _randomized, assert_exact_through_hw
 
 BOARD = load_board("pynq-z1")
@@ -28,7 +30,53 @@ def pool_after_linear():
     ), (1, 2, 6, 6)
 
 
-PATTERNS = {f.__name__: f for f in (pool_after_linear,)}
+def xnor_conv_pool_sign():
+    """Bug 2: the popcount-to-+-1 correction meant for the last layer was inserted after the XNOR
+    conv, mid-graph, and the pool read floats."""
+    return nn.Sequential(
+        _input_quant(), QuantConv2d(2, 4, 3, bias=False, **weight_kwargs(4)), activation("sign", 1),
+        QuantConv2d(4, 4, 3, bias=False, **weight_kwargs(1)), nn.MaxPool2d(2), activation("sign", 1),
+        nn.Flatten(), QuantLinear(4 * 2 * 2, 4, bias=False, **weight_kwargs(1)),
+    ), (1, 2, 8, 8)
+
+
+class ViewFlatten(nn.Module):
+    """Flatten as Brevitas's own CNV writes it."""
+
+    def forward(self, x):
+        return x.view(x.size(0), -1)
+
+
+def view_flatten():
+    """Bug 3: exported as a Reshape, which left a Transpose inside the dataflow region."""
+    return nn.Sequential(
+        _input_quant(), QuantConv2d(2, 3, 3, bias=False, **weight_kwargs(4)), activation("relu", 4), nn.MaxPool2d(2),
+        ViewFlatten(), QuantLinear(3 * 2 * 2, 4, bias=False, **weight_kwargs(4)),
+    ), (1, 2, 6, 6)
+
+
+def shape_computed_by_graph(model):
+    """Each Reshape's constant shape replaced by Shape -> Gather(0) -> Unsqueeze -> Concat with -1, as
+    torch.onnx exports ``x.view(x.size(0), -1)`` with a dynamic batch axis."""
+    for node in [n for n in model.graph.node if n.op_type == "Reshape"]:
+        x, tag = node.input[0], node.name
+        consts = {f"{tag}_zero": np.array(0, np.int64), f"{tag}_axes": np.array([0], np.int64),
+                  f"{tag}_rest": np.array([-1], np.int64)}
+        for name, value in consts.items():
+            model.graph.initializer.append(numpy_helper.from_array(value, name))
+        index = list(model.graph.node).index(node)
+        for offset, new in enumerate([
+            helper.make_node("Shape", [x], [f"{tag}_shape"]),
+            helper.make_node("Gather", [f"{tag}_shape", f"{tag}_zero"], [f"{tag}_batch"], axis=0),
+            helper.make_node("Unsqueeze", [f"{tag}_batch", f"{tag}_axes"], [f"{tag}_batch1"]),
+            helper.make_node("Concat", [f"{tag}_batch1", f"{tag}_rest"], [f"{tag}_target"], axis=0),
+        ]):
+            model.graph.node.insert(index + offset, new)
+        node.input[1] = f"{tag}_target"
+    return model
+
+
+PATTERNS = {f.__name__: f for f in (pool_after_linear, xnor_conv_pool_sign, view_flatten)}
 
 
 def to_hw_and_fold(pattern: str, seed: int = 0):
@@ -48,6 +96,21 @@ def ops(model) -> list[str]:
 def test_max_pool_right_after_a_linear_layer():
     folded, _ = to_hw_and_fold("pool_after_linear")
     assert ops(folded).count("StreamingMaxPool") == 1
+
+
+def test_xnor_conv_then_pool_then_sign_compares_popcounts():
+    folded, _ = to_hw_and_fold("xnor_conv_pool_sign")
+    kinds = ops(folded)
+    assert kinds.index("StreamingMaxPool") < kinds.index("Thresholding")
+    assert {"Mul", "Add"} & set(kinds[: kinds.index("Thresholding")]) == set()
+
+
+@pytest.mark.parametrize("shape", ["constant", "computed"])
+def test_view_flatten_leaves_no_transpose_in_the_region(shape):
+    net, input_shape = view_flatten()
+    edit = shape_computed_by_graph if shape == "computed" else None
+    hw = assert_exact_through_hw(_randomized(net), input_shape, edit=edit)
+    assert "Transpose" not in ops(hw)[ops(hw).index("MVAU"):]
 
 
 @pytest.mark.slow
