@@ -23,7 +23,7 @@ from .nets import PlannedNet, activation, layer_plans, weight_kwargs
 HEAD_OPS, TAIL_OPS = {"Div", "Quant", "Transpose", "Flatten"}, {"Mul", "Add"}
 
 
-def assert_exact_through_hw(net, input_shape, seed=0, edit=None):
+def assert_exact_through_hw(net, input_shape, seed=0, edit=None, head_ops=HEAD_OPS):
     """Export ``net`` (then ``edit(model)``, when given, rewrites the export as another exporter
     would); the streamlined and the hardware graph reproduce the exported one bit for bit, with
     every layer in the dataflow partition. Returns the hardware graph."""
@@ -35,7 +35,7 @@ def assert_exact_through_hw(net, input_shape, seed=0, edit=None):
     hw, partition = to_hw(streamlined)
     assert partition.hardware
     ops = {n.name: n.op_type for n in hw.graph.node}
-    assert {ops[n] for n in partition.head} <= HEAD_OPS, partition.head
+    assert {ops[n] for n in partition.head} <= head_ops, partition.head
     assert {ops[n] for n in partition.tail} <= TAIL_OPS, partition.tail
     for model in (streamlined, hw):
         out = execute_batch(model, inputs)

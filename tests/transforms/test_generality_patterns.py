@@ -16,7 +16,7 @@ from qnnflow.models.export import seeded_inputs
 from qnnflow.transforms.fold import fold
 
 from .nets import activation, weight_kwargs
-from .test_generality import _input_quant, _randomized, assert_exact_through_hw
+from .test_generality import HEAD_OPS, _input_quant, _randomized, assert_exact_through_hw
 
 BOARD = load_board("pynq-z1")
 
@@ -111,6 +111,19 @@ def test_view_flatten_leaves_no_transpose_in_the_region(shape):
     edit = shape_computed_by_graph if shape == "computed" else None
     hw = assert_exact_through_hw(_randomized(net), input_shape, edit=edit)
     assert "Transpose" not in ops(hw)[ops(hw).index("MVAU"):]
+
+
+def test_a_first_conv_reading_the_raw_float_input_simulates_in_cpp(tmp_path):
+    """Bug 7: with no input quantizer the first conv stays in the float head on the host, and
+    cppsim crashed ("Multiple ValueInfoProto found") running that head in Python."""
+    net = _randomized(nn.Sequential(
+        QuantConv2d(2, 4, 3, bias=False, **weight_kwargs(4)), activation("relu", 4), nn.Flatten(),
+        QuantLinear(4 * 4 * 4, 4, bias=False, **weight_kwargs(4)),
+    ))
+    hw = assert_exact_through_hw(net, (1, 2, 6, 6), head_ops={*HEAD_OPS, "Conv", "Mul", "Relu"})
+    folded, _ = fold(hw, BOARD)
+    result = cppsim(folded, seeded_inputs((1, 2, 6, 6), 3, 0, (-1.0, 1.0)), BOARD, tmp_path, native=True)
+    assert result.bit_exact, result.mismatch
 
 
 @pytest.mark.slow
