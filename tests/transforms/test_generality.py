@@ -65,7 +65,7 @@ def _randomized(net, seed=0):
     torch.manual_seed(seed)
     with torch.no_grad():
         for m in net.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
+            if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)):
                 m.weight.uniform_(-1, 1)
                 if m.bias is not None:
                     m.bias.uniform_(-2, 2)

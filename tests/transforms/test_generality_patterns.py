@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from brevitas.nn import QuantConv2d, QuantLinear
+import torch
+from brevitas.nn import QuantConv1d, QuantConv2d, QuantLinear
 from onnx import helper, numpy_helper
+from qonnx.custom_op.registry import getCustomOp
 from torch import nn
 
 from qnnflow.flow.boards import load_board
@@ -76,14 +78,11 @@ def shape_computed_by_graph(model):
     return model
 
 
-PATTERNS = {f.__name__: f for f in (pool_after_linear, xnor_conv_pool_sign, view_flatten)}
-
-
 def to_hw_and_fold(pattern: str, seed: int = 0):
     """The pattern's network through to_hw (bit-exact, every layer in hardware) and folded on the
     Pynq-Z1: (folded graph, input shape)."""
     net, input_shape = PATTERNS[pattern]()
-    hw = assert_exact_through_hw(_randomized(net, seed), input_shape, seed)
+    hw = assert_exact_through_hw(_randomized(net, seed), input_shape, seed, head_ops=HEAD_OPS_OF.get(pattern, HEAD_OPS))
     folded, report = fold(hw, BOARD)
     assert report.within_budget()
     return folded, input_shape
@@ -124,6 +123,37 @@ def test_a_first_conv_reading_the_raw_float_input_simulates_in_cpp(tmp_path):
     folded, _ = fold(hw, BOARD)
     result = cppsim(folded, seeded_inputs((1, 2, 6, 6), 3, 0, (-1.0, 1.0)), BOARD, tmp_path, native=True)
     assert result.bit_exact, result.mismatch
+
+
+def batch_norm(kind, channels):
+    """A batch-norm with random statistics and some negative gammas."""
+    bn = kind(channels)
+    with torch.no_grad():
+        bn.running_mean.normal_(0, 2)
+        bn.running_var.uniform_(1, 4)
+        bn.weight.uniform_(0.5, 1.5).mul_(torch.tensor([(-1.0) ** i for i in range(channels)]))
+        bn.bias.normal_(0, 0.3)
+    return bn
+
+
+def conv1d():
+    """Bug 6: QuantConv1d crashed (streamline assumed 4-D weights); it builds as a height-1 2-D
+    network: sliding window with a 1xK kernel, max-pool, MVAU."""
+    return nn.Sequential(
+        _input_quant(), QuantConv1d(2, 4, 3, padding=1, bias=True, **weight_kwargs(4)), batch_norm(nn.BatchNorm1d, 4),
+        activation("relu", 4), nn.MaxPool1d(2), QuantConv1d(4, 3, 3, stride=2, bias=False, **weight_kwargs(4)),
+        activation("relu", 3), nn.Flatten(), QuantLinear(3 * 3, 4, bias=False, **weight_kwargs(4)),
+    ), (1, 2, 16)
+
+
+def test_conv1d_builds_as_height_one_conv2d():
+    folded, _ = to_hw_and_fold("conv1d")
+    windows = [n for n in folded.graph.node if n.op_type == "ConvolutionInputGenerator"]
+    assert [list(getCustomOp(n).get_nodeattr("ConvKernelDim")) for n in windows] == [[1, 3], [1, 3]]
+
+
+PATTERNS = {f.__name__: f for f in (pool_after_linear, xnor_conv_pool_sign, view_flatten, conv1d)}  # the slow test's
+HEAD_OPS_OF = {"conv1d": {*HEAD_OPS, "Unsqueeze"}}
 
 
 @pytest.mark.slow
