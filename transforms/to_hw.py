@@ -31,7 +31,7 @@ from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.transformation.infer_shapes import InferShapes
 
 from qnnflow.base.errors import QnnflowError
-from qnnflow.transforms.graph import add_const, fresh_name, single_consumer
+from qnnflow.transforms.graph import add_const, fresh_name, head_nodes, single_consumer
 from qnnflow.transforms.lower import LowerToNHWC
 from qnnflow.hls.nodes.base import DOMAIN as HW_DOMAIN
 from qnnflow.hls.partition import LAYOUT_OPS, STREAM_TRANSPARENT, find_partition
@@ -393,9 +393,61 @@ class RemoveStreamReshapes(Transformation):
 TO_HW = (EncodeBipolarActivations, LowerToNHWC, ConvertToHWNodes, RemoveStreamReshapes, MoveAffineDownstream)
 
 
+# Layers with no hardware form, and what the user can change.
+NO_HARDWARE_FORM = {
+    "AveragePool": "average pooling has no dataflow node yet; use nn.MaxPool2d, or pool after the last layer",
+    "GlobalAveragePool": "global average pooling has no dataflow node yet; flatten into the classifier instead, or "
+                         "pool after the last layer",
+    "Resize": "upsampling has no dataflow node yet; remove it or move it before the input quantizer",
+    "Upsample": "upsampling has no dataflow node yet; remove it or move it before the input quantizer",
+    "ConvTranspose": "transposed convolution has no dataflow node yet; use a strided Conv2d or move the layer off "
+                     "the accelerator",
+    "Softmax": "Softmax inside the network has no dataflow node; keep it after the last layer (where it runs on "
+               "the host) or drop it (the arg-max is unchanged)",
+    "LogSoftmax": "LogSoftmax inside the network has no dataflow node; keep it after the last layer or drop it",
+    "Sigmoid": "Sigmoid has no dataflow node; quantize the activation (QuantReLU, QuantHardTanh, QuantIdentity)",
+    "Tanh": "Tanh has no dataflow node; use QuantHardTanh",
+}
+BRANCHES = ("the dataflow region is a single chain of layers for now: residual adds and concats (forks in "
+            "the stream) cannot be built yet; remove the skip connection or the concat")
+
+
+def _feeds_hardware(model: ModelWrapper) -> set[str]:
+    """Names of the nodes from which a linear layer with constant weights (a future MVAU) is reachable."""
+    found: set[str] = set()
+    wanted: set[str] = set()  # tensors a linear layer reads, directly or not
+    for node in reversed(model.graph.node):
+        linear = node.op_type in LINEAR and model.get_initializer(node.input[1]) is not None
+        if linear or any(o in wanted for o in node.output):
+            found.add(node.name)
+            wanted.update(i for i in node.input if i and model.get_initializer(i) is None)
+    return found
+
+
+def refuse_unbuildable(model: ModelWrapper) -> None:
+    """Raise, naming the layer, for a layer between the input quantizer and the last linear layer
+    that has no hardware form; before lowering builds Im2Col/MatMul nodes that would be blamed."""
+    head, upstream = head_nodes(model), _feeds_hardware(model)
+    for node in model.graph.node:
+        if node.name in head or node.name not in upstream:
+            continue
+        what = f"node '{node.name}' ({node.op_type})"
+        dynamic = [i for i in node.input if i and model.get_initializer(i) is None]
+        if node.op_type in NO_HARDWARE_FORM:
+            raise QnnflowError(f"{what} sits between quantized layers: {NO_HARDWARE_FORM[node.op_type]}")
+        if node.op_type in ("Add", "Sum", "Concat", "Mul") and len(dynamic) > 1:
+            raise QnnflowError(f"{what} joins two branches of the network: {BRANCHES}")
+        if node.op_type in LINEAR and node.input[1] and not _dtype(model, node.input[1]).is_integer():
+            raise QnnflowError(f"{what} has float weights inside the network: quantize them (QuantConv2d, "
+                               f"QuantLinear with a weight quantizer), or keep float layers before the input "
+                               f"quantizer or after the last layer")
+
+
 def to_hw(model: ModelWrapper):
     """Lower, encode binary activations, convert to dataflow nodes, drop the reshapes between them,
-    merge the float tail (``TO_HW``, in order); returns (model, partition)."""
+    merge the float tail (``TO_HW``, in order); returns (model, partition). A layer with no hardware
+    form inside the network is refused first, by name (``refuse_unbuildable``)."""
+    refuse_unbuildable(model)
     for transform in TO_HW:
         model = model.transform(transform())
     return model, find_partition(model)
