@@ -395,18 +395,15 @@ TO_HW = (EncodeBipolarActivations, LowerToNHWC, ConvertToHWNodes, RemoveStreamRe
 
 # Layers with no hardware form, and what the user can change.
 NO_HARDWARE_FORM = {
-    "AveragePool": "average pooling has no dataflow node yet; use nn.MaxPool2d, or pool after the last layer",
-    "GlobalAveragePool": "global average pooling has no dataflow node yet; flatten into the classifier instead, or "
-                         "pool after the last layer",
-    "Resize": "upsampling has no dataflow node yet; remove it or move it before the input quantizer",
-    "Upsample": "upsampling has no dataflow node yet; remove it or move it before the input quantizer",
-    "ConvTranspose": "transposed convolution has no dataflow node yet; use a strided Conv2d or move the layer off "
-                     "the accelerator",
-    "Softmax": "Softmax inside the network has no dataflow node; keep it after the last layer (where it runs on "
-               "the host) or drop it (the arg-max is unchanged)",
-    "LogSoftmax": "LogSoftmax inside the network has no dataflow node; keep it after the last layer or drop it",
-    "Sigmoid": "Sigmoid has no dataflow node; quantize the activation (QuantReLU, QuantHardTanh, QuantIdentity)",
-    "Tanh": "Tanh has no dataflow node; use QuantHardTanh",
+    "AveragePool": "use nn.MaxPool2d, or pool after the last layer",
+    "GlobalAveragePool": "flatten into the classifier instead, or pool after the last layer",
+    "Resize": "remove the upsampling or move it before the input quantizer",
+    "Upsample": "remove the upsampling or move it before the input quantizer",
+    "ConvTranspose": "use a strided Conv2d, or move the layer off the accelerator",
+    "Softmax": "keep it after the last layer (where it runs on the host) or drop it (the arg-max is unchanged)",
+    "LogSoftmax": "keep it after the last layer (where it runs on the host) or drop it",
+    "Sigmoid": "quantize the activation instead (QuantReLU, QuantHardTanh, QuantIdentity)",
+    "Tanh": "use QuantHardTanh",
 }
 BRANCHES = ("the dataflow region is a single chain of layers for now: residual adds and concats (forks in "
             "the stream) cannot be built yet; remove the skip connection or the concat")
@@ -434,7 +431,8 @@ def refuse_unbuildable(model: ModelWrapper) -> None:
         what = f"node '{node.name}' ({node.op_type})"
         dynamic = [i for i in node.input if i and model.get_initializer(i) is None]
         if node.op_type in NO_HARDWARE_FORM:
-            raise QnnflowError(f"{what} sits between quantized layers: {NO_HARDWARE_FORM[node.op_type]}")
+            raise QnnflowError(f"{what} sits between quantized layers and qnnflow has no dataflow node for "
+                               f"{node.op_type}: {NO_HARDWARE_FORM[node.op_type]}")
         if node.op_type in ("Add", "Sum", "Concat", "Mul") and len(dynamic) > 1:
             raise QnnflowError(f"{what} joins two branches of the network: {BRANCHES}")
         if node.op_type in LINEAR and node.input[1] and not _dtype(model, node.input[1]).is_integer():
