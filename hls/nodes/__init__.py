@@ -10,6 +10,7 @@ qonnx's ``getCustomOp`` looks them up.
 from qonnx.custom_op.registry import add_op_to_domain
 
 from qnnflow.hls.nodes.base import DOMAIN, HWNode
+from qnnflow.hls.nodes.channelwise import ChannelwiseOp
 from qnnflow.hls.nodes.dwc import StreamingDataWidthConverter
 from qnnflow.hls.nodes.fifo import StreamingFIFO
 from qnnflow.hls.nodes.label_select import LabelSelect
@@ -25,6 +26,7 @@ _BUILTIN = (
     FMPadding,
     StreamingMaxPool,
     Thresholding,
+    ChannelwiseOp,
     LabelSelect,
     StreamingFIFO,
     StreamingDataWidthConverter,
