@@ -18,7 +18,9 @@ so that layers compute integer accumulators compared against integer thresholds:
 - a per-channel Mul with negative entries right after MatMul/Conv negates those
   output channels' integer weights, so every scale is non-negative;
 - Mul + Add in front of a MultiThreshold are absorbed: T' = (T - b) / a, computed in
-  float64, rounded up to integers when the input is integer (exact for >=).
+  float64, rounded up to integers when the input is integer (exact for >=); where some a < 0
+  on an integer input (a batch-norm's negative gamma behind a max-pool), an integer +-1 Mul
+  stays in front (sign(a) x >= (T - b) / |a|), which to_hw makes a ChannelwiseOp.
 
 Each rewrite handles every match in one pass, with numpy over whole tensors; nodes in
 the float head (before the input quantizer) are never touched.
@@ -27,6 +29,8 @@ the float head (before the input quantizer) are never touched.
 from __future__ import annotations
 
 import numpy as np
+from onnx import helper
+from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
@@ -274,18 +278,25 @@ class AbsorbAffineIntoThresholds(Transformation):
             return False
         a = np.moveaxis(np.broadcast_to(a, shape), axis, -1).reshape(-1, channels)[0].astype(np.float64)
         b = np.moveaxis(np.broadcast_to(b, shape), axis, -1).reshape(-1, channels)[0].astype(np.float64)
+        first = a_node if a_node is not None else b_node
+        source = first.input[_affine(model, first)[0]]
+        dtype = model.get_tensor_datatype(source)
+        integer = dtype is not None and dtype.is_integer()
+        sign = np.where(a < 0, -1.0, 1.0)
         if np.any(a < 0):
-            return False  # MakeScalesNonNegative must flip the weights first
+            # a x + b >= T  <=>  sign(a) x >= (T - b) / |a|: an integer +-1 multiply (a ChannelwiseOp in
+            # hardware) stays, |a| is absorbed. Where a Mul follows a linear layer, MakeScalesNonNegative
+            # flips its weights instead; a float input keeps its scale.
+            if not integer or (np.all(np.abs(a) == 1) and np.all(b == 0) and b_node is None):
+                return False  # a float input, or the +-1 multiply this rewrite leaves
+            a = np.abs(a)
         thresholds = model.get_initializer(mt.input[1]).astype(np.float64)
         thresholds = np.broadcast_to(thresholds, (channels, thresholds.shape[1]))
         with np.errstate(divide="ignore", invalid="ignore"):
             new = (thresholds - b[:, None]) / a[:, None]
         constant = np.where(b[:, None] >= thresholds, ALWAYS, NEVER)  # a == 0: the output is fixed
         new = np.where(a[:, None] == 0, constant, new)
-        first = a_node if a_node is not None else b_node
-        source = first.input[_affine(model, first)[0]]
-        dtype = model.get_tensor_datatype(source)
-        if dtype is not None and dtype.is_integer():
+        if integer:
             new = np.ceil(new)
         else:  # x >= t for float32 x  <=>  x >= the smallest float32 not below t
             new32 = new.astype(np.float32)
@@ -295,7 +306,24 @@ class AbsorbAffineIntoThresholds(Transformation):
         for node in (a_node, b_node):
             if node is not None:
                 model.graph.node.remove(node)
+        if np.any(sign < 0):
+            _insert_sign(model, mt, sign, axis)
         return True
+
+
+def _insert_sign(model, mt, sign, axis):
+    """``mt`` reads ``sign * x`` (per channel on ``axis``): an integer Mul that to_hw makes a ChannelwiseOp."""
+    x = mt.input[0]
+    shape = model.get_tensor_shape(x)
+    const = fresh_name(model, f"{mt.name}_sign")
+    model.set_initializer(const, sign.reshape([-1 if i == axis else 1 for i in range(len(shape))]).astype(np.float32))
+    model.set_tensor_datatype(const, DataType["INT2"])
+    signed = fresh_name(model, f"{mt.name}_signed")
+    model.set_tensor_shape(signed, shape)
+    model.set_tensor_datatype(signed, model.get_tensor_datatype(x))
+    index = list(model.graph.node).index(mt)
+    model.graph.node.insert(index, helper.make_node("Mul", [x, const], [signed], name=fresh_name(model, "Mul")))
+    mt.input[0] = signed
 
 
 class RemoveReluBeforeThresholds(Transformation):

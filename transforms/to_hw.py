@@ -2,7 +2,8 @@
 
 - MatMul (integer weights) + MultiThreshold -> MVAU with thresholds; a MatMul alone -> MVAU
   without activation; Im2Col -> [FMPadding] + ConvolutionInputGenerator; MaxPoolNHWC ->
-  StreamingMaxPool; a MultiThreshold alone -> Thresholding; TopK -> LabelSelect.
+  StreamingMaxPool; a MultiThreshold alone -> Thresholding; TopK -> LabelSelect; an integer
+  per-channel Mul in front of a MultiThreshold (a factored-out sign) -> ChannelwiseOp.
 - Binary activations: a bipolar (+-1) tensor whose readers (through pools, unpadded
   convolutions and flattens) are all MatMul/Conv with bipolar weights travels as bits
   (0/1) and those MatMuls become XNOR-popcount MVAUs, with thresholds moved to popcount
@@ -31,7 +32,14 @@ from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.transformation.infer_shapes import InferShapes
 
 from qnnflow.base.errors import QnnflowError
-from qnnflow.transforms.graph import add_const, fresh_name, head_nodes, single_consumer
+from qnnflow.transforms.graph import (
+    add_const,
+    broadcast_channelwise,
+    const_operand,
+    fresh_name,
+    head_nodes,
+    single_consumer,
+)
 from qnnflow.transforms.lower import LowerToNHWC
 from qnnflow.hls.nodes.base import DOMAIN as HW_DOMAIN
 from qnnflow.hls.partition import LAYOUT_OPS, STREAM_TRANSPARENT, find_partition
@@ -151,6 +159,8 @@ class ConvertToHWNodes(Transformation):
                 self._sliding_window(model, node)
             elif node.op_type == "MaxPoolNHWC":
                 self._maxpool(model, node)
+            elif node.op_type == "Mul":
+                self._channelwise(model, node)
         model = model.transform(InferDataTypes())
         for node in list(model.graph.node):
             if node.op_type == "MultiThreshold":
@@ -306,6 +316,34 @@ class ConvertToHWNodes(Transformation):
             NumChannels=c, PE=1, dataType=_dtype(model, pool.input[0]).name,
         )
         self._replace(model, [pool], node)
+
+    def _channelwise(self, model, mul):
+        """An integer per-channel Mul in front of a MultiThreshold (the sign streamlining factors out of
+        a negative scale) -> ChannelwiseOp."""
+        operand = const_operand(model, mul)
+        reader = single_consumer(model, mul.output[0])
+        if operand is None or reader is None or reader.op_type != "MultiThreshold":
+            return
+        index, const = operand
+        x = mul.input[index]
+        shape = model.get_tensor_shape(x)
+        factors = broadcast_channelwise(const, tuple(shape), len(shape) - 1)
+        in_dtype = _dtype(model, x)
+        if factors is None or not in_dtype.is_integer() or np.any(factors != np.rint(factors)):
+            return
+        params = np.stack([factors, np.zeros_like(factors)], axis=1)
+        ends = np.stack([factors * in_dtype.min(), factors * in_dtype.max()])
+        out_dtype = _smallest_int_type(ends.min(), ends.max())
+        p_name = fresh_name(model, f"{mul.name}_params")
+        model.set_initializer(p_name, params.astype(np.float32))
+        node = helper.make_node(
+            "ChannelwiseOp", [x, p_name], [mul.output[0]], domain=HW_DOMAIN, name=mul.name,
+            NumChannels=shape[-1], PE=1, inputDataType=in_dtype.name, outputDataType=out_dtype.name,
+            paramDataType=_smallest_int_type(min(params.min(), -1), params.max()).name,
+            numInputVectors=list(shape[:-1]),
+        )
+        self._replace(model, [mul], node)
+        model.set_tensor_datatype(mul.output[0], out_dtype)
 
     def _thresholding(self, model, mt):
         x = mt.input[0]

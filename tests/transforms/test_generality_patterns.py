@@ -146,13 +146,33 @@ def conv1d():
     ), (1, 2, 16)
 
 
+def bn_negative_gamma_after_pool():
+    """Bug 4: a batch-norm with some negative gammas after a max-pool: its scale cannot pass the pool
+    and no threshold absorbs a negative scale. The sign becomes an integer +-1 ChannelwiseOp."""
+    return nn.Sequential(
+        _input_quant(), QuantConv2d(2, 4, 3, bias=False, **weight_kwargs(4)), nn.MaxPool2d(2),
+        batch_norm(nn.BatchNorm2d, 4), activation("relu", 4), nn.Flatten(),
+        QuantLinear(4 * 2 * 2, 4, bias=False, **weight_kwargs(4)),
+    ), (1, 2, 6, 6)
+
+
+def test_negative_batch_norm_gamma_after_a_pool_becomes_a_sign_multiply():
+    folded, _ = to_hw_and_fold("bn_negative_gamma_after_pool")
+    kinds = ops(folded)
+    assert kinds[kinds.index("StreamingMaxPool") + 1:][:2] == ["ChannelwiseOp", "Thresholding"]
+    (op,) = [n for n in folded.graph.node if n.op_type == "ChannelwiseOp"]
+    multipliers = folded.get_initializer(op.input[1])[:, 0]
+    assert set(multipliers) == {-1.0, 1.0}  # batch_norm() negates every other channel's gamma
+
+
 def test_conv1d_builds_as_height_one_conv2d():
     folded, _ = to_hw_and_fold("conv1d")
     windows = [n for n in folded.graph.node if n.op_type == "ConvolutionInputGenerator"]
     assert [list(getCustomOp(n).get_nodeattr("ConvKernelDim")) for n in windows] == [[1, 3], [1, 3]]
 
 
-PATTERNS = {f.__name__: f for f in (pool_after_linear, xnor_conv_pool_sign, view_flatten, conv1d)}  # the slow test's
+PATTERNS = {f.__name__: f for f in (pool_after_linear, xnor_conv_pool_sign, view_flatten, conv1d,
+                                              bn_negative_gamma_after_pool)}  # the slow test's
 HEAD_OPS_OF = {"conv1d": {*HEAD_OPS, "Unsqueeze"}}
 
 
