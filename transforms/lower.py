@@ -6,7 +6,7 @@ so every 4D tensor after the float head becomes NHWC in one walk over the graph:
 - a Transpose to NHWC is inserted where a 4D tensor leaves the float head;
 - Conv becomes Im2Col (NHWC, patch order ky, kx, c) + MatMul with the weights
   reordered to match; grouped or dilated convolutions are rejected by name;
-- MaxPool becomes MaxPoolNHWC, MultiThreshold switches to NHWC, per-channel
+- MaxPool becomes MaxPoolNHWC, MultiThreshold and a global sum (ReduceSum) switch to NHWC, per-channel
   constants of Mul/Add are transposed;
 - a Flatten (or a Reshape to (N, C*H*W)) feeding a MatMul stays (flattening NHWC keeps the stream order) and the
   MatMul's weight rows are permuted from (c, h, w) to (h, w, c) order: no transpose
@@ -117,6 +117,9 @@ class LowerToNHWC(Transformation):
                 model.set_initializer(node.input[1 - idx], np.transpose(c, TO_NHWC))
             self._follow(model, node, nhwc)
         elif op in ("Relu", "Identity"):
+            self._follow(model, node, nhwc)
+        elif op == "ReduceSum" and x in nhwc:  # the global sum pool: sum over H, W of the NHWC tensor
+            model.set_initializer(node.input[1], np.array([1, 2], dtype=np.int64))
             self._follow(model, node, nhwc)
         elif self._flattens(model, node) and self._feeds_matmul(model, node):
             shape = model.get_tensor_shape(x)  # NCHW

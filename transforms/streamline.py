@@ -8,10 +8,12 @@ so that layers compute integer accumulators compared against integer thresholds:
 - first the graph is put in canonical form (``canonical``: explicit pads, biases as Adds,
   Gemm as MatMul), before the weight scale is split off, so a bias is not scaled with
   the weights;
-- Sub/Div by constants become Add/Mul; batch-norm becomes Mul + Add;
+- Sub/Div by constants become Add/Mul; batch-norm becomes Mul + Add; a global average pool
+  becomes a sum (ReduceSum) and a scale 1/(H*W);
 - Add before Mul swaps (x + b) * a = x * a + a * b; consecutive Muls or Adds merge;
 - a scalar Mul moves past MatMul/Conv; an Add moves past MatMul (as b @ W) and
-  unpadded Conv; Mul (non-negative) and Add move past MaxPool; both move past
+  unpadded Conv; Mul (non-negative) and Add move past MaxPool; per-channel Mul and Add move past
+  a global sum (the Add times H*W); both move past
   Reshape/Flatten/Transpose (the constant is reshaped with the tensor);
 - a non-negative Mul moves past Relu, and a Relu right before a MultiThreshold folds
   into its thresholds;
@@ -111,6 +113,45 @@ class ConvertSubDivToAddMul(Transformation):
         return model, changed
 
 
+class GlobalAveragePoolToSum(Transformation):
+    """GlobalAveragePool (or an unpadded AveragePool over the whole map), outside the float head ->
+    ReduceSum over H, W followed by Mul(1 / (H * W)): the sum is a GlobalAccPool in hardware and the
+    scale moves downstream like any other."""
+
+    def apply(self, model):
+        head = head_nodes(model)
+        for node in list(model.graph.node):
+            if node.name in head or not self._is_global(model, node):
+                continue
+            shape = model.get_tensor_shape(node.input[0])
+            axes = fresh_name(model, f"{node.name}_axes")
+            model.set_initializer(axes, np.array([2, 3], dtype=np.int64))
+            summed = fresh_name(model, f"{node.name}_sum")
+            model.set_tensor_shape(summed, [shape[0], shape[1], 1, 1])
+            scale = fresh_name(model, f"{node.name}_scale")
+            model.set_initializer(scale, np.array(1.0 / (shape[2] * shape[3]), dtype=np.float32))
+            index = list(model.graph.node).index(node)
+            model.graph.node.remove(node)
+            model.graph.node.insert(index, helper.make_node("Mul", [summed, scale], [node.output[0]],
+                                                            name=fresh_name(model, "Mul")))
+            model.graph.node.insert(index, helper.make_node("ReduceSum", [node.input[0], axes], [summed], keepdims=1,
+                                                            name=node.name.replace(node.op_type, "ReduceSum")))
+        return model, False
+
+    @staticmethod
+    def _is_global(model, node) -> bool:
+        shape = model.get_tensor_shape(node.input[0])
+        if shape is None or len(shape) != 4:
+            return False
+        if node.op_type == "GlobalAveragePool":
+            return True
+        if node.op_type != "AveragePool":
+            return False
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        return (list(attrs.get("kernel_shape", [])) == list(shape[2:]) and not any(attrs.get("pads", [0]))
+                and not attrs.get("ceil_mode", 0))
+
+
 class MoveAffineDownstream(Transformation):
     """One sweep of the move/merge rules above (the caller repeats to a fixed point)."""
 
@@ -150,6 +191,14 @@ class MoveAffineDownstream(Transformation):
                 return False
             if op == "Mul" and np.any(c < 0):
                 return False
+            _swap(model, node, consumer)
+            return True
+        if cop == "ReduceSum" and consumer.input[0] == node.output[0]:  # a global sum pool (NCHW, keepdims)
+            shape = model.get_tensor_shape(node.output[0])
+            if not _is_channelwise(c, shape, 1):
+                return False
+            if op == "Add":  # sum(x + b) = sum(x) + H * W * b
+                _set_const(model, node, np.asarray(c, dtype=np.float64) * shape[2] * shape[3])
             _swap(model, node, consumer)
             return True
         if cop == "Relu" and op == "Mul" and np.all(c >= 0):  # relu(a x) = a relu(x) for a >= 0
@@ -370,6 +419,7 @@ def streamline(model: ModelWrapper, probes: np.ndarray | None = None) -> ModelWr
         SplitActivationScales(),
         QuantToMultiThreshold(),
         BatchNormToAffine(),
+        GlobalAveragePoolToSum(),
         ConvertSubDivToAddMul(),
         InferShapes(),
         InferDataTypes(),

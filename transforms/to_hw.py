@@ -3,7 +3,8 @@
 - MatMul (integer weights) + MultiThreshold -> MVAU with thresholds; a MatMul alone -> MVAU
   without activation; Im2Col -> [FMPadding] + ConvolutionInputGenerator; MaxPoolNHWC ->
   StreamingMaxPool; a MultiThreshold alone -> Thresholding; TopK -> LabelSelect; an integer
-  per-channel Mul in front of a MultiThreshold (a factored-out sign) -> ChannelwiseOp.
+  per-channel Mul in front of a MultiThreshold (a factored-out sign) -> ChannelwiseOp; ReduceSum
+  over H, W (a global average pool's sum) -> GlobalAccPool.
 - Binary activations: a bipolar (+-1) tensor whose readers (through pools, unpadded
   convolutions and flattens) are all MatMul/Conv with bipolar weights travels as bits
   (0/1) and those MatMuls become XNOR-popcount MVAUs, with thresholds moved to popcount
@@ -153,6 +154,9 @@ class ConvertToHWNodes(Transformation):
         for node in list(model.graph.node):
             if node.op_type == "MatMul" and model.get_initializer(node.input[1]) is not None:
                 self._mvau(model, node)
+                InferDataTypes().apply(model)
+            elif node.op_type == "ReduceSum":
+                self._global_acc_pool(model, node)
                 InferDataTypes().apply(model)
         for node in list(model.graph.node):
             if node.op_type == "Im2Col":
@@ -316,6 +320,22 @@ class ConvertToHWNodes(Transformation):
             NumChannels=c, PE=1, dataType=_dtype(model, pool.input[0]).name,
         )
         self._replace(model, [pool], node)
+
+    def _global_acc_pool(self, model, reduce):
+        """ReduceSum over H, W of an integer NHWC tensor (a global average pool's sum) -> GlobalAccPool."""
+        x = reduce.input[0]
+        shape = model.get_tensor_shape(x)
+        axes = model.get_initializer(reduce.input[1]) if len(reduce.input) > 1 else None
+        dtype = _dtype(model, x)
+        if len(shape) != 4 or axes is None or sorted(np.asarray(axes).tolist()) != [1, 2] or not dtype.is_integer():
+            return
+        pixels = shape[1] * shape[2]
+        out_dtype = _smallest_int_type(pixels * dtype.min(), pixels * dtype.max())
+        node = helper.make_node(
+            "GlobalAccPool", [x], [reduce.output[0]], domain=HW_DOMAIN, name=reduce.name, NumChannels=shape[3],
+            PE=1, inputDataType=dtype.name, outputDataType=out_dtype.name, numInputVectors=list(shape[:3]),
+        )
+        self._replace(model, [reduce], node)
 
     def _channelwise(self, model, mul):
         """An integer per-channel Mul in front of a MultiThreshold (the sign streamlining factors out of

@@ -13,6 +13,7 @@ from qnnflow.hls.nodes.base import DOMAIN, HWNode
 from qnnflow.hls.nodes.channelwise import ChannelwiseOp
 from qnnflow.hls.nodes.dwc import StreamingDataWidthConverter
 from qnnflow.hls.nodes.fifo import StreamingFIFO
+from qnnflow.hls.nodes.global_acc_pool import GlobalAccPool
 from qnnflow.hls.nodes.label_select import LabelSelect
 from qnnflow.hls.nodes.maxpool import StreamingMaxPool
 from qnnflow.hls.nodes.mvau import MVAU
@@ -27,6 +28,7 @@ _BUILTIN = (
     StreamingMaxPool,
     Thresholding,
     ChannelwiseOp,
+    GlobalAccPool,
     LabelSelect,
     StreamingFIFO,
     StreamingDataWidthConverter,

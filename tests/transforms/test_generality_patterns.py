@@ -165,6 +165,20 @@ def test_negative_batch_norm_gamma_after_a_pool_becomes_a_sign_multiply():
     assert set(multipliers) == {-1.0, 1.0}  # batch_norm() negates every other channel's gamma
 
 
+def global_average_pool():
+    """AdaptiveAvgPool2d(1) between a quantized activation and the classifier: a GlobalAccPool (sum)
+    whose 1/(H*W) scale moves into the float tail."""
+    return nn.Sequential(
+        _input_quant(), QuantConv2d(2, 4, 3, bias=False, **weight_kwargs(4)), activation("relu", 4),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), QuantLinear(4, 4, bias=False, **weight_kwargs(4)),
+    ), (1, 2, 6, 6)
+
+
+def test_global_average_pool_becomes_a_sum_pool():
+    folded, _ = to_hw_and_fold("global_average_pool")
+    assert ops(folded)[ops(folded).index("MVAU"):][:3] == ["MVAU", "GlobalAccPool", "MVAU"]
+
+
 def test_conv1d_builds_as_height_one_conv2d():
     folded, _ = to_hw_and_fold("conv1d")
     windows = [n for n in folded.graph.node if n.op_type == "ConvolutionInputGenerator"]
@@ -172,7 +186,7 @@ def test_conv1d_builds_as_height_one_conv2d():
 
 
 PATTERNS = {f.__name__: f for f in (pool_after_linear, xnor_conv_pool_sign, view_flatten, conv1d,
-                                              bn_negative_gamma_after_pool)}  # the slow test's
+                                              bn_negative_gamma_after_pool, global_average_pool)}  # the slow test's
 HEAD_OPS_OF = {"conv1d": {*HEAD_OPS, "Unsqueeze"}}
 
 
