@@ -14,6 +14,9 @@
   streams popcounts, and that MultiThreshold compares popcounts (max-pool commutes with
   2 * pc - MW); any other one gets 2 * pc - MW on the host, for the float tail.
 - Thresholds are clipped to the accumulator's reachable range, so their datatype is tight.
+- The last of two linear layers with no activation between them, when a per-channel float
+  scale between them cannot be absorbed, stays a float MatMul in the tail on the host; the
+  to_hw step's notes list the tail.
 - No Flatten/Reshape stays between two dataflow nodes: a stream is its tensor's elements in
   row-major order, which a reshape keeps, so the MVAU after it reads the producer's stream
   directly (lowering already put the classifier's weight rows in (h, w, c) order); see
@@ -79,6 +82,19 @@ def _float_culprit(model, tensor):
         path.append(producer)
         producer = model.find_producer(inputs[0])
     return None, None
+
+
+def _linear_follows(model, tensor) -> bool:
+    """Whether a linear layer with constant weights (a future MVAU) reads ``tensor``, directly or not."""
+    stack, seen = [tensor], set()
+    while stack:
+        for node in model.find_consumers(stack.pop()) or []:
+            if node.op_type in LINEAR and model.get_initializer(node.input[1]) is not None:
+                return True
+            if node.name not in seen:
+                seen.add(node.name)
+                stack.extend(node.output)
+    return False
 
 
 def _reachable(model, tensor):
@@ -188,6 +204,8 @@ class ConvertToHWNodes(Transformation):
         w_dtype = _dtype(model, w_name)
         x_dtype = _dtype(model, x)
         maker, blocker = (None, None) if x_dtype.is_integer() else _float_culprit(model, x)
+        if maker is not None and blocker is None and self._trailing_after_linear(model, matmul, maker):
+            return  # the last of two linear layers with an unabsorbable float scale between: host tail
         fix = "remove it, or use a layer qnnflow converts (padding belongs in the convolution, pooling in a max-pool)"
         if blocker is not None:
             raise QnnflowError(
@@ -259,6 +277,16 @@ class ConvertToHWNodes(Transformation):
         )
         node = helper.make_node("MVAU", [x, w_new, t_new], [mt.output[0]], domain=HW_DOMAIN, name=matmul.name, **attrs)
         self._replace(model, [matmul, mt], node)
+
+    @staticmethod
+    def _trailing_after_linear(model, matmul, maker) -> bool:
+        """``matmul`` is the last linear layer and reads, through float Mul/Add only (``maker`` first), the
+        accumulators of another linear layer (no activation between them)."""
+        if maker.op_type not in ("Mul", "Add") or _linear_follows(model, matmul.output[0]):
+            return False
+        source = [t for t in maker.input if t and model.get_initializer(t) is None]
+        producer = model.find_producer(source[0]) if source else None
+        return producer is not None and producer.op_type == "MVAU" and getCustomOp(producer).get_nodeattr("noActivation") == 1
 
     @staticmethod
     def _monotone_reader(model, tensor, op_type):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from brevitas.nn import QuantConv1d, QuantConv2d, QuantLinear
+from brevitas.quant import Int8WeightPerChannelFloat
 from onnx import helper, numpy_helper
 from qonnx.custom_op.registry import getCustomOp
 from torch import nn
@@ -177,6 +178,20 @@ def global_average_pool():
 def test_global_average_pool_becomes_a_sum_pool():
     folded, _ = to_hw_and_fold("global_average_pool")
     assert ops(folded)[ops(folded).index("MVAU"):][:3] == ["MVAU", "GlobalAccPool", "MVAU"]
+
+
+def test_two_linear_layers_with_a_float_channel_scale_between_keep_the_last_on_the_host():
+    """Bug 5 (the trailing case): per-channel float weight scales on the first of two linear layers
+    with no activation between them: no threshold absorbs the scale, so the last layer runs as a
+    float MatMul in the host tail (listed in the to_hw step's notes); the first is an MVAU."""
+    net = _randomized(nn.Sequential(
+        _input_quant(), nn.Flatten(), QuantLinear(12, 8, bias=True, weight_quant=Int8WeightPerChannelFloat,
+                                                  weight_bit_width=4),
+        QuantLinear(8, 4, bias=False, weight_quant=Int8WeightPerChannelFloat, weight_bit_width=4),
+    ))
+    hw = assert_exact_through_hw(net, (1, 3, 2, 2), tail_ops={"Mul", "Add", "MatMul"})
+    kinds = ops(hw)
+    assert kinds.count("MVAU") == 1 and kinds.index("MVAU") < kinds.index("MatMul")
 
 
 def test_conv1d_builds_as_height_one_conv2d():
