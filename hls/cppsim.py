@@ -272,6 +272,9 @@ def region_input(model: ModelWrapper, region: Region, inputs: np.ndarray) -> np.
     for node in [n for n in head.graph.node if n.name not in head_names]:
         head.graph.node.remove(node)
     del head.graph.output[:]
+    # the region's input becomes the head's output: its value_info entry must go (one per tensor)
+    for info in [v for v in head.graph.value_info if v.name == region.input]:
+        head.graph.value_info.remove(info)
     head.graph.output.append(helper.make_tensor_value_info(region.input, TensorProto.FLOAT,
                                                            model.get_tensor_shape(region.input)))
     return execute_batch(head, inputs)

@@ -1,4 +1,4 @@
-"""Canonical form before streamlining: explicit padding, biases as Adds, Gemm as MatMul.
+"""Canonical form before streamlining: 1-D as 2-D, explicit padding, biases as Adds, Gemm as MatMul.
 
 Brevitas exports a padded convolution with ``auto_pad`` or ``pads``, a biased QuantConv2d
 as a three-input Conv and a biased QuantLinear as a Gemm with transposed weights.  The
@@ -10,11 +10,13 @@ first (``CANONICAL``, in order); the bias rewrites leave the float head alone.
 from __future__ import annotations
 
 import numpy as np
-from onnx import helper
+import onnx
+from onnx import helper, numpy_helper
 from qonnx.transformation.base import Transformation
+from qonnx.transformation.infer_shapes import InferShapes
 
 from qnnflow.base.errors import QnnflowError
-from qnnflow.transforms.graph import auto_pad, head_nodes, insert_after
+from qnnflow.transforms.graph import auto_pad, fresh_name, head_nodes, insert_after
 
 
 def _explicit_pads(model, node) -> list[int] | None:
@@ -162,4 +164,68 @@ class GemmToMatMul(Transformation):
         return model, False
 
 
-CANONICAL = (MakePadsExplicit, ExtractConvBias, GemmToMatMul)
+def _spatial_1d(node) -> bool:
+    """A Conv/MaxPool over one spatial axis (its kernel_shape has one entry, or its weights are 3-D)."""
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    return node.op_type in ("Conv", "MaxPool") and len(attrs.get("kernel_shape", [0, 0])) == 1
+
+
+class Conv1dAs2d(Transformation):
+    """A 1-D network (Conv1d, MaxPool1d) as the 2-D one it equals with height 1.
+
+    Every rank-3 tensor (N, C, L) becomes (N, C, 1, L), initializers included: Conv1d weights
+    (O, I, K) become (O, I, 1, K), per-channel parameters (1, C, 1) and weight scales (O, 1, 1) gain
+    the same axis. Kernel, stride, dilation and padding attributes get the height entry (1, or 0
+    padding), and the graph input is unsqueezed on the host. The 2-D machinery (sliding window
+    with a 1xK kernel, max-pool, MVAU) then does the rest. Runs first, before padding is made
+    explicit.
+    """
+
+    SIZE_ONE = {"kernel_shape": 1, "strides": 1, "dilations": 1}
+
+    def apply(self, model):
+        convs = [n for n in model.graph.node if n.op_type == "Conv" and model.get_tensor_shape(n.input[1]) is not None
+                 and len(model.get_tensor_shape(n.input[1])) == 3]
+        if not convs and not any(_spatial_1d(n) for n in model.graph.node):
+            return model, False
+        for node in model.graph.node:
+            if node.op_type in ("Transpose", "Reshape", "Squeeze", "Unsqueeze", "Concat", "Split") and any(
+                len(model.get_tensor_shape(t) or []) == 3 for t in node.input if t
+            ):
+                raise QnnflowError(f"node '{node.name}' ({node.op_type}) rearranges a 1-D feature map (N, C, L); "
+                                   f"qnnflow builds 1-D networks as height-1 2-D ones and cannot move this node; "
+                                   f"flatten with nn.Flatten instead")
+            if node.op_type in ("Conv", "MaxPool"):
+                self._attributes(node)
+        for init in model.graph.initializer:
+            value = numpy_helper.to_array(init)
+            if value.ndim == 3:
+                init.CopyFrom(numpy_helper.from_array(np.expand_dims(value, 2), init.name))
+        for info in model.graph.value_info:
+            dims = info.type.tensor_type.shape.dim
+            if len(dims) == 3:
+                dims.insert(2, onnx.TensorShapeProto.Dimension(dim_value=1))
+        source = model.graph.input[0].name
+        shape = model.get_tensor_shape(source)
+        if len(shape) == 3:
+            unsqueezed = fresh_name(model, f"{source}_2d")
+            model.set_tensor_shape(unsqueezed, [shape[0], shape[1], 1, shape[2]])
+            for node in model.find_consumers(source) or []:
+                node.input[list(node.input).index(source)] = unsqueezed
+            axes = fresh_name(model, "height_axis")
+            model.set_initializer(axes, np.array([2], dtype=np.int64))
+            model.graph.node.insert(0, helper.make_node("Unsqueeze", [source, axes], [unsqueezed],
+                                                        name=fresh_name(model, "Unsqueeze")))
+        return model.transform(InferShapes()), False
+
+    def _attributes(self, node):
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        new = {name: [one, *attrs[name]] for name, one in self.SIZE_ONE.items() if len(attrs.get(name, [])) == 1}
+        if len(attrs.get("pads", [])) == 2:
+            new["pads"] = [0, attrs["pads"][0], 0, attrs["pads"][1]]
+        keep = [a for a in node.attribute if a.name not in new]
+        del node.attribute[:]
+        node.attribute.extend([*keep, *(helper.make_attribute(name, value) for name, value in new.items())])
+
+
+CANONICAL = (Conv1dAs2d, MakePadsExplicit, ExtractConvBias, GemmToMatMul)

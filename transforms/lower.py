@@ -6,9 +6,9 @@ so every 4D tensor after the float head becomes NHWC in one walk over the graph:
 - a Transpose to NHWC is inserted where a 4D tensor leaves the float head;
 - Conv becomes Im2Col (NHWC, patch order ky, kx, c) + MatMul with the weights
   reordered to match; grouped or dilated convolutions are rejected by name;
-- MaxPool becomes MaxPoolNHWC, MultiThreshold switches to NHWC, per-channel
+- MaxPool becomes MaxPoolNHWC, MultiThreshold and a global sum (ReduceSum) switch to NHWC, per-channel
   constants of Mul/Add are transposed;
-- a Flatten feeding a MatMul stays (flattening NHWC keeps the stream order) and the
+- a Flatten (or a Reshape to (N, C*H*W)) feeding a MatMul stays (flattening NHWC keeps the stream order) and the
   MatMul's weight rows are permuted from (c, h, w) to (h, w, c) order: no transpose
   survives between the convolutions and the classifier;
 - anything else reading an NHWC tensor gets a Transpose back to NCHW in front.
@@ -118,7 +118,10 @@ class LowerToNHWC(Transformation):
             self._follow(model, node, nhwc)
         elif op in ("Relu", "Identity"):
             self._follow(model, node, nhwc)
-        elif op == "Flatten" and self._feeds_matmul(model, node):
+        elif op == "ReduceSum" and x in nhwc:  # the global sum pool: sum over H, W of the NHWC tensor
+            model.set_initializer(node.input[1], np.array([1, 2], dtype=np.int64))
+            self._follow(model, node, nhwc)
+        elif self._flattens(model, node) and self._feeds_matmul(model, node):
             shape = model.get_tensor_shape(x)  # NCHW
             consumer = model.find_consumers(node.output[0])[0]
             weights = model.get_initializer(consumer.input[1])
@@ -133,13 +136,23 @@ class LowerToNHWC(Transformation):
                     node.input[i] = self._transpose(model, nhwc[name], TO_NCHW, before=node, out_shape=shape)
 
     @staticmethod
+    def _flattens(model, node) -> bool:
+        """A Flatten (axis 1), or a Reshape to (N, C*H*W) such as ``x.view(x.size(0), -1)`` exports
+        (tidy folds its Shape/Gather/Concat into a constant shape)."""
+        if node.op_type == "Flatten":
+            return _attr(node, "axis", 1) == 1
+        if node.op_type != "Reshape":
+            return False
+        src, dst = model.get_tensor_shape(node.input[0]), model.get_tensor_shape(node.output[0])
+        return bool(src and dst and len(dst) == 2 and dst[0] == src[0] and dst[1] == int(np.prod(src[1:])))
+
+    @staticmethod
     def _feeds_matmul(model, node) -> bool:
         consumers = model.find_consumers(node.output[0]) or []
         return (
             len(consumers) == 1
             and consumers[0].op_type == "MatMul"
             and model.get_initializer(consumers[0].input[1]) is not None
-            and _attr(node, "axis", 1) == 1
         )
 
     @staticmethod

@@ -8,17 +8,21 @@ so that layers compute integer accumulators compared against integer thresholds:
 - first the graph is put in canonical form (``canonical``: explicit pads, biases as Adds,
   Gemm as MatMul), before the weight scale is split off, so a bias is not scaled with
   the weights;
-- Sub/Div by constants become Add/Mul; batch-norm becomes Mul + Add;
+- Sub/Div by constants become Add/Mul; batch-norm becomes Mul + Add; a global average pool
+  becomes a sum (ReduceSum) and a scale 1/(H*W);
 - Add before Mul swaps (x + b) * a = x * a + a * b; consecutive Muls or Adds merge;
 - a scalar Mul moves past MatMul/Conv; an Add moves past MatMul (as b @ W) and
-  unpadded Conv; Mul (non-negative) and Add move past MaxPool; both move past
+  unpadded Conv; Mul (non-negative) and Add move past MaxPool; per-channel Mul and Add move past
+  a global sum (the Add times H*W); both move past
   Reshape/Flatten/Transpose (the constant is reshaped with the tensor);
 - a non-negative Mul moves past Relu, and a Relu right before a MultiThreshold folds
   into its thresholds;
 - a per-channel Mul with negative entries right after MatMul/Conv negates those
   output channels' integer weights, so every scale is non-negative;
 - Mul + Add in front of a MultiThreshold are absorbed: T' = (T - b) / a, computed in
-  float64, rounded up to integers when the input is integer (exact for >=).
+  float64, rounded up to integers when the input is integer (exact for >=); where some a < 0
+  on an integer input (a batch-norm's negative gamma behind a max-pool), an integer +-1 Mul
+  stays in front (sign(a) x >= (T - b) / |a|), which to_hw makes a ChannelwiseOp.
 
 Each rewrite handles every match in one pass, with numpy over whole tensors; nodes in
 the float head (before the input quantizer) are never touched.
@@ -27,6 +31,8 @@ the float head (before the input quantizer) are never touched.
 from __future__ import annotations
 
 import numpy as np
+from onnx import helper
+from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 from qonnx.transformation.base import Transformation
@@ -52,8 +58,15 @@ def _affine(model, node):
 
 
 def _set_const(model, node, value):
+    """Give Mul/Add ``node`` the constant ``value``, without more axes than its output has: a
+    (1, 1, 1, 1) scale moved past a flatten would otherwise broadcast a flat tensor back to 4D."""
     idx, _ = const_operand(model, node)
-    model.set_initializer(node.input[1 - idx], np.asarray(value, dtype=np.float32))
+    value = np.asarray(value, dtype=np.float32)
+    shape = model.get_tensor_shape(node.output[0])
+    extra = value.ndim - len(shape) if shape is not None else 0
+    if extra > 0 and all(d == 1 for d in value.shape[:extra]):
+        value = value.reshape(value.shape[extra:])
+    model.set_initializer(node.input[1 - idx], value)
 
 
 def _swap(model, first, second):
@@ -67,6 +80,7 @@ def _swap(model, first, second):
     model.graph.node.remove(first)
     model.graph.node.insert(list(model.graph.node).index(second) + 1, first)
     model.set_tensor_shape(mid, model.get_tensor_shape(y))
+    _set_const(model, first, _affine(model, first)[1])
 
 
 def _channel_axis(model, tensor: str, layout: str | None = None) -> int:
@@ -97,6 +111,45 @@ class ConvertSubDivToAddMul(Transformation):
             node.op_type = "Add" if node.op_type == "Sub" else "Mul"
             changed = True
         return model, changed
+
+
+class GlobalAveragePoolToSum(Transformation):
+    """GlobalAveragePool (or an unpadded AveragePool over the whole map), outside the float head ->
+    ReduceSum over H, W followed by Mul(1 / (H * W)): the sum is a GlobalAccPool in hardware and the
+    scale moves downstream like any other."""
+
+    def apply(self, model):
+        head = head_nodes(model)
+        for node in list(model.graph.node):
+            if node.name in head or not self._is_global(model, node):
+                continue
+            shape = model.get_tensor_shape(node.input[0])
+            axes = fresh_name(model, f"{node.name}_axes")
+            model.set_initializer(axes, np.array([2, 3], dtype=np.int64))
+            summed = fresh_name(model, f"{node.name}_sum")
+            model.set_tensor_shape(summed, [shape[0], shape[1], 1, 1])
+            scale = fresh_name(model, f"{node.name}_scale")
+            model.set_initializer(scale, np.array(1.0 / (shape[2] * shape[3]), dtype=np.float32))
+            index = list(model.graph.node).index(node)
+            model.graph.node.remove(node)
+            model.graph.node.insert(index, helper.make_node("Mul", [summed, scale], [node.output[0]],
+                                                            name=fresh_name(model, "Mul")))
+            model.graph.node.insert(index, helper.make_node("ReduceSum", [node.input[0], axes], [summed], keepdims=1,
+                                                            name=node.name.replace(node.op_type, "ReduceSum")))
+        return model, False
+
+    @staticmethod
+    def _is_global(model, node) -> bool:
+        shape = model.get_tensor_shape(node.input[0])
+        if shape is None or len(shape) != 4:
+            return False
+        if node.op_type == "GlobalAveragePool":
+            return True
+        if node.op_type != "AveragePool":
+            return False
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        return (list(attrs.get("kernel_shape", [])) == list(shape[2:]) and not any(attrs.get("pads", [0]))
+                and not attrs.get("ceil_mode", 0))
 
 
 class MoveAffineDownstream(Transformation):
@@ -138,6 +191,14 @@ class MoveAffineDownstream(Transformation):
                 return False
             if op == "Mul" and np.any(c < 0):
                 return False
+            _swap(model, node, consumer)
+            return True
+        if cop == "ReduceSum" and consumer.input[0] == node.output[0]:  # a global sum pool (NCHW, keepdims)
+            shape = model.get_tensor_shape(node.output[0])
+            if not _is_channelwise(c, shape, 1):
+                return False
+            if op == "Add":  # sum(x + b) = sum(x) + H * W * b
+                _set_const(model, node, np.asarray(c, dtype=np.float64) * shape[2] * shape[3])
             _swap(model, node, consumer)
             return True
         if cop == "Relu" and op == "Mul" and np.all(c >= 0):  # relu(a x) = a relu(x) for a >= 0
@@ -266,18 +327,25 @@ class AbsorbAffineIntoThresholds(Transformation):
             return False
         a = np.moveaxis(np.broadcast_to(a, shape), axis, -1).reshape(-1, channels)[0].astype(np.float64)
         b = np.moveaxis(np.broadcast_to(b, shape), axis, -1).reshape(-1, channels)[0].astype(np.float64)
+        first = a_node if a_node is not None else b_node
+        source = first.input[_affine(model, first)[0]]
+        dtype = model.get_tensor_datatype(source)
+        integer = dtype is not None and dtype.is_integer()
+        sign = np.where(a < 0, -1.0, 1.0)
         if np.any(a < 0):
-            return False  # MakeScalesNonNegative must flip the weights first
+            # a x + b >= T  <=>  sign(a) x >= (T - b) / |a|: an integer +-1 multiply (a ChannelwiseOp in
+            # hardware) stays, |a| is absorbed. Where a Mul follows a linear layer, MakeScalesNonNegative
+            # flips its weights instead; a float input keeps its scale.
+            if not integer or (np.all(np.abs(a) == 1) and np.all(b == 0) and b_node is None):
+                return False  # a float input, or the +-1 multiply this rewrite leaves
+            a = np.abs(a)
         thresholds = model.get_initializer(mt.input[1]).astype(np.float64)
         thresholds = np.broadcast_to(thresholds, (channels, thresholds.shape[1]))
         with np.errstate(divide="ignore", invalid="ignore"):
             new = (thresholds - b[:, None]) / a[:, None]
         constant = np.where(b[:, None] >= thresholds, ALWAYS, NEVER)  # a == 0: the output is fixed
         new = np.where(a[:, None] == 0, constant, new)
-        first = a_node if a_node is not None else b_node
-        source = first.input[_affine(model, first)[0]]
-        dtype = model.get_tensor_datatype(source)
-        if dtype is not None and dtype.is_integer():
+        if integer:
             new = np.ceil(new)
         else:  # x >= t for float32 x  <=>  x >= the smallest float32 not below t
             new32 = new.astype(np.float32)
@@ -287,7 +355,24 @@ class AbsorbAffineIntoThresholds(Transformation):
         for node in (a_node, b_node):
             if node is not None:
                 model.graph.node.remove(node)
+        if np.any(sign < 0):
+            _insert_sign(model, mt, sign, axis)
         return True
+
+
+def _insert_sign(model, mt, sign, axis):
+    """``mt`` reads ``sign * x`` (per channel on ``axis``): an integer Mul that to_hw makes a ChannelwiseOp."""
+    x = mt.input[0]
+    shape = model.get_tensor_shape(x)
+    const = fresh_name(model, f"{mt.name}_sign")
+    model.set_initializer(const, sign.reshape([-1 if i == axis else 1 for i in range(len(shape))]).astype(np.float32))
+    model.set_tensor_datatype(const, DataType["INT2"])
+    signed = fresh_name(model, f"{mt.name}_signed")
+    model.set_tensor_shape(signed, shape)
+    model.set_tensor_datatype(signed, model.get_tensor_datatype(x))
+    index = list(model.graph.node).index(mt)
+    model.graph.node.insert(index, helper.make_node("Mul", [x, const], [signed], name=fresh_name(model, "Mul")))
+    mt.input[0] = signed
 
 
 class RemoveReluBeforeThresholds(Transformation):
@@ -335,6 +420,7 @@ def streamline(model: ModelWrapper, probes: np.ndarray | None = None, notes: lis
         SplitActivationScales(),
         QuantToMultiThreshold(),
         BatchNormToAffine(),
+        GlobalAveragePoolToSum(),
         ConvertSubDivToAddMul(),
         InferShapes(),
         InferDataTypes(),

@@ -2,13 +2,21 @@
 
 - MatMul (integer weights) + MultiThreshold -> MVAU with thresholds; a MatMul alone -> MVAU
   without activation; Im2Col -> [FMPadding] + ConvolutionInputGenerator; MaxPoolNHWC ->
-  StreamingMaxPool; a MultiThreshold alone -> Thresholding; TopK -> LabelSelect.
+  StreamingMaxPool; a MultiThreshold alone -> Thresholding; TopK -> LabelSelect; an integer
+  per-channel Mul in front of a MultiThreshold (a factored-out sign) -> ChannelwiseOp; ReduceSum
+  over H, W (a global average pool's sum) -> GlobalAccPool.
 - Binary activations: a bipolar (+-1) tensor whose readers (through pools, unpadded
   convolutions and flattens) are all MatMul/Conv with bipolar weights travels as bits
   (0/1) and those MatMuls become XNOR-popcount MVAUs, with thresholds moved to popcount
   units, T_pc = ceil((T + MW) / 2). Otherwise it travels as a 2-bit integer -1/+1
-  (two equal thresholds from -1), so zero padding stays exact.
+  (two equal thresholds from -1), so zero padding stays exact. An XNOR MVAU without its own
+  activation whose popcounts reach a MultiThreshold through max-pools (XNOR conv, pool, sign)
+  streams popcounts, and that MultiThreshold compares popcounts (max-pool commutes with
+  2 * pc - MW); any other one gets 2 * pc - MW on the host, for the float tail.
 - Thresholds are clipped to the accumulator's reachable range, so their datatype is tight.
+- The last of two linear layers with no activation between them, when a per-channel float
+  scale between them cannot be absorbed, stays a float MatMul in the tail on the host; the
+  to_hw step's notes list the tail.
 - No Flatten/Reshape stays between two dataflow nodes: a stream is its tensor's elements in
   row-major order, which a reshape keeps, so the MVAU after it reads the producer's stream
   directly (lowering already put the classifier's weight rows in (h, w, c) order); see
@@ -28,7 +36,14 @@ from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.transformation.infer_shapes import InferShapes
 
 from qnnflow.base.errors import QnnflowError
-from qnnflow.transforms.graph import add_const, fresh_name, single_consumer
+from qnnflow.transforms.graph import (
+    add_const,
+    broadcast_channelwise,
+    const_operand,
+    fresh_name,
+    head_nodes,
+    single_consumer,
+)
 from qnnflow.transforms.lower import LowerToNHWC
 from qnnflow.hls.nodes.base import DOMAIN as HW_DOMAIN
 from qnnflow.hls.partition import LAYOUT_OPS, STREAM_TRANSPARENT, find_partition
@@ -67,6 +82,19 @@ def _float_culprit(model, tensor):
         path.append(producer)
         producer = model.find_producer(inputs[0])
     return None, None
+
+
+def _linear_follows(model, tensor) -> bool:
+    """Whether a linear layer with constant weights (a future MVAU) reads ``tensor``, directly or not."""
+    stack, seen = [tensor], set()
+    while stack:
+        for node in model.find_consumers(stack.pop()) or []:
+            if node.op_type in LINEAR and model.get_initializer(node.input[1]) is not None:
+                return True
+            if node.name not in seen:
+                seen.add(node.name)
+                stack.extend(node.output)
+    return False
 
 
 def _reachable(model, tensor):
@@ -137,15 +165,22 @@ class ConvertToHWNodes(Transformation):
     """Pattern-rewrite the lowered graph into dataflow nodes (one sweep; reaches a fixed point)."""
 
     def apply(self, model: ModelWrapper):
+        # In stream order, each MVAU's output type (its accumulator range) is propagated before the
+        # nodes after it are converted: a max-pool or sliding window copies its input's type.
         for node in list(model.graph.node):
-            op = node.op_type
-            if op == "MatMul" and model.get_initializer(node.input[1]) is not None:
+            if node.op_type == "MatMul" and model.get_initializer(node.input[1]) is not None:
                 self._mvau(model, node)
-            elif op == "Im2Col":
+                InferDataTypes().apply(model)
+            elif node.op_type == "ReduceSum":
+                self._global_acc_pool(model, node)
+                InferDataTypes().apply(model)
+        for node in list(model.graph.node):
+            if node.op_type == "Im2Col":
                 self._sliding_window(model, node)
-            elif op == "MaxPoolNHWC":
+            elif node.op_type == "MaxPoolNHWC":
                 self._maxpool(model, node)
-        # the MVAUs' output types (their accumulator ranges) are what the nodes after them read
+            elif node.op_type == "Mul":
+                self._channelwise(model, node)
         model = model.transform(InferDataTypes())
         for node in list(model.graph.node):
             if node.op_type == "MultiThreshold":
@@ -169,6 +204,8 @@ class ConvertToHWNodes(Transformation):
         w_dtype = _dtype(model, w_name)
         x_dtype = _dtype(model, x)
         maker, blocker = (None, None) if x_dtype.is_integer() else _float_culprit(model, x)
+        if maker is not None and blocker is None and self._trailing_after_linear(model, matmul, maker):
+            return  # the last of two linear layers with an unabsorbable float scale between: host tail
         fix = "remove it, or use a layer qnnflow converts (padding belongs in the convolution, pooling in a max-pool)"
         if blocker is not None:
             raise QnnflowError(
@@ -215,8 +252,13 @@ class ConvertToHWNodes(Transformation):
             node = helper.make_node("MVAU", [x, w_new], [matmul.output[0]], domain=HW_DOMAIN, name=matmul.name, **attrs)
             reader = single_consumer(model, matmul.output[0])
             node = self._replace(model, [matmul], node)
-            # popcount -> bipolar dot product, 2 * pc - MW, on the host; a TopK ranks both alike
-            if xnor and (reader is None or reader.op_type != "TopK"):
+            if not xnor or (reader is not None and reader.op_type == "TopK"):
+                return  # a TopK ranks popcounts and bipolar dot products alike
+            activation = self._monotone_reader(model, node.output[0], "MultiThreshold")
+            if activation is not None:  # pools and reshapes commute with d = 2 * pc - MW: threshold pc
+                t = model.get_initializer(activation.input[1]).astype(np.float64)
+                model.set_initializer(activation.input[1], np.ceil((t + mw) / 2).astype(np.float32))
+            else:  # popcount -> bipolar dot product on the host, for the float tail
                 self._tail_correction(model, node, mw)
             return
         inst = getCustomOp(mt)
@@ -235,6 +277,25 @@ class ConvertToHWNodes(Transformation):
         )
         node = helper.make_node("MVAU", [x, w_new, t_new], [mt.output[0]], domain=HW_DOMAIN, name=matmul.name, **attrs)
         self._replace(model, [matmul, mt], node)
+
+    @staticmethod
+    def _trailing_after_linear(model, matmul, maker) -> bool:
+        """``matmul`` is the last linear layer and reads, through float Mul/Add only (``maker`` first), the
+        accumulators of another linear layer (no activation between them)."""
+        if maker.op_type not in ("Mul", "Add") or _linear_follows(model, matmul.output[0]):
+            return False
+        source = [t for t in maker.input if t and model.get_initializer(t) is None]
+        producer = model.find_producer(source[0]) if source else None
+        return producer is not None and producer.op_type == "MVAU" and getCustomOp(producer).get_nodeattr("noActivation") == 1
+
+    @staticmethod
+    def _monotone_reader(model, tensor, op_type):
+        """The ``op_type`` node reading ``tensor`` through a chain of max-pools and reshapes (each the
+        only reader of its input), or None. Those commute with any increasing map of the values."""
+        reader = single_consumer(model, tensor)
+        while reader is not None and reader.op_type in ("MaxPoolNHWC", *STREAM_TRANSPARENT):
+            reader = single_consumer(model, reader.output[0])
+        return reader if reader is not None and reader.op_type == op_type else None
 
     @staticmethod
     def _tail_correction(model, node, mw):
@@ -287,6 +348,50 @@ class ConvertToHWNodes(Transformation):
             NumChannels=c, PE=1, dataType=_dtype(model, pool.input[0]).name,
         )
         self._replace(model, [pool], node)
+
+    def _global_acc_pool(self, model, reduce):
+        """ReduceSum over H, W of an integer NHWC tensor (a global average pool's sum) -> GlobalAccPool."""
+        x = reduce.input[0]
+        shape = model.get_tensor_shape(x)
+        axes = model.get_initializer(reduce.input[1]) if len(reduce.input) > 1 else None
+        dtype = _dtype(model, x)
+        if len(shape) != 4 or axes is None or sorted(np.asarray(axes).tolist()) != [1, 2] or not dtype.is_integer():
+            return
+        pixels = shape[1] * shape[2]
+        out_dtype = _smallest_int_type(pixels * dtype.min(), pixels * dtype.max())
+        node = helper.make_node(
+            "GlobalAccPool", [x], [reduce.output[0]], domain=HW_DOMAIN, name=reduce.name, NumChannels=shape[3],
+            PE=1, inputDataType=dtype.name, outputDataType=out_dtype.name, numInputVectors=list(shape[:3]),
+        )
+        self._replace(model, [reduce], node)
+
+    def _channelwise(self, model, mul):
+        """An integer per-channel Mul in front of a MultiThreshold (the sign streamlining factors out of
+        a negative scale) -> ChannelwiseOp."""
+        operand = const_operand(model, mul)
+        reader = single_consumer(model, mul.output[0])
+        if operand is None or reader is None or reader.op_type != "MultiThreshold":
+            return
+        index, const = operand
+        x = mul.input[index]
+        shape = model.get_tensor_shape(x)
+        factors = broadcast_channelwise(const, tuple(shape), len(shape) - 1)
+        in_dtype = _dtype(model, x)
+        if factors is None or not in_dtype.is_integer() or np.any(factors != np.rint(factors)):
+            return
+        params = np.stack([factors, np.zeros_like(factors)], axis=1)
+        ends = np.stack([factors * in_dtype.min(), factors * in_dtype.max()])
+        out_dtype = _smallest_int_type(ends.min(), ends.max())
+        p_name = fresh_name(model, f"{mul.name}_params")
+        model.set_initializer(p_name, params.astype(np.float32))
+        node = helper.make_node(
+            "ChannelwiseOp", [x, p_name], [mul.output[0]], domain=HW_DOMAIN, name=mul.name,
+            NumChannels=shape[-1], PE=1, inputDataType=in_dtype.name, outputDataType=out_dtype.name,
+            paramDataType=_smallest_int_type(min(params.min(), -1), params.max()).name,
+            numInputVectors=list(shape[:-1]),
+        )
+        self._replace(model, [mul], node)
+        model.set_tensor_datatype(mul.output[0], out_dtype)
 
     def _thresholding(self, model, mt):
         x = mt.input[0]
@@ -374,9 +479,59 @@ class RemoveStreamReshapes(Transformation):
 TO_HW = (EncodeBipolarActivations, LowerToNHWC, ConvertToHWNodes, RemoveStreamReshapes, MoveAffineDownstream)
 
 
+# Layers with no hardware form, and what the user can change.
+NO_HARDWARE_FORM = {
+    "AveragePool": "use nn.MaxPool2d, or pool after the last layer",
+    "GlobalAveragePool": "flatten into the classifier instead, or pool after the last layer",
+    "Resize": "remove the upsampling or move it before the input quantizer",
+    "Upsample": "remove the upsampling or move it before the input quantizer",
+    "ConvTranspose": "use a strided Conv2d, or move the layer off the accelerator",
+    "Softmax": "keep it after the last layer (where it runs on the host) or drop it (the arg-max is unchanged)",
+    "LogSoftmax": "keep it after the last layer (where it runs on the host) or drop it",
+    "Sigmoid": "quantize the activation instead (QuantReLU, QuantHardTanh, QuantIdentity)",
+    "Tanh": "use QuantHardTanh",
+}
+BRANCHES = ("the dataflow region is a single chain of layers for now: residual adds and concats (forks in "
+            "the stream) cannot be built yet; remove the skip connection or the concat")
+
+
+def _feeds_hardware(model: ModelWrapper) -> set[str]:
+    """Names of the nodes from which a linear layer with constant weights (a future MVAU) is reachable."""
+    found: set[str] = set()
+    wanted: set[str] = set()  # tensors a linear layer reads, directly or not
+    for node in reversed(model.graph.node):
+        linear = node.op_type in LINEAR and model.get_initializer(node.input[1]) is not None
+        if linear or any(o in wanted for o in node.output):
+            found.add(node.name)
+            wanted.update(i for i in node.input if i and model.get_initializer(i) is None)
+    return found
+
+
+def refuse_unbuildable(model: ModelWrapper) -> None:
+    """Raise, naming the layer, for a layer between the input quantizer and the last linear layer
+    that has no hardware form; before lowering builds Im2Col/MatMul nodes that would be blamed."""
+    head, upstream = head_nodes(model), _feeds_hardware(model)
+    for node in model.graph.node:
+        if node.name in head or node.name not in upstream:
+            continue
+        what = f"node '{node.name}' ({node.op_type})"
+        dynamic = [i for i in node.input if i and model.get_initializer(i) is None]
+        if node.op_type in NO_HARDWARE_FORM:
+            raise QnnflowError(f"{what} sits between quantized layers and qnnflow has no dataflow node for "
+                               f"{node.op_type}: {NO_HARDWARE_FORM[node.op_type]}")
+        if node.op_type in ("Add", "Sum", "Concat", "Mul") and len(dynamic) > 1:
+            raise QnnflowError(f"{what} joins two branches of the network: {BRANCHES}")
+        if node.op_type in LINEAR and node.input[1] and not _dtype(model, node.input[1]).is_integer():
+            raise QnnflowError(f"{what} has float weights inside the network: quantize them (QuantConv2d, "
+                               f"QuantLinear with a weight quantizer), or keep float layers before the input "
+                               f"quantizer or after the last layer")
+
+
 def to_hw(model: ModelWrapper):
     """Lower, encode binary activations, convert to dataflow nodes, drop the reshapes between them,
-    merge the float tail (``TO_HW``, in order); returns (model, partition)."""
+    merge the float tail (``TO_HW``, in order); returns (model, partition). A layer with no hardware
+    form inside the network is refused first, by name (``refuse_unbuildable``)."""
+    refuse_unbuildable(model)
     for transform in TO_HW:
         model = model.transform(transform())
     return model, find_partition(model)

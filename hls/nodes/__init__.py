@@ -10,8 +10,10 @@ qonnx's ``getCustomOp`` looks them up.
 from qonnx.custom_op.registry import add_op_to_domain
 
 from qnnflow.hls.nodes.base import DOMAIN, HWNode
+from qnnflow.hls.nodes.channelwise import ChannelwiseOp
 from qnnflow.hls.nodes.dwc import StreamingDataWidthConverter
 from qnnflow.hls.nodes.fifo import StreamingFIFO
+from qnnflow.hls.nodes.global_acc_pool import GlobalAccPool
 from qnnflow.hls.nodes.label_select import LabelSelect
 from qnnflow.hls.nodes.maxpool import StreamingMaxPool
 from qnnflow.hls.nodes.mvau import MVAU
@@ -25,6 +27,8 @@ _BUILTIN = (
     FMPadding,
     StreamingMaxPool,
     Thresholding,
+    ChannelwiseOp,
+    GlobalAccPool,
     LabelSelect,
     StreamingFIFO,
     StreamingDataWidthConverter,

@@ -23,11 +23,16 @@ EXAMPLES = {
     "FMPadding": (dict(ImgDim=[3, 3], Padding=[1, 1, 1, 1], NumChannels=2, inputDataType="INT4"), (2, 3, 3, 2), "INT4"),
     "StreamingMaxPool": (dict(ImgDim=[4, 4], PoolDim=[2, 2], NumChannels=2, dataType="INT4"), (2, 4, 4, 2), "INT4"),
     "Thresholding": (dict(inputs=["x", "T"], NumChannels=2, inputDataType="INT4", outputDataType="UINT2"), (2, 2), "INT4"),
+    "ChannelwiseOp": (dict(inputs=["x", "P"], NumChannels=2, inputDataType="INT4", outputDataType="INT8",
+                           paramDataType="INT3"), (2, 2), "INT4"),
+    "GlobalAccPool": (dict(NumChannels=2, inputDataType="INT4", outputDataType="INT8", numInputVectors=[2, 3, 2]),
+                      (2, 3, 2, 2), "INT4"),
     "LabelSelect": (dict(Labels=5, K=2, inputDataType="INT4"), (2, 5), "INT4"),
     "StreamingFIFO": (dict(depth=4, folded_shape=[1, 2, 1, 2], dataType="INT4"), (2, 2, 2), "INT4"),
     "StreamingDataWidthConverter": (dict(inWidth=4, outWidth=8, shape=[1, 2, 2], dataType="INT4"), (2, 2, 2), "INT4"),
 }
-INITS = {"W": (np.ones((6, 4)), "INT2"), "T": (np.array([[0, 1, 2], [-1, 0, 1]]), "INT4")}
+INITS = {"W": (np.ones((6, 4)), "INT2"), "T": (np.array([[0, 1, 2], [-1, 0, 1]]), "INT4"),
+         "P": (np.array([[-1, 3], [2, -4]]), "INT3")}
 
 
 def example(op_type):

@@ -47,7 +47,7 @@ def test_softmax_between_layers_is_named():
     with pytest.raises(QnnflowError) as info:
         hw_graph(SoftmaxInTheMiddle(), (1, 16))
     message = str(info.value)
-    assert message.startswith("node 'Softmax_0' (Softmax) sits inside the dataflow region (after 'MVAU_0')")
+    assert message.startswith("node 'Softmax_0' (Softmax) sits between quantized layers")
     assert "no dataflow node for Softmax" in message and "\n" not in message
 
 

@@ -23,18 +23,20 @@ from .nets import PlannedNet, activation, layer_plans, weight_kwargs
 HEAD_OPS, TAIL_OPS = {"Div", "Quant", "Transpose", "Flatten"}, {"Mul", "Add"}
 
 
-def assert_exact_through_hw(net, input_shape, seed=0):
-    """Export ``net``; the streamlined and the hardware graph reproduce the exported one bit for bit,
-    with every layer in the dataflow partition. Returns the hardware graph."""
-    exported = tidy(export_brevitas(net.eval(), input_shape))
+def assert_exact_through_hw(net, input_shape, seed=0, edit=None, head_ops=HEAD_OPS, tail_ops=TAIL_OPS):
+    """Export ``net`` (then ``edit(model)``, when given, rewrites the export as another exporter
+    would); the streamlined and the hardware graph reproduce the exported one bit for bit, with
+    every layer in the dataflow partition. Returns the hardware graph."""
+    exported = export_brevitas(net.eval(), input_shape)
+    exported = tidy(edit(exported) if edit else exported)
     inputs = seeded_inputs(input_shape, 3, seed, (-1.0, 1.0))
     reference = execute_batch(exported, inputs)
     streamlined = streamline(exported)
     hw, partition = to_hw(streamlined)
     assert partition.hardware
     ops = {n.name: n.op_type for n in hw.graph.node}
-    assert {ops[n] for n in partition.head} <= HEAD_OPS, partition.head
-    assert {ops[n] for n in partition.tail} <= TAIL_OPS, partition.tail
+    assert {ops[n] for n in partition.head} <= head_ops, partition.head
+    assert {ops[n] for n in partition.tail} <= tail_ops, partition.tail
     for model in (streamlined, hw):
         out = execute_batch(model, inputs)
         result = compare_outputs(model, out, reference)
@@ -63,7 +65,7 @@ def _randomized(net, seed=0):
     torch.manual_seed(seed)
     with torch.no_grad():
         for m in net.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
+            if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)):
                 m.weight.uniform_(-1, 1)
                 if m.bias is not None:
                     m.bias.uniform_(-2, 2)

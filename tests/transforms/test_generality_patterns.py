@@ -1,0 +1,214 @@
+"""Networks written as users write them, each a pattern that once failed to build (issue 13):
+every one goes export -> tidy -> streamline -> to_hw bit-exact against PyTorch, with every layer
+in hardware, and folds on the Pynq-Z1; the slow test also simulates each in C++, bit-exact."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from brevitas.nn import QuantConv1d, QuantConv2d, QuantLinear
+from brevitas.quant import Int8WeightPerChannelFloat
+from onnx import helper, numpy_helper
+from qonnx.custom_op.registry import getCustomOp
+from torch import nn
+
+from qnnflow.flow.boards import load_board
+from qnnflow.hls.cppsim import cppsim
+from qnnflow.models.export import seeded_inputs
+from qnnflow.transforms.fold import fold
+
+from .nets import activation, weight_kwargs
+from .test_generality import HEAD_OPS, _input_quant, _randomized, assert_exact_through_hw
+
+BOARD = load_board("pynq-z1")
+
+
+def pool_after_linear():
+    """Bug 1: the pool copied the MatMul's stale INT32 type before the MVAU's own output type was
+    known, and fold refused the mismatch (and the scale kept 4 axes past the flatten)."""
+    return nn.Sequential(
+        _input_quant(), QuantConv2d(2, 3, 3, bias=False, **weight_kwargs(4)), nn.MaxPool2d(2),
+        nn.Flatten(), QuantLinear(12, 4, bias=False, **weight_kwargs(4)),
+    ), (1, 2, 6, 6)
+
+
+def xnor_conv_pool_sign():
+    """Bug 2: the popcount-to-+-1 correction meant for the last layer was inserted after the XNOR
+    conv, mid-graph, and the pool read floats."""
+    return nn.Sequential(
+        _input_quant(), QuantConv2d(2, 4, 3, bias=False, **weight_kwargs(4)), activation("sign", 1),
+        QuantConv2d(4, 4, 3, bias=False, **weight_kwargs(1)), nn.MaxPool2d(2), activation("sign", 1),
+        nn.Flatten(), QuantLinear(4 * 2 * 2, 4, bias=False, **weight_kwargs(1)),
+    ), (1, 2, 8, 8)
+
+
+class ViewFlatten(nn.Module):
+    """Flatten as Brevitas's own CNV writes it."""
+
+    def forward(self, x):
+        return x.view(x.size(0), -1)
+
+
+def view_flatten():
+    """Bug 3: exported as a Reshape, which left a Transpose inside the dataflow region."""
+    return nn.Sequential(
+        _input_quant(), QuantConv2d(2, 3, 3, bias=False, **weight_kwargs(4)), activation("relu", 4), nn.MaxPool2d(2),
+        ViewFlatten(), QuantLinear(3 * 2 * 2, 4, bias=False, **weight_kwargs(4)),
+    ), (1, 2, 6, 6)
+
+
+def shape_computed_by_graph(model):
+    """Each Reshape's constant shape replaced by Shape -> Gather(0) -> Unsqueeze -> Concat with -1, as
+    torch.onnx exports ``x.view(x.size(0), -1)`` with a dynamic batch axis."""
+    for node in [n for n in model.graph.node if n.op_type == "Reshape"]:
+        x, tag = node.input[0], node.name
+        consts = {f"{tag}_zero": np.array(0, np.int64), f"{tag}_axes": np.array([0], np.int64),
+                  f"{tag}_rest": np.array([-1], np.int64)}
+        for name, value in consts.items():
+            model.graph.initializer.append(numpy_helper.from_array(value, name))
+        index = list(model.graph.node).index(node)
+        for offset, new in enumerate([
+            helper.make_node("Shape", [x], [f"{tag}_shape"]),
+            helper.make_node("Gather", [f"{tag}_shape", f"{tag}_zero"], [f"{tag}_batch"], axis=0),
+            helper.make_node("Unsqueeze", [f"{tag}_batch", f"{tag}_axes"], [f"{tag}_batch1"]),
+            helper.make_node("Concat", [f"{tag}_batch1", f"{tag}_rest"], [f"{tag}_target"], axis=0),
+        ]):
+            model.graph.node.insert(index + offset, new)
+        node.input[1] = f"{tag}_target"
+    return model
+
+
+def to_hw_and_fold(pattern: str, seed: int = 0):
+    """The pattern's network through to_hw (bit-exact, every layer in hardware) and folded on the
+    Pynq-Z1: (folded graph, input shape)."""
+    net, input_shape = PATTERNS[pattern]()
+    hw = assert_exact_through_hw(_randomized(net, seed), input_shape, seed, head_ops=HEAD_OPS_OF.get(pattern, HEAD_OPS))
+    folded, report = fold(hw, BOARD)
+    assert report.within_budget()
+    return folded, input_shape
+
+
+def ops(model) -> list[str]:
+    return [n.op_type for n in model.graph.node]
+
+
+def test_max_pool_right_after_a_linear_layer():
+    folded, _ = to_hw_and_fold("pool_after_linear")
+    assert ops(folded).count("StreamingMaxPool") == 1
+
+
+def test_xnor_conv_then_pool_then_sign_compares_popcounts():
+    folded, _ = to_hw_and_fold("xnor_conv_pool_sign")
+    kinds = ops(folded)
+    assert kinds.index("StreamingMaxPool") < kinds.index("Thresholding")
+    assert {"Mul", "Add"} & set(kinds[: kinds.index("Thresholding")]) == set()
+
+
+@pytest.mark.parametrize("shape", ["constant", "computed"])
+def test_view_flatten_leaves_no_transpose_in_the_region(shape):
+    net, input_shape = view_flatten()
+    edit = shape_computed_by_graph if shape == "computed" else None
+    hw = assert_exact_through_hw(_randomized(net), input_shape, edit=edit)
+    assert "Transpose" not in ops(hw)[ops(hw).index("MVAU"):]
+
+
+def test_a_first_conv_reading_the_raw_float_input_simulates_in_cpp(tmp_path):
+    """Bug 7: with no input quantizer the first conv stays in the float head on the host, and
+    cppsim crashed ("Multiple ValueInfoProto found") running that head in Python."""
+    net = _randomized(nn.Sequential(
+        QuantConv2d(2, 4, 3, bias=False, **weight_kwargs(4)), activation("relu", 4), nn.Flatten(),
+        QuantLinear(4 * 4 * 4, 4, bias=False, **weight_kwargs(4)),
+    ))
+    hw = assert_exact_through_hw(net, (1, 2, 6, 6), head_ops={*HEAD_OPS, "Conv", "Mul", "Relu"})
+    folded, _ = fold(hw, BOARD)
+    result = cppsim(folded, seeded_inputs((1, 2, 6, 6), 3, 0, (-1.0, 1.0)), BOARD, tmp_path, native=True)
+    assert result.bit_exact, result.mismatch
+
+
+def batch_norm(kind, channels):
+    """A batch-norm with random statistics and some negative gammas."""
+    bn = kind(channels)
+    with torch.no_grad():
+        bn.running_mean.normal_(0, 2)
+        bn.running_var.uniform_(1, 4)
+        bn.weight.uniform_(0.5, 1.5).mul_(torch.tensor([(-1.0) ** i for i in range(channels)]))
+        bn.bias.normal_(0, 0.3)
+    return bn
+
+
+def conv1d():
+    """Bug 6: QuantConv1d crashed (streamline assumed 4-D weights); it builds as a height-1 2-D
+    network: sliding window with a 1xK kernel, max-pool, MVAU."""
+    return nn.Sequential(
+        _input_quant(), QuantConv1d(2, 4, 3, padding=1, bias=True, **weight_kwargs(4)), batch_norm(nn.BatchNorm1d, 4),
+        activation("relu", 4), nn.MaxPool1d(2), QuantConv1d(4, 3, 3, stride=2, bias=False, **weight_kwargs(4)),
+        activation("relu", 3), nn.Flatten(), QuantLinear(3 * 3, 4, bias=False, **weight_kwargs(4)),
+    ), (1, 2, 16)
+
+
+def bn_negative_gamma_after_pool():
+    """Bug 4: a batch-norm with some negative gammas after a max-pool: its scale cannot pass the pool
+    and no threshold absorbs a negative scale. The sign becomes an integer +-1 ChannelwiseOp."""
+    return nn.Sequential(
+        _input_quant(), QuantConv2d(2, 4, 3, bias=False, **weight_kwargs(4)), nn.MaxPool2d(2),
+        batch_norm(nn.BatchNorm2d, 4), activation("relu", 4), nn.Flatten(),
+        QuantLinear(4 * 2 * 2, 4, bias=False, **weight_kwargs(4)),
+    ), (1, 2, 6, 6)
+
+
+def test_negative_batch_norm_gamma_after_a_pool_becomes_a_sign_multiply():
+    folded, _ = to_hw_and_fold("bn_negative_gamma_after_pool")
+    kinds = ops(folded)
+    assert kinds[kinds.index("StreamingMaxPool") + 1:][:2] == ["ChannelwiseOp", "Thresholding"]
+    (op,) = [n for n in folded.graph.node if n.op_type == "ChannelwiseOp"]
+    multipliers = folded.get_initializer(op.input[1])[:, 0]
+    assert set(multipliers) == {-1.0, 1.0}  # batch_norm() negates every other channel's gamma
+
+
+def global_average_pool():
+    """AdaptiveAvgPool2d(1) between a quantized activation and the classifier: a GlobalAccPool (sum)
+    whose 1/(H*W) scale moves into the float tail."""
+    return nn.Sequential(
+        _input_quant(), QuantConv2d(2, 4, 3, bias=False, **weight_kwargs(4)), activation("relu", 4),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), QuantLinear(4, 4, bias=False, **weight_kwargs(4)),
+    ), (1, 2, 6, 6)
+
+
+def test_global_average_pool_becomes_a_sum_pool():
+    folded, _ = to_hw_and_fold("global_average_pool")
+    assert ops(folded)[ops(folded).index("MVAU"):][:3] == ["MVAU", "GlobalAccPool", "MVAU"]
+
+
+def test_two_linear_layers_with_a_float_channel_scale_between_keep_the_last_on_the_host():
+    """Bug 5 (the trailing case): per-channel float weight scales on the first of two linear layers
+    with no activation between them: no threshold absorbs the scale, so the last layer runs as a
+    float MatMul in the host tail (listed in the to_hw step's notes); the first is an MVAU."""
+    net = _randomized(nn.Sequential(
+        _input_quant(), nn.Flatten(), QuantLinear(12, 8, bias=True, weight_quant=Int8WeightPerChannelFloat,
+                                                  weight_bit_width=4),
+        QuantLinear(8, 4, bias=False, weight_quant=Int8WeightPerChannelFloat, weight_bit_width=4),
+    ))
+    hw = assert_exact_through_hw(net, (1, 3, 2, 2), tail_ops={"Mul", "Add", "MatMul"})
+    kinds = ops(hw)
+    assert kinds.count("MVAU") == 1 and kinds.index("MVAU") < kinds.index("MatMul")
+
+
+def test_conv1d_builds_as_height_one_conv2d():
+    folded, _ = to_hw_and_fold("conv1d")
+    windows = [n for n in folded.graph.node if n.op_type == "ConvolutionInputGenerator"]
+    assert [list(getCustomOp(n).get_nodeattr("ConvKernelDim")) for n in windows] == [[1, 3], [1, 3]]
+
+
+PATTERNS = {f.__name__: f for f in (pool_after_linear, xnor_conv_pool_sign, view_flatten, conv1d,
+                                              bn_negative_gamma_after_pool, global_average_pool)}  # the slow test's
+HEAD_OPS_OF = {"conv1d": {*HEAD_OPS, "Unsqueeze"}}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pattern", sorted(PATTERNS))
+def test_pattern_simulates_bit_exact_in_cpp(pattern, tmp_path_factory):
+    folded, input_shape = to_hw_and_fold(pattern)
+    cache = tmp_path_factory.getbasetemp() / "cppsim-patterns"
+    result = cppsim(folded, seeded_inputs(input_shape, 3, 0, (-1.0, 1.0)), BOARD, cache, precompiled_header=True)
+    assert result.bit_exact, result.mismatch
