@@ -102,7 +102,7 @@ QNNFLOW_INLINE void set_lane(ap_uint<W>& word, unsigned i, const V& v) {
 // C simulation fast path, only with -DQNNFLOW_NATIVE (cppsim's native=True).  Xilinx's C model
 // of ap_int clears unused bits through a volatile member after every operation, which makes
 // lane arithmetic in hot loops 10-20x slower.  Where a value provably fits 64 bits, kernels may
-// then compute it on native integers (the same value; tests/hls_backend/test_native.py compares
+// then compute it on native integers (the same value; tests/hls/backend/test_native.py compares
 // the output words of both paths on every zoo model).  By default, and always in Vitis HLS, the
 // exact ap_int code that synthesis compiles runs.
 #if defined(QNNFLOW_NATIVE) && !defined(__SYNTHESIS__)

@@ -21,8 +21,8 @@ from qnnflow.flow.boards import load_board
 from qnnflow.hls.codegen.project import generate
 from qnnflow.hls.nodes.mvau import packed_weights
 from qnnflow.hls.widths import insert_converters
-from tests.hls_backend.helpers import BOARD, DOMAIN, chain_model, model_inputs, node_model
-from tests.hls_backend.test_networks import hw_graph
+from tests.hls.backend.helpers import BOARD, DOMAIN, chain_model, model_inputs, node_model
+from tests.hls.backend.test_networks import hw_graph
 
 REPO = Path(__file__).resolve().parents[2]
 MVAU_ATTRS = dict(MW=12, MH=8, SIMD=4, PE=2, inputDataType="INT4", weightDataType="INT3", outputDataType="INT10",
@@ -44,8 +44,8 @@ def test_same_graph_same_bytes(tmp_path):
     path = tmp_path / "m.onnx"
     model.save(str(path))
     script = ("import sys; from qonnx.core.modelwrapper import ModelWrapper; "
-              "from qnnflow.hls.codegen.project import generate; from tests.hls_backend.test_codegen import digest; "
-              "from tests.hls_backend.helpers import BOARD; print(digest(generate(ModelWrapper(sys.argv[1]), BOARD).files))")
+              "from qnnflow.hls.codegen.project import generate; from tests.hls.backend.test_codegen import digest; "
+              "from tests.hls.backend.helpers import BOARD; print(digest(generate(ModelWrapper(sys.argv[1]), BOARD).files))")
     out = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=True,
                          env={"PYTHONHASHSEED": "123", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)})
     assert out.stdout.strip() == digest(first.files)

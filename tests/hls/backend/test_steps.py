@@ -11,7 +11,7 @@ from qnnflow.flow.config import load_config
 from qnnflow.base.errors import QnnflowError
 from qnnflow.flow.runner import run_build
 from qnnflow.hls.codegen.project import generate
-from tests.hls_backend.helpers import BOARD
+from tests.hls.backend.helpers import BOARD
 
 STEPS = "[export, tidy, streamline, to_hw, hls_codegen, cppsim]"
 

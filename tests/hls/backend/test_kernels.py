@@ -11,7 +11,7 @@ import pytest
 
 from qnnflow.base.errors import QnnflowError
 from qnnflow.hls.widths import insert_converters
-from tests.hls_backend.helpers import BOARD, chain_model, cppsim_all, node_model
+from tests.hls.backend.helpers import BOARD, chain_model, cppsim_all, node_model
 
 
 def assert_exact(results, labels):

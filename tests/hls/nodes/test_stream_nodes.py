@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hls_harness import (INT_TYPES, board, fitting_type, make_node, node_op, random_values, run_direct, run_model,
+from tests.hls.nodes.harness import (INT_TYPES, board, fitting_type, make_node, node_op, random_values, run_direct, run_model,
                          single_node_model)
 from qnnflow.base.errors import QnnflowError
 from qnnflow.hls.nodes.base import Memory

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from qnnflow.base.errors import QnnflowError
 from qnnflow.base.streams import StreamFormat, pack_lanes, read_stream_file, unpack_lanes, write_stream_file
-from tests.hls_backend.helpers import random_ints
+from tests.hls.backend.helpers import random_ints
 
 TYPES = ["BINARY", "BIPOLAR", "UINT2", "INT2", "INT3", "UINT7", "INT8", "UINT8", "INT13", "UINT17", "INT32", "INT64"]
 

@@ -9,7 +9,7 @@ from qonnx.core.datatype import DataType
 from qonnx.custom_op.registry import get_ops_in_domain, getCustomOp, is_custom_op
 
 import qnnflow.hls.nodes as nodes
-from hls_harness import DOMAIN, board, make_node, random_values, single_node_model
+from tests.hls.nodes.harness import DOMAIN, board, make_node, random_values, single_node_model
 from qnnflow.base.errors import QnnflowError
 from qnnflow.base.values import to_carrier
 from qnnflow.hls.nodes.base import HWNode
@@ -62,7 +62,7 @@ def test_single_node_model_infers_shapes_types_and_executes(op_type):
     out_shape = model.get_tensor_shape("y")
     assert out_shape[0] == 2 and tuple(out_shape[1:]) == op.normal_output_shape()[1:]
     assert model.get_tensor_datatype("y") == op.output_datatype()
-    from hls_harness import run_model
+    from tests.hls.nodes.harness import run_model
     y = run_model(model, x)
     assert y.shape == tuple(out_shape) and y.dtype == np.float32
     assert DataType[op.output_datatype().name].allowed(y).all()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hls_harness import board, node_op
+from tests.hls.nodes.harness import board, node_op
 from qnnflow.base.errors import QnnflowError
 from qnnflow.hls.nodes import cost
 

@@ -10,8 +10,8 @@ import pytest
 from qnnflow.base.errors import QnnflowError
 from qnnflow.hls.codegen.project import generate
 from qnnflow.hls.cppsim import ap_include_dir, compile_project, compiler, cppsim
-from tests.hls_backend.helpers import BOARD, cppsim_all, node_model
-from tests.hls_backend.test_networks import hw_graph
+from tests.hls.backend.helpers import BOARD, cppsim_all, node_model
+from tests.hls.backend.test_networks import hw_graph
 
 
 def corrupted(project, header, old, new):

@@ -17,7 +17,7 @@ from qnnflow.models.source import parse_model_source
 from qnnflow.transforms.streamline import streamline
 from qnnflow.transforms.tidy import tidy
 from qnnflow.transforms.to_hw import to_hw
-from tests.hls_backend.helpers import BOARD
+from tests.hls.backend.helpers import BOARD
 
 # FINN's BNN-PYNQ foldings: (PE, SIMD) per MVAU in graph order, SIMD per sliding window
 LFC_FOLDING = {"MVAU": [(32, 49), (64, 32), (32, 64), (5, 32)]}
@@ -83,12 +83,12 @@ def test_lfc_w1a1_finn_folding(cppsim_cache):
 
 def test_binary_conv_block_padded_and_strided(cppsim_cache):
     """8-bit input, padded stride-2 binary conv (zero padding makes its activations 2-bit), pool, classifier."""
-    model, _ = hw_graph("tests.hls_backend.nets:binary_conv_block")
+    model, _ = hw_graph("tests.hls.backend.nets:binary_conv_block")
     kinds = [n.op_type for n in model.graph.node if n.domain == "qnnflow.hls.nodes"]
     assert kinds[:4] == ["FMPadding", "ConvolutionInputGenerator", "MVAU", "StreamingMaxPool"]
     stride = getCustomOp(next(n for n in model.graph.node if n.op_type == "ConvolutionInputGenerator"))
     assert stride.get_nodeattr("Stride") == [2, 2]
-    check("tests.hls_backend.nets:binary_conv_block", cppsim_cache)
+    check("tests.hls.backend.nets:binary_conv_block", cppsim_cache)
 
 
 def test_multibit_conv_block(cppsim_cache):
