@@ -24,7 +24,7 @@ from qnnflow.hls.widths import insert_converters
 from tests.hls.backend.helpers import BOARD, DOMAIN, chain_model, model_inputs, node_model
 from tests.hls.backend.test_networks import hw_graph
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 MVAU_ATTRS = dict(MW=12, MH=8, SIMD=4, PE=2, inputDataType="INT4", weightDataType="INT3", outputDataType="INT10",
                   accDataType="INT10", noActivation=1, numInputVectors=[1])
 

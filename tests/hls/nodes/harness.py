@@ -16,7 +16,7 @@ from qonnx.transformation.infer_shapes import InferShapes
 from qonnx.util.basic import qonnx_make_model
 
 DOMAIN = "qnnflow.hls.nodes"
-BOARD_DIR = Path(__file__).resolve().parents[2] / "builds" / "boards"
+BOARD_DIR = Path(__file__).resolve().parents[3] / "builds" / "boards"
 # every integer DataType of 1 to 8 bits
 INT_TYPES = ["BINARY", "BIPOLAR"] + [f"UINT{b}" for b in range(2, 9)] + [f"INT{b}" for b in range(2, 9)]
 
