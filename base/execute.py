@@ -8,8 +8,8 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.core.onnx_exec import execute_onnx
 from qonnx.custom_op.registry import getCustomOp
 
-from qnnflow.base.compare import Comparison, compare, compare_to_golden  # noqa: F401 (API)
-from qnnflow.base.hostops import HOST_OPS, HostNode, run_node, top_k_indices  # noqa: F401 (top_k_indices: API)
+from qnnflow.base.compare import Comparison, compare_to_golden
+from qnnflow.base.hostops import HOST_OPS, HostNode, run_node
 
 
 def _sample(model: ModelWrapper, x: np.ndarray) -> dict:

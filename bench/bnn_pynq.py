@@ -15,7 +15,6 @@ from pathlib import Path
 
 warnings.filterwarnings("ignore")
 
-import numpy as np  # noqa: E402
 
 from qnnflow.hls.cppsim import cppsim, region_input, run_testbench  # noqa: E402
 from qnnflow.flow.boards import load_board  # noqa: E402

@@ -8,7 +8,8 @@ import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 
 from qnnflow.base.errors import QnnflowError
-from qnnflow.base.execute import compare, compare_outputs, execute_batch, execute_context
+from qnnflow.base.compare import compare
+from qnnflow.base.execute import compare_outputs, execute_batch, execute_context
 
 
 @dataclass

@@ -16,7 +16,6 @@ of ``streams.hpp``'s ``repack``, costed like the converter node (``port_adapters
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from onnx import helper

@@ -122,7 +122,7 @@ def _top_cpp(model, kernels: list[Kernel], in_fmt: PortFormat, out_fmt: PortForm
              '#include "top.h"', '#include "streams.hpp"']
     lines += [f'#include "params/{k.ident}.h"' for k in kernels if k.header]
     lines += ["", f"void {TOP_NAME}(hls::stream<qnnflow::axis_word<QNNFLOW_IN_WORD_BITS> >& in0,",
-              f"                 hls::stream<qnnflow::axis_word<QNNFLOW_OUT_WORD_BITS> >& out0) {{",
+              "                 hls::stream<qnnflow::axis_word<QNNFLOW_OUT_WORD_BITS> >& out0) {",
               "#pragma HLS INTERFACE axis port=in0", "#pragma HLS INTERFACE axis port=out0",
               "#pragma HLS INTERFACE ap_ctrl_none port=return", "#pragma HLS DATAFLOW"]
     for k in kernels:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import math
 
-from onnx import helper
-
 from qnnflow.hls.codegen.cpp import config_struct, element_type
 from qnnflow.hls.codegen.kernel import Kernel, check_emittable, formats, header
 from qnnflow.hls.nodes import cost

@@ -366,7 +366,7 @@ class MVAU(HWNode):
                          ACT_VAL=g("ActVal") if has_act else 0, DSP=int(self.uses_dsp()))
         types = dict(in_t=element_type(idt.name), w_t=element_type(wdt.name), out_t=element_type(odt.name),
                      acc_t=ap_type(self.get_nodeattr("accDataType")), wmem_t=wmem_t)
-        parts = [f"// weights[pe][nf * MW/SIMD + sf]: the SIMD weights (inputs sf*SIMD..) of output nf*PE + pe\n"
+        parts = ["// weights[pe][nf * MW/SIMD + sf]: the SIMD weights (inputs sf*SIMD..) of output nf*PE + pe\n"
                  + array_definition(wmem_t, f"{ident}_weights", limbs)]
         pragmas = [f"#pragma HLS ARRAY_PARTITION variable={ident}_weights complete dim=1",
                    f"#pragma HLS ARRAY_RESHAPE variable={ident}_weights complete dim=3",

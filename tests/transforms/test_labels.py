@@ -8,7 +8,8 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
 from qnnflow.flow.config import load_config
-from qnnflow.base.execute import compare_outputs, execute_batch, top_k_indices
+from qnnflow.base.execute import compare_outputs, execute_batch
+from qnnflow.base.hostops import top_k_indices
 from qnnflow.flow.runner import run_build
 from qnnflow.models.export import export_source
 from qnnflow.models.source import parse_model_source

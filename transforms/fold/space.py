@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
-from qonnx.custom_op.registry import getCustomOp
 
 from qnnflow.base.errors import QnnflowError
 from qnnflow.base.values import divisors
