@@ -320,3 +320,26 @@ class HWNode(CustomOp):
         Folding and the reports count this."""
         own, stream = self.resources(board), self.stream_resources()
         return {r: own[r] + stream[r] for r in own}
+
+
+class ChannelStreamNode(HWNode):
+    """A node on numInputVectors[1:] vectors of NumChannels channels (channels last), PE channels a word."""
+
+    def _vectors(self) -> list[int]:
+        return list(self.get_nodeattr("numInputVectors"))[1:]
+
+    def node_problems(self) -> list[str]:
+        found = []
+        if self.get_nodeattr("NumChannels") < 1:
+            found.append(f"NumChannels={self.get_nodeattr('NumChannels')} must be at least 1")
+        vecs = self.get_nodeattr("numInputVectors")
+        if not vecs or min(vecs) < 1:
+            found.append(f"numInputVectors={vecs} must be a non-empty list of positive ints, e.g. [1] or [1, H, W]")
+        return found
+
+    def folding_problems(self) -> list[str]:
+        p = fold_problem("PE", self.get_nodeattr("PE"), "NumChannels", self.get_nodeattr("NumChannels"))
+        return [p] if p else []
+
+    def parallel_knobs(self):
+        return {"PE": "NumChannels"}

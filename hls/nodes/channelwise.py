@@ -17,7 +17,7 @@ from qnnflow.base.values import value_problem
 from qnnflow.hls.codegen.cpp import array_definition, config_struct, element_type, pod_signed, signed_bits
 from qnnflow.hls.codegen.kernel import Kernel, check_emittable, formats, header, storage_pragma
 from qnnflow.hls.nodes import cost
-from qnnflow.hls.nodes.base import HWNode, Memory, fold_problem
+from qnnflow.hls.nodes.base import ChannelStreamNode, Memory
 
 __all__ = ["ChannelwiseOp"]
 
@@ -28,7 +28,7 @@ def packed_params(params: np.ndarray, pe: int) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(params).reshape(n_ch // pe, pe, 2).transpose(1, 0, 2))
 
 
-class ChannelwiseOp(HWNode):
+class ChannelwiseOp(ChannelStreamNode):
     """Per-channel multiply-add (FINN's ChannelwiseOp attribute names where they exist)."""
 
     FINN_OP_TYPES = ("ChannelwiseOp_Batch",)
@@ -45,24 +45,6 @@ class ChannelwiseOp(HWNode):
             "ram_style": ("s", False, "auto", {"auto", "block", "distributed"}),
         }
 
-    def _vectors(self) -> list[int]:
-        return list(self.get_nodeattr("numInputVectors"))[1:]
-
-    def node_problems(self):
-        found = []
-        if self.get_nodeattr("NumChannels") < 1:
-            found.append(f"NumChannels={self.get_nodeattr('NumChannels')} must be at least 1")
-        vecs = self.get_nodeattr("numInputVectors")
-        if not vecs or min(vecs) < 1:
-            found.append(f"numInputVectors={vecs} must be a non-empty list of positive ints, e.g. [1] or [1, H, W]")
-        return found
-
-    def folding_problems(self):
-        p = fold_problem("PE", self.get_nodeattr("PE"), "NumChannels", self.get_nodeattr("NumChannels"))
-        return [p] if p else []
-
-    def parallel_knobs(self):
-        return {"PE": "NumChannels"}
 
     def _param_problem(self, params: np.ndarray, what: str) -> str | None:
         n_ch = self.get_nodeattr("NumChannels")

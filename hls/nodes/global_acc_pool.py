@@ -12,12 +12,12 @@ import math
 from qnnflow.hls.codegen.cpp import config_struct, element_type
 from qnnflow.hls.codegen.kernel import Kernel, check_emittable, formats, header
 from qnnflow.hls.nodes import cost
-from qnnflow.hls.nodes.base import HWNode, Memory, fold_problem
+from qnnflow.hls.nodes.base import ChannelStreamNode, Memory
 
 __all__ = ["GlobalAccPool"]
 
 
-class GlobalAccPool(HWNode):
+class GlobalAccPool(ChannelStreamNode):
     """Global accumulating (sum) pool (FINN's GlobalAccPool attribute names)."""
 
     FINN_OP_TYPES = ("GlobalAccPool_Batch",)
@@ -32,9 +32,6 @@ class GlobalAccPool(HWNode):
             "numInputVectors": ("ints", True, []),  # [N, H, W]
         }
 
-    def _pixels(self) -> list[int]:
-        return list(self.get_nodeattr("numInputVectors"))[1:]
-
     def node_problems(self):
         found = []
         if self.get_nodeattr("NumChannels") < 1:
@@ -44,23 +41,17 @@ class GlobalAccPool(HWNode):
             found.append(f"numInputVectors={vecs} must be [N, H, W] with positive entries")
             return found
         idt, odt = self.input_datatype(), self.output_datatype()
-        pixels = math.prod(self._pixels())
+        pixels = math.prod(self._vectors())
         lo, hi = pixels * int(idt.min()), pixels * int(idt.max())
         if lo < odt.min() or hi > odt.max():
             found.append(f"sums of {pixels} {idt.name} values span [{lo}, {hi}], which outputDataType="
                          f"{odt.name} cannot hold")
         return found
 
-    def folding_problems(self):
-        p = fold_problem("PE", self.get_nodeattr("PE"), "NumChannels", self.get_nodeattr("NumChannels"))
-        return [p] if p else []
-
-    def parallel_knobs(self):
-        return {"PE": "NumChannels"}
 
     def compute(self, x):
         n_ch = self.get_nodeattr("NumChannels")
-        self.check_shape(x, (*self._pixels(), n_ch))
+        self.check_shape(x, (*self._vectors(), n_ch))
         xi = self.int_array(x, self.input_datatype(), f"input '{self.onnx_node.input[0]}'")
         return xi.sum(axis=(1, 2), keepdims=True)
 
@@ -68,14 +59,14 @@ class GlobalAccPool(HWNode):
         return self.make_const_shape_op((self.batch_of(model), 1, 1, self.get_nodeattr("NumChannels")))
 
     def normal_input_shape(self):
-        return (1, *self._pixels(), self.get_nodeattr("NumChannels"))
+        return (1, *self._vectors(), self.get_nodeattr("NumChannels"))
 
     def normal_output_shape(self):
         return (1, 1, 1, self.get_nodeattr("NumChannels"))
 
     def folded_input_shape(self):
         pe = self.get_nodeattr("PE")
-        return (1, *self._pixels(), self.get_nodeattr("NumChannels") // pe, pe)
+        return (1, *self._vectors(), self.get_nodeattr("NumChannels") // pe, pe)
 
     def folded_output_shape(self):
         pe = self.get_nodeattr("PE")
@@ -84,7 +75,7 @@ class GlobalAccPool(HWNode):
     def cycles(self) -> int:
         """Input-bound: one PE-wide word per cycle, H*W*C/PE words."""
         self.check()
-        return math.prod(self._pixels()) * self.get_nodeattr("NumChannels") // self.get_nodeattr("PE")
+        return math.prod(self._vectors()) * self.get_nodeattr("NumChannels") // self.get_nodeattr("PE")
 
     def memories(self):
         """The running sums: C/PE words of PE output-width sums."""
@@ -106,7 +97,7 @@ class GlobalAccPool(HWNode):
         node, g = self.onnx_node, self.get_nodeattr
         pe = g("PE")
         idt, odt = self.input_datatype(), self.output_datatype()
-        constants = dict(PIXELS=math.prod(self._pixels()), CH=g("NumChannels"), PE=pe)
+        constants = dict(PIXELS=math.prod(self._vectors()), CH=g("NumChannels"), PE=pe)
         types = dict(in_t=element_type(idt.name), out_t=element_type(odt.name))
         in_stream = f"hls::stream<ap_uint<{pe * idt.bitwidth()}> >&"
         out_stream = f"hls::stream<ap_uint<{pe * odt.bitwidth()}> >&"

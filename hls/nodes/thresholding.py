@@ -15,7 +15,7 @@ from qnnflow.base.values import value_problem
 from qnnflow.hls.codegen.cpp import array_definition, config_struct, element_type, pod_signed, signed_bits
 from qnnflow.hls.codegen.kernel import Kernel, check_emittable, formats, header, storage_pragma
 from qnnflow.hls.nodes import cost
-from qnnflow.hls.nodes.base import HWNode, Memory, fold_problem
+from qnnflow.hls.nodes.base import ChannelStreamNode, Memory
 from qnnflow.hls.nodes.intmath import count_reached
 
 __all__ = ["Thresholding"]
@@ -69,7 +69,7 @@ def activation_problem(thresholds: np.ndarray, n_ch: int, act_val: int, odt, wha
     return None
 
 
-class Thresholding(HWNode):
+class Thresholding(ChannelStreamNode):
     """Multi-threshold activation (FINN's Thresholding attribute names)."""
 
     FINN_OP_TYPES = ("Thresholding_Batch",)
@@ -86,24 +86,6 @@ class Thresholding(HWNode):
             "ram_style": ("s", False, "auto", {"auto", "block", "distributed"}),
         }
 
-    def _vectors(self) -> list[int]:
-        return list(self.get_nodeattr("numInputVectors"))[1:]
-
-    def node_problems(self):
-        found = []
-        if self.get_nodeattr("NumChannels") < 1:
-            found.append(f"NumChannels={self.get_nodeattr('NumChannels')} must be at least 1")
-        vecs = self.get_nodeattr("numInputVectors")
-        if not vecs or min(vecs) < 1:
-            found.append(f"numInputVectors={vecs} must be a non-empty list of positive ints, e.g. [1] or [1, H, W]")
-        return found
-
-    def folding_problems(self):
-        p = fold_problem("PE", self.get_nodeattr("PE"), "NumChannels", self.get_nodeattr("NumChannels"))
-        return [p] if p else []
-
-    def parallel_knobs(self):
-        return {"PE": "NumChannels"}
 
     def _compared_range(self) -> tuple[int, int]:
         idt = self.input_datatype()
