@@ -16,7 +16,6 @@ first image (its index in the test set) and the first node that differs.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
@@ -28,7 +27,6 @@ from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
-from onnx import TensorProto, helper
 from qonnx.core.modelwrapper import ModelWrapper
 
 from qnnflow.base.errors import QnnflowError
@@ -105,20 +103,10 @@ def execute_parallel(model: ModelWrapper, x: np.ndarray, bar) -> np.ndarray:
 
 def _tail_model(model: ModelWrapper, region) -> ModelWrapper | None:
     """The host tail after the hardware region as a graph of its own (None when there is none)."""
-    from qnnflow.hls.partition import find_partition
+    from qnnflow.hls.partition import find_partition, host_graph
 
-    tail_names = set(find_partition(model).tail)
-    if not tail_names:
-        return None
-    tail = ModelWrapper(copy.deepcopy(model.model))
-    for node in [n for n in tail.graph.node if n.name not in tail_names]:
-        tail.graph.node.remove(node)
-    del tail.graph.input[:]
-    for info in [v for v in tail.graph.value_info if v.name == region.output]:
-        tail.graph.value_info.remove(info)
-    tail.graph.input.append(helper.make_tensor_value_info(region.output, TensorProto.FLOAT,
-                                                          model.get_tensor_shape(region.output)))
-    return tail
+    tail_names = find_partition(model).tail
+    return host_graph(model, tail_names, input_name=region.output) if tail_names else None
 
 
 def cppsim_outputs(model: ModelWrapper, x: np.ndarray, board: dict, cache_dir: Path, bar) -> np.ndarray:

@@ -19,7 +19,6 @@ ap_int.h / hls_stream.h in the hls4ml wheel (``hls4ml/templates/vivado/ap_types`
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import importlib.util
 import os
@@ -33,7 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from onnx import TensorProto, helper
 from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
@@ -42,7 +40,7 @@ from qnnflow.base.errors import QnnflowError
 from qnnflow.base.toolchain import compiler, compiler_identity
 from qnnflow.hls.codegen.project import HlsProject, generate
 from qnnflow.base.values import to_carrier, value_problem
-from qnnflow.hls.partition import Region, find_partition
+from qnnflow.hls.partition import Region, find_partition, host_graph
 
 CXX_STD = "-std=c++14"
 DEFAULT_OPT = "-O2"
@@ -267,16 +265,7 @@ def region_input(model: ModelWrapper, region: Region, inputs: np.ndarray) -> np.
     if region.input == model.graph.input[0].name:
         shape = model.get_tensor_shape(region.input)
         return inputs.reshape(len(inputs), *shape[1:])
-    head_names = set(find_partition(model).head)
-    head = ModelWrapper(copy.deepcopy(model.model))
-    for node in [n for n in head.graph.node if n.name not in head_names]:
-        head.graph.node.remove(node)
-    del head.graph.output[:]
-    # the region's input becomes the head's output: its value_info entry must go (one per tensor)
-    for info in [v for v in head.graph.value_info if v.name == region.input]:
-        head.graph.value_info.remove(info)
-    head.graph.output.append(helper.make_tensor_value_info(region.input, TensorProto.FLOAT,
-                                                           model.get_tensor_shape(region.input)))
+    head = host_graph(model, find_partition(model).head, output_name=region.input)
     return execute_batch(head, inputs)
 
 

@@ -9,8 +9,10 @@ would have to leave the accelerator in the middle.  That includes a Flatten/Resh
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
+from onnx import TensorProto, helper
 from qonnx.core.modelwrapper import ModelWrapper
 
 from qnnflow.base.errors import QnnflowError
@@ -128,3 +130,21 @@ def hardware_region(model: ModelWrapper) -> Region:
                                    f"{outside or 'the graph output'}; the accelerator has one output stream")
         current = node.output[0]
     return Region(nodes, region_input, current)
+
+
+def host_graph(model: ModelWrapper, names, input_name: str | None = None,
+               output_name: str | None = None) -> ModelWrapper:
+    """A copy of ``model`` holding only the nodes ``names`` (the host head or tail), with ``input_name``
+    as its input or ``output_name`` as its output instead of the model's own."""
+    part = ModelWrapper(copy.deepcopy(model.model))
+    for node in [n for n in part.graph.node if n.name not in set(names)]:
+        part.graph.node.remove(node)
+    for new, ports in ((input_name, part.graph.input), (output_name, part.graph.output)):
+        if new is None:
+            continue
+        del ports[:]
+        # a graph input or output has no value_info entry of its own (one entry per tensor)
+        for info in [v for v in part.graph.value_info if v.name == new]:
+            part.graph.value_info.remove(info)
+        ports.append(helper.make_tensor_value_info(new, TensorProto.FLOAT, model.get_tensor_shape(new)))
+    return part

@@ -21,12 +21,13 @@ returned as float32, or float64 where float32 would round (|v| > 2**24).
 
 from __future__ import annotations
 
+import math
 from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from onnx import numpy_helper
+from onnx import helper, numpy_helper
 from qonnx.core.datatype import BaseDataType, DataType
 from qonnx.custom_op.base import CustomOp
 from qonnx.util.basic import get_by_name
@@ -323,7 +324,11 @@ class HWNode(CustomOp):
 
 
 class ChannelStreamNode(HWNode):
-    """A node on numInputVectors[1:] vectors of NumChannels channels (channels last), PE channels a word."""
+    """A node on numInputVectors[1:] vectors of NumChannels channels (channels last), PE channels a word.
+
+    Its output has the input's shape (override the output methods otherwise), and it reads one
+    word per cycle.
+    """
 
     def _vectors(self) -> list[int]:
         return list(self.get_nodeattr("numInputVectors"))[1:]
@@ -343,3 +348,24 @@ class ChannelStreamNode(HWNode):
 
     def parallel_knobs(self):
         return {"PE": "NumChannels"}
+
+    def make_shape_compatible_op(self, model):
+        return helper.make_node("Relu", [self.onnx_node.input[0]], [self.onnx_node.output[0]])
+
+    def normal_input_shape(self):
+        return (1, *self._vectors(), self.get_nodeattr("NumChannels"))
+
+    def normal_output_shape(self):
+        return self.normal_input_shape()
+
+    def folded_input_shape(self):
+        pe = self.get_nodeattr("PE")
+        return (1, *self._vectors(), self.get_nodeattr("NumChannels") // pe, pe)
+
+    def folded_output_shape(self):
+        return self.folded_input_shape()
+
+    def cycles(self) -> int:
+        """Input-bound: one PE-wide word per cycle, C/PE words per input vector."""
+        self.check()
+        return self.get_nodeattr("NumChannels") // self.get_nodeattr("PE") * math.prod(self._vectors())

@@ -58,24 +58,12 @@ class GlobalAccPool(ChannelStreamNode):
     def make_shape_compatible_op(self, model):
         return self.make_const_shape_op((self.batch_of(model), 1, 1, self.get_nodeattr("NumChannels")))
 
-    def normal_input_shape(self):
-        return (1, *self._vectors(), self.get_nodeattr("NumChannels"))
-
     def normal_output_shape(self):
         return (1, 1, 1, self.get_nodeattr("NumChannels"))
-
-    def folded_input_shape(self):
-        pe = self.get_nodeattr("PE")
-        return (1, *self._vectors(), self.get_nodeattr("NumChannels") // pe, pe)
 
     def folded_output_shape(self):
         pe = self.get_nodeattr("PE")
         return (1, 1, 1, self.get_nodeattr("NumChannels") // pe, pe)
-
-    def cycles(self) -> int:
-        """Input-bound: one PE-wide word per cycle, H*W*C/PE words."""
-        self.check()
-        return math.prod(self._vectors()) * self.get_nodeattr("NumChannels") // self.get_nodeattr("PE")
 
     def memories(self):
         """The running sums: C/PE words of PE output-width sums."""

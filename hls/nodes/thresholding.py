@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from onnx import helper
 
 from qnnflow.base.values import value_problem
 from qnnflow.hls.codegen.cpp import array_definition, config_struct, element_type, pod_signed, signed_bits
@@ -112,25 +111,6 @@ class Thresholding(ChannelStreamNode):
             raise self.error(p)
         xi = self.int_array(x, self.input_datatype(), f"input '{self.onnx_node.input[0]}'")
         return self.get_nodeattr("ActVal") + count_reached(xi, np.asarray(thresholds).astype(np.int64))
-
-    def make_shape_compatible_op(self, model):
-        return helper.make_node("Relu", [self.onnx_node.input[0]], [self.onnx_node.output[0]])
-
-    def normal_input_shape(self):
-        return (1, *self._vectors(), self.get_nodeattr("NumChannels"))
-
-    normal_output_shape = normal_input_shape
-
-    def folded_input_shape(self):
-        pe = self.get_nodeattr("PE")
-        return (1, *self._vectors(), self.get_nodeattr("NumChannels") // pe, pe)
-
-    folded_output_shape = folded_input_shape
-
-    def cycles(self) -> int:
-        """One PE-wide word per cycle: C/PE words per input vector."""
-        self.check()
-        return self.get_nodeattr("NumChannels") // self.get_nodeattr("PE") * math.prod(self._vectors())
 
     def memories(self):
         """Per PE, the thresholds of its C/PE channels, all slots of a channel in one word."""
