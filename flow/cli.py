@@ -163,7 +163,7 @@ def _cmd_models(args) -> int:
 def _cmd_export_bnn_pynq(args) -> int:
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from qnnflow.models.bnn_pynq import export_bnn_pynq
+    from qnnflow.models.bnn_pynq import export_bnn_pynq, files_network
 
     try:
         if not Path(args.model).is_file():
@@ -181,6 +181,10 @@ def _cmd_export_bnn_pynq(args) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print(f"qnnflow: wrote {len(written)} files of {args.network} ({args.folding} folding) into {args.out}")
+    if files_network(Path(args.out), args.network).scores:
+        print("qnnflow: the last layer is written as its 10 class scores (popcounts, no thresholds file), as the "
+              "model picks the largest: BNN-PYNQ's own LFC bitstream thresholds that layer; load these files into "
+              "an LFC overlay whose last layer outputs its accumulators, as BNN-PYNQ's CNV does")
     return 0
 
 
