@@ -19,7 +19,8 @@ The overlay's arithmetic, layer by layer (thresholds T as stored in the files):
 - an output bit is [acc > T]; a 2-bit output is -1 + [acc > T0] + [acc > T1]; the graph's
   MVAU counts acc >= t, so t = T + 1;
 - LFC's last layer thresholds one bit per class; CNV's last layer has no thresholds and
-  outputs acc (a popcount for W1A1, a signed sum for A2);
+  outputs acc (a popcount for W1A1, a signed sum for A2), and so does LFC's in the scores form
+  (``Network.scores``) that a trained model ending in an argmax is exported as;
 - max-pools run after thresholding (OR on bits, max on 2-bit values).
 
 The graph's input is what ``models.data.preprocess`` gives (float NCHW in [0, 1]); a host

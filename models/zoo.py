@@ -248,7 +248,7 @@ def zoo_table():
     for entry in ZOO.values():
         rows.append({
             "name": entry.name, "family": entry.family, "dataset": entry.dataset,
-            "weight_bits": entry.weight_bits, "act_bits": entry.act_bits,
+            "weight_bits": entry.weight_bits, "act_bits": entry.act_bits, "in_bits": entry.in_bits,
             "params": _param_count(entry.name), "input_shape": entry.input_shape,
         })
     return rows

@@ -2,31 +2,29 @@
 image, the class the PyTorch model picks."""
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import yaml
 from qonnx.core.modelwrapper import ModelWrapper
 
 from qnnflow.base.errors import QnnflowError
 from qnnflow.base.execute import execute_batch, execute_context
 from qnnflow.flow.cli import main as cli
 from qnnflow.models import bnn_pynq, data
-from qnnflow.models.zoo import build_model, shipped_checkpoint
+from qnnflow.models.zoo import build_model
 
+REPO = Path(__file__).resolve().parents[2]
 MODEL = "lfc_w1a1_in1"  # LFC-w1a1 with BNN-PYNQ's 1-bit input (pixel >= 128)
 needs_mnist = pytest.mark.skipif(not (data._shared_data_dir() / "mnist").is_dir(), reason="no shared MNIST data")
 
 
 def _hw_graph(tmp_path, weights, model=MODEL):
-    """`qnnflow build` up to to_hw; the path of its hw-stage graph."""
-    build = tmp_path / "build.yaml"
-    build.write_text(yaml.safe_dump({"model": model, "weights": str(weights), "board": "pynq-z1",
-                                     "steps": ["export", "tidy", "streamline", "to_hw"],
-                                     "outputs": ["qonnx"], "golden": {"count": 4, "seed": 0}}))
+    """`qnnflow build builds/<model>.yaml --to to_hw` with ``weights``; the path of its hw-stage graph."""
     out = tmp_path / "out"
-    assert cli(["build", str(build), "--out", str(out)]) == 0
+    assert cli(["build", str(REPO / "builds" / f"{model}.yaml"), "--set", f"weights={weights}",
+                "--set", "golden.count=4", "--to", "to_hw", "--out", str(out)]) == 0
     return out / "03_to_hw.onnx"
 
 
@@ -45,12 +43,12 @@ def _torch_classes(weights, inputs):
 @pytest.fixture(scope="module")
 def trained_export(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("trained")
-    return _exported(tmp, _hw_graph(tmp, shipped_checkpoint(MODEL)))
+    return _exported(tmp, _hw_graph(tmp, "trained"))  # the shipped checkpoint
 
 
 def _cross_check(imported, limit):
     inputs, labels = bnn_pynq.test_set(bnn_pynq.network("lfcW1A1"), limit)
-    want = _torch_classes(shipped_checkpoint(MODEL), inputs)
+    want = _torch_classes("trained", inputs)
     got = bnn_pynq.predict(imported, inputs)
     differ = np.nonzero(got != want)[0]
     assert differ.size == 0, f"{differ.size} of {limit} images differ, the first: test image {differ[0]}"
