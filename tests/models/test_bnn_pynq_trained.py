@@ -1,7 +1,6 @@
 """The cross-check: a qnnflow-trained LFC through build -> export-bnn-pynq -> import picks, image for
 image, the class the PyTorch model picks."""
 
-import copy
 from pathlib import Path
 
 import numpy as np
@@ -36,23 +35,29 @@ def _exported(tmp_path, hw_graph):
 
 
 def _torch_classes(weights, inputs):
-    with torch.no_grad():  # "random" is seeded as the build seeds it
+    with torch.no_grad():
         return build_model(MODEL, weights)(torch.from_numpy(inputs)).argmax(1).numpy()
 
 
 @pytest.fixture(scope="module")
-def trained_export(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("trained")
-    return _exported(tmp, _hw_graph(tmp, "trained"))  # the shipped checkpoint
+def trained_hw(tmp_path_factory):
+    """The hw-stage graph of the shipped lfc_w1a1_in1 checkpoint (weights: trained)."""
+    return _hw_graph(tmp_path_factory.mktemp("trained"), "trained")
+
+
+@pytest.fixture(scope="module")
+def trained_export(trained_hw):
+    return _exported(trained_hw.parent.parent, trained_hw)
 
 
 def _cross_check(imported, limit):
+    """(images, accuracy): the imported graph must pick PyTorch's class on each of the first ``limit`` test images."""
     inputs, labels = bnn_pynq.test_set(bnn_pynq.network("lfcW1A1"), limit)
     want = _torch_classes("trained", inputs)
     got = bnn_pynq.predict(imported, inputs)
     differ = np.nonzero(got != want)[0]
-    assert differ.size == 0, f"{differ.size} of {limit} images differ, the first: test image {differ[0]}"
-    return float((got == labels).mean())
+    assert differ.size == 0, f"{differ.size} of {len(want)} images differ, the first: test image {differ[0]}"
+    return len(got), float((got == labels).mean())
 
 
 @needs_mnist
@@ -60,20 +65,22 @@ def test_trained_lfc_exported_and_reimported_classifies_as_pytorch(trained_expor
     params, imported = trained_export
     assert not list(params.glob("3-*-thres.bin")) and len(list(params.glob("3-*-weights.bin"))) == 16
     assert bnn_pynq.network_of(imported).scores
-    assert _cross_check(imported, 500) > 0.9
+    images, accuracy = _cross_check(imported, 500)
+    assert images == 500 and accuracy > 0.95  # a trained network (97.85% on all 10,000)
 
 
 @pytest.mark.slow
 @needs_mnist
 def test_trained_lfc_round_trip_on_the_whole_test_set(trained_export):
-    accuracy = _cross_check(trained_export[1], None)
-    print(f"{MODEL} exported as lfcW1A1 and re-imported: 10,000 of 10,000 agree, accuracy {100 * accuracy:.2f}%")
+    images, accuracy = _cross_check(trained_export[1], None)
+    assert images == 10000
+    print(f"{MODEL} exported as lfcW1A1 and re-imported: the class of PyTorch on all {images:,} test images, "
+          f"accuracy {100 * accuracy:.2f}%")
 
 
-@pytest.fixture(scope="module")
-def random_hw(tmp_path_factory):
-    """The hw-stage graph of a seeded random LFC-w1a1 with a 1-bit input (random BN statistics, flipped channels)."""
-    return ModelWrapper(str(_hw_graph(tmp_path_factory.mktemp("random"), "random")))
+@pytest.fixture
+def hw_model(trained_hw):
+    return ModelWrapper(str(trained_hw))
 
 
 def _tail_mul(model):
@@ -90,17 +97,17 @@ def _saved(model, path):
 INPUTS = np.random.default_rng(5).random((128, 1, 28, 28), dtype=np.float32)
 
 
-def test_the_scores_are_the_models_popcounts(random_hw, tmp_path):
-    last = [n for n in random_hw.graph.node if n.op_type == "MVAU"][-1]
-    popcounts = np.stack([execute_context(random_hw, x)[last.output[0]] for x in INPUTS[:4]])
-    _, imported = _exported(tmp_path, _saved(random_hw, tmp_path / "hw.onnx"))
+def test_the_scores_are_the_models_popcounts(hw_model, tmp_path):
+    last = [n for n in hw_model.graph.node if n.op_type == "MVAU"][-1]
+    popcounts = np.stack([execute_context(hw_model, x)[last.output[0]] for x in INPUTS[:4]])
+    _, imported = _exported(tmp_path, _saved(hw_model, tmp_path / "hw.onnx"))
     scores = execute_batch(imported, INPUTS[:4])
     np.testing.assert_array_equal(scores[:, :10], popcounts.reshape(4, 10))
-    np.testing.assert_array_equal(bnn_pynq.predict(imported, INPUTS), _torch_classes("random", INPUTS))
+    np.testing.assert_array_equal(bnn_pynq.predict(imported, INPUTS), _torch_classes("trained", INPUTS))
 
 
-def test_a_negative_scale_on_all_classes_keeps_the_class(random_hw, tmp_path):
-    model = ModelWrapper(copy.deepcopy(random_hw.model))
+def test_a_negative_scale_on_all_classes_keeps_the_class(hw_model, tmp_path):
+    model = hw_model  # a fresh copy of the trained graph, its host scale negated below
     mul = _tail_mul(model)
     model.set_initializer(mul.input[1], -model.get_initializer(mul.input[1]))
     _, imported = _exported(tmp_path, _saved(model, tmp_path / "hw.onnx"))
@@ -108,8 +115,8 @@ def test_a_negative_scale_on_all_classes_keeps_the_class(random_hw, tmp_path):
     np.testing.assert_array_equal(bnn_pynq.predict(imported, INPUTS), want)
 
 
-def test_a_per_class_scale_is_refused_naming_the_node(random_hw, tmp_path, capsys):
-    model = ModelWrapper(copy.deepcopy(random_hw.model))
+def test_a_per_class_scale_is_refused_naming_the_node(hw_model, tmp_path, capsys):
+    model = hw_model  # a fresh copy of the trained graph, its host scale made per class below
     mul = _tail_mul(model)
     model.set_initializer(mul.input[1], np.linspace(0.5, 1.5, 10, dtype=np.float32))
     path = _saved(model, tmp_path / "hw.onnx")
