@@ -139,3 +139,12 @@ def test_an_8_bit_input_lfc_is_refused_at_layer_0(tmp_path, capsys):
 def test_tfc_is_refused_there_is_no_overlay():
     with pytest.raises(QnnflowError, match="BNN-PYNQ has no TFC overlay"):
         bnn_pynq.network("tfcW1A1")
+
+
+def test_bit_width_overrides_keep_the_1_bit_input():
+    from qnnflow.models.train_config import model_with_bits
+    from qnnflow.models.zoo import ZOO
+
+    assert model_with_bits(MODEL, "lfc", 1, None, ZOO) == MODEL
+    with pytest.raises(QnnflowError, match="the zoo has no 'lfc_w1a2_in1'"):
+        model_with_bits(MODEL, "lfc", None, 2, ZOO)
