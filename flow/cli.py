@@ -153,17 +153,19 @@ def _cmd_models(args) -> int:
     from qnnflow.models.zoo import zoo_table
 
     rows = zoo_table()
-    print(f"{'name':<10} {'dataset':<8} {'W':>2} {'A':>2} {'params':>10}  input")
+    width = max(len(r["name"]) for r in rows)
+    print(f"{'name':<{width}} {'dataset':<8} {'W':>2} {'A':>2} {'in':>2} {'params':>10}  input")
     for r in rows:
         shape = "x".join(str(d) for d in r["input_shape"])
-        print(f"{r['name']:<10} {r['dataset']:<8} {r['weight_bits']:>2} {r['act_bits']:>2} {r['params']:>10,}  {shape}")
+        print(f"{r['name']:<{width}} {r['dataset']:<8} {r['weight_bits']:>2} {r['act_bits']:>2} {r['in_bits']:>2} "
+              f"{r['params']:>10,}  {shape}")
     return 0
 
 
 def _cmd_export_bnn_pynq(args) -> int:
     from qonnx.core.modelwrapper import ModelWrapper
 
-    from qnnflow.models.bnn_pynq import export_bnn_pynq
+    from qnnflow.models.bnn_pynq import export_bnn_pynq, files_network
 
     try:
         if not Path(args.model).is_file():
@@ -181,6 +183,10 @@ def _cmd_export_bnn_pynq(args) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print(f"qnnflow: wrote {len(written)} files of {args.network} ({args.folding} folding) into {args.out}")
+    if files_network(Path(args.out), args.network).scores:
+        print("qnnflow: the last layer is written as its 10 class scores (popcounts, no thresholds file), as the "
+              "model picks the largest: BNN-PYNQ's own LFC bitstream thresholds that layer; load these files into "
+              "an LFC overlay whose last layer outputs its accumulators, as BNN-PYNQ's CNV does")
     return 0
 
 

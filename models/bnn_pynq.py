@@ -19,7 +19,8 @@ The overlay's arithmetic, layer by layer (thresholds T as stored in the files):
 - an output bit is [acc > T]; a 2-bit output is -1 + [acc > T0] + [acc > T1]; the graph's
   MVAU counts acc >= t, so t = T + 1;
 - LFC's last layer thresholds one bit per class; CNV's last layer has no thresholds and
-  outputs acc (a popcount for W1A1, a signed sum for A2);
+  outputs acc (a popcount for W1A1, a signed sum for A2), and so does LFC's in the scores form
+  (``Network.scores``) that a trained model ending in an argmax is exported as;
 - max-pools run after thresholding (OR on bits, max on 2-bit values).
 
 The graph's input is what ``models.data.preprocess`` gives (float NCHW in [0, 1]); a host
@@ -32,6 +33,7 @@ in the graph, so PE and SIMD are the files' and a round trip gives the same byte
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -54,6 +56,7 @@ from qnnflow.models import bnn_pynq_files as files
 
 QONNX_DOMAIN = "qonnx.custom_op.general"
 METADATA_KEY = "bnn_pynq_network"  # the network a graph was imported as (for classify)
+SCORES_KEY = "bnn_pynq_scores"  # "1": the last layer outputs its accumulators (class scores), not class bits
 CLASSES = 10
 INT16 = (-(2**15), 2**15 - 1)
 PADDED_ROW_THRESHOLD = INT16[1]  # a padded neuron never fires
@@ -120,6 +123,9 @@ class Network:
     topology: str  # "lfc" or "cnv"
     weight_bits: int
     act_bits: int
+    # LFC only: the last layer outputs its 10 accumulators, as CNV's does, instead of one thresholded bit
+    # per class; what a trained qnnflow LFC's argmax needs (see ``export_bnn_pynq``)
+    scores: bool = False
 
     @property
     def layers(self) -> tuple[LayerShape, ...]:
@@ -138,7 +144,7 @@ class Network:
             idt = "BINARY" if self.act_bits == 1 else ("BIPOLAR" if index == 0 else "INT2")
             mode = "xnor" if idt == "BINARY" else "signed"
             wdt = "BINARY" if mode == "xnor" else ("BIPOLAR" if self.weight_bits == 1 else "INT2")
-        if last and self.topology == "cnv":
+        if last and (self.topology == "cnv" or self.scores):
             return LayerArithmetic(mode, idt, wdt, 0, None, 0)
         if last or self.act_bits == 1:
             return LayerArithmetic(mode, idt, wdt, 1, "BINARY", 0)
@@ -147,6 +153,9 @@ class Network:
 
 def network(name: str) -> Network:
     """The network named like BNN-PYNQ's parameter directories: lfcW1A1, lfcW1A2, cnvW1A1, cnvW1A2, cnvW2A2."""
+    if name.lower().startswith("tfc"):
+        raise QnnflowError(f"BNN-PYNQ has no TFC overlay (its MNIST overlays are LFC, 3 x 1024 neurons), so no "
+                           f"bitstream would load '{name}' files: export an LFC model as lfcW1A1 or lfcW1A2")
     match = NETWORK_RE.match(name)
     if not match or (match.group(2), match.group(3)) == ("2", "1"):
         raise QnnflowError(f"unknown BNN-PYNQ network '{name}': use one of {', '.join(SHIPPED)} "
@@ -324,6 +333,8 @@ def build_graph(net: Network, layers: list[files.PackedLayer]) -> ModelWrapper:
                        Stride=[2, 2], NumChannels=shape.rows, PE=shape.rows, dataType=out_dtype)
     model = g.model("images", x, net.name)
     model.set_metadata_prop(METADATA_KEY, net.name)
+    if net.scores:
+        model.set_metadata_prop(SCORES_KEY, "1")
     model = model.transform(InferShapes()).transform(InferDataTypes())
     for node in model.graph.node:
         if node.domain == HW_DOMAIN:
@@ -334,10 +345,25 @@ def build_graph(net: Network, layers: list[files.PackedLayer]) -> ModelWrapper:
 
 
 def import_bnn_pynq(directory: str | Path, name: str | None = None) -> ModelWrapper:
-    """The hw-stage graph of BNN-PYNQ parameters in ``directory``; the network is ``name`` or the directory's name."""
+    """The hw-stage graph of BNN-PYNQ parameters in ``directory``; the network is ``name`` or the directory's name.
+
+    An LFC directory without any thresholds file for the last layer is read as the scores form
+    (``Network.scores``), which ``export_bnn_pynq`` writes for a model ending in an argmax.
+    """
     directory = Path(directory)
-    net = network(name or directory.name)
+    net = files_network(directory, name or directory.name)
     return build_graph(net, read_parameters(directory, net))
+
+
+def files_network(directory: Path, name: str) -> Network:
+    """Network ``name`` as the files in ``directory`` hold it: LFC's scores form when its last layer has
+    weights but no thresholds file at all."""
+    net = network(name)
+    last = len(net.layers) - 1
+    if net.topology == "lfc" and Path(directory).is_dir() and not files.threshold_files(directory, last) \
+            and files.weights_path(directory, last, 0).is_file():
+        net = dataclasses.replace(net, scores=True)
+    return net
 
 
 # ----- the host's side ------------------------------------------------------------------------------
@@ -347,18 +373,19 @@ def network_of(model: ModelWrapper) -> Network:
     name = model.get_metadata_prop(METADATA_KEY)
     if not name:
         raise QnnflowError(f"the model has no '{METADATA_KEY}' metadata: it was not imported from BNN-PYNQ parameters")
-    return network(name)
+    return dataclasses.replace(network(name), scores=model.get_metadata_prop(SCORES_KEY) == "1")
 
 
 def classify(outputs: np.ndarray, net: Network) -> np.ndarray:
     """The class the BNN-PYNQ host reads from the overlay's outputs (N, 64).
 
-    LFC: the highest set bit among the 10 class bits (0 when none is set).  CNV: the first of the
-    first 10 scores that beats all before it and 0 (the host starts from class 0 with score 0 and
-    keeps a strictly larger one), so class 0 when no score is positive (possible with A2's signed scores).
+    LFC: the highest set bit among the 10 class bits (0 when none is set).  CNV (and LFC's scores
+    form): the first of the first 10 scores that beats all before it and 0 (the host starts from
+    class 0 with score 0 and keeps a strictly larger one), so class 0 when no score is positive
+    (possible with A2's signed scores); for W1A1's popcounts this is the first largest, argmax's rule.
     """
     outputs = np.asarray(outputs).reshape(len(outputs), -1)[:, :CLASSES].astype(np.int64)
-    if net.topology == "lfc":
+    if net.topology == "lfc" and not net.scores:
         return np.argmax(outputs * np.arange(1, CLASSES + 1), axis=1)
     return np.argmax(np.maximum(outputs, 0), axis=1)
 
@@ -422,6 +449,42 @@ def _check_folding(net: Network, index: int, name: str, pe: int, simd: int) -> N
                            f"{net.topology.upper()} layout")
 
 
+def _class_score_sign(model: ModelWrapper, node, net: Network) -> int:
+    """+1 or -1: the sign of the one scale the host tail after the last MVAU ``node`` applies to every class.
+
+    The overlay's last layer outputs one accumulator per class and the host takes the largest, so
+    the model's class (argmax of its float outputs) survives only if the host tail is the same
+    increasing (or decreasing: the weights are then negated) affine map on every class.  A
+    per-class scale or bias changes which class is largest, and no integer form exists for it in
+    the overlay's popcount layer: such a model fails, naming the node.
+    """
+    sign, tensor = 1, node.output[0]
+    while True:
+        consumers = model.find_consumers(tensor) or []
+        if not consumers:
+            return sign
+        after = consumers[0]
+        where = f"{net.name}: the host node '{after.name}' ({after.op_type}) after the last layer '{node.name}'"
+        const = None
+        if len(consumers) == 1 and after.op_type in ("Mul", "Div", "Add", "Sub") and len(after.input) == 2:
+            const = model.get_initializer(after.input[1])
+        if const is None:
+            raise QnnflowError(f"{where} is not a constant scale or shift: the overlay's host takes the largest "
+                               f"class score, so the model must end in its last layer's scores (optionally scaled "
+                               f"and shifted alike for every class); remove the node (e.g. the label_select step)")
+        values = np.unique(np.asarray(const, dtype=np.float64))
+        if len(values) > 1:
+            raise QnnflowError(f"{where} treats the classes differently ({values.min():.6g} to {values.max():.6g}); "
+                               f"the overlay outputs one popcount per class with no per-class scale or bias, so the "
+                               f"class the model picks cannot be reproduced: end the classifier in one scale for "
+                               f"all classes (as the zoo's TensorNorm)")
+        if after.op_type in ("Mul", "Div"):
+            if values[0] == 0:
+                raise QnnflowError(f"{where} multiplies by zero: every class scores the same; retrain the model")
+            sign *= 1 if values[0] > 0 else -1
+        tensor = after.output[0]
+
+
 def _file_layer(model: ModelWrapper, node, net: Network, index: int) -> tuple[np.ndarray, np.ndarray | None]:
     """An MVAU's weights (rows, cols) and thresholds (rows, NT) in the files' units, padded as the overlay is."""
     inst = getCustomOp(node)
@@ -430,15 +493,18 @@ def _file_layer(model: ModelWrapper, node, net: Network, index: int) -> tuple[np
     where = f"{net.name} layer {index} ('{node.name}')"
     mw, mh = g("MW"), g("MH")
     if mw not in (shape.cols, shape.used_cols) or mh not in (shape.rows, shape.used_rows):
+        tfc = " (a TFC? BNN-PYNQ has no TFC overlay: train an LFC)" if net.topology == "lfc" and mh == 64 else ""
         raise QnnflowError(f"{where}: MW x MH = {mw} x {mh}, but {net.name} needs {shape.used_cols} x "
-                           f"{shape.used_rows} (or padded {shape.cols} x {shape.rows}): not this topology")
+                           f"{shape.used_rows} (or padded {shape.cols} x {shape.rows}): not this topology{tfc}")
     idt, wdt = g("inputDataType"), g("weightDataType")
     xnor = g("binaryXnorMode") == 1
     weights = np.asarray(model.get_initializer(node.input[1])).astype(np.int64)
     scale_t = 1
+    # a sum of bipolar products is S = 2 * popcount - MW: the same layer, counted the XNOR way
+    bipolar = arith.mode == "xnor" and not xnor and idt == wdt == "BIPOLAR"
     if arith.mode == "xnor":
-        ok = xnor
-        w = 2 * weights - 1
+        ok = xnor or bipolar
+        w = weights if bipolar else 2 * weights - 1
     elif arith.mode == "fixed8":
         ok = idt == "INT8" and not xnor
         doubled = wdt == "INT3" and not (weights % 2).any()
@@ -457,6 +523,8 @@ def _file_layer(model: ModelWrapper, node, net: Network, index: int) -> tuple[np
     if ((w < low) | (w > 1) | ((w == 0) & (net.weight_bits == 1))).any():
         raise QnnflowError(f"{where}: weights outside the {net.weight_bits}-bit weights of {net.name}")
     pad_w = 1 if net.weight_bits == 1 else 0
+    if index == len(net.layers) - 1 and arith.n_thresholds == 0:
+        w = w * _class_score_sign(model, node, net)  # -acc picks the class a negative host scale picks
     full = np.full((shape.rows, shape.cols), pad_w, np.int64)
     full[:mh, :mw] = w.T
     t_node = node.input[2] if len(node.input) > 2 and g("noActivation") == 0 else ""
@@ -469,7 +537,10 @@ def _file_layer(model: ModelWrapper, node, net: Network, index: int) -> tuple[np
         raise QnnflowError(f"{where}: the overlay thresholds this layer with {arith.n_thresholds} threshold(s) "
                            f"from ActVal={arith.act_val}; the node has "
                            f"{'none' if thresholds is None else thresholds.shape[1]} from ActVal={g('ActVal')}")
-    t = scale_t * np.asarray(thresholds).astype(np.int64) - 1  # acc >= t is acc > t - 1
+    t = scale_t * np.asarray(thresholds).astype(np.int64)
+    if bipolar:
+        t = -(-(t + mw) // 2)  # S >= t <=> popcount >= ceil((t + MW) / 2)
+    t = t - 1  # acc >= t is acc > t - 1
     if arith.mode == "signed" and idt == "BIPOLAR" and mw < shape.cols:
         t -= shape.cols - mw  # each padding bit reads as -1 against a +1 weight
     rows_t = np.full((shape.rows, arith.n_thresholds), PADDED_ROW_THRESHOLD, np.int64)
@@ -483,10 +554,19 @@ def export_bnn_pynq(model: ModelWrapper, name: str, out_dir: str | Path, folding
     ``folding``: 'overlay' (BNN-PYNQ's overlay of that network; default), 'graph', or a FINN
     folding JSON.  Files go to a temporary directory first and replace ``out_dir`` only when
     all are written; an existing ``out_dir`` must hold nothing but parameter files.
+
+    LFC's last layer: a model that thresholds it (an imported overlay) is written as the overlay
+    holds it, one bit per class.  A trained qnnflow LFC ends in an argmax over its 10 accumulators
+    (the host's float scale and shift are the same for every class), which no per-class threshold
+    can reproduce: one bit per class cannot say which class is largest.  It is written in the
+    scores form: no thresholds file for the last layer, whose 10 popcounts the host compares as it
+    does CNV's; re-importing those files gives a graph that picks the model's class on every input.
     """
     net = network(name)
     out_dir = Path(out_dir)
     mvaus = _mvaus(model, net)
+    if net.topology == "lfc" and getCustomOp(mvaus[-1]).get_nodeattr("noActivation") == 1:
+        net = dataclasses.replace(net, scores=True)
     folds = foldings_from(model, net, folding)
     layers = []
     for index, (node, (pe, simd)) in enumerate(zip(mvaus, folds)):

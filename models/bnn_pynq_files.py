@@ -179,3 +179,8 @@ def write_layer(directory: Path, layer: int, packed: PackedLayer, weight_bits: i
             path.write_bytes(per_pe.reshape(-1).astype("<i8").tobytes())
             written.append(path)
     return written
+
+
+def threshold_files(directory: Path, layer: int) -> list[Path]:
+    """The ``layer-P-thres.bin`` files present in ``directory``, for any P."""
+    return sorted(Path(directory).glob(f"{layer}-*-thres.bin"))

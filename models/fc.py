@@ -21,7 +21,8 @@ DROPOUT = 0.2
 class FC(nn.Module):
     """A fully connected network with `weight_bits`/`act_bits` everywhere, `in_bits` input.
 
-    Input: float (N, 1, 28, 28) in [0, 1]; output: (N, num_classes) logits.
+    Input: float (N, 1, 28, 28) in [0, 1]; output: (N, num_classes) logits. `in_bits=1`
+    binarises the input by sign, as BNN-PYNQ's LFC overlays read it.
     """
 
     def __init__(self, hidden, weight_bits, act_bits, in_bits=8, num_classes=10,
@@ -30,7 +31,8 @@ class FC(nn.Module):
         self.hidden = tuple(hidden)
         self.weight_bits, self.act_bits, self.in_bits = weight_bits, act_bits, in_bits
         self.flatten = nn.Flatten()
-        self.input_quant = quant_input(in_bits)
+        # 1 bit: the sign of 2p - 1, i.e. pixel >= 128 is +1 (BNN-PYNQ's own LFC input); else fixed point
+        self.input_quant = quant_act(1) if in_bits == 1 else quant_input(in_bits)
         # Modules without state: the state_dict keys stay those of the network without dropout.
         self.dropouts = nn.ModuleList(BatchDropout(dropout) for _ in range(len(self.hidden) + 1))
         features = []

@@ -116,8 +116,9 @@ def model_with_bits(name, family, weight_bits, act_bits, known):
         return name
     import re
 
-    w, a = (int(v) for v in re.fullmatch(r".*_w(\d+)a(\d+)", name).groups())
-    wanted = f"{family}_w{weight_bits if weight_bits is not None else w}a{act_bits if act_bits is not None else a}"
+    w, a, suffix = re.fullmatch(r".*_w(\d+)a(\d+)(_in\d+)?", name).groups()  # suffix: another input width
+    wanted = (f"{family}_w{weight_bits if weight_bits is not None else w}a{act_bits if act_bits is not None else a}"
+              f"{suffix or ''}")
     if wanted not in known:
         have = ", ".join(k for k in known if k.startswith(family + "_"))
         raise QnnflowError(f"--weight-bits/--act-bits: the zoo has no '{wanted}' (it has {have})")

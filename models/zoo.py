@@ -36,11 +36,13 @@ class ZooEntry:
     act_bits: int
     dataset: str  # "cifar10" or "mnist"
     input_shape: tuple
+    in_bits: int = 8  # the input quantizer; 1: the sign (pixel >= 128), as BNN-PYNQ's LFC overlays read images
 
 
-def _entry(family, w, a):
+def _entry(family, w, a, in_bits=8):
     dataset, shape = ("cifar10", CIFAR10_SHAPE) if family == "cnv" else ("mnist", MNIST_SHAPE)
-    return ZooEntry(f"{family}_w{w}a{a}", family, w, a, dataset, shape)
+    suffix = "" if in_bits == 8 else f"_in{in_bits}"
+    return ZooEntry(f"{family}_w{w}a{a}{suffix}", family, w, a, dataset, shape, in_bits)
 
 
 ZOO = {
@@ -48,7 +50,7 @@ ZOO = {
     for e in (
         _entry("cnv", 1, 1), _entry("cnv", 1, 2), _entry("cnv", 2, 2), _entry("cnv", 4, 4),
         _entry("cnv", 8, 8),
-        _entry("lfc", 1, 1), _entry("lfc", 1, 2), _entry("lfc", 2, 2),
+        _entry("lfc", 1, 1), _entry("lfc", 1, 2), _entry("lfc", 2, 2), _entry("lfc", 1, 1, in_bits=1),
         _entry("tfc", 1, 1), _entry("tfc", 1, 2), _entry("tfc", 2, 2),
     )
 }
@@ -70,7 +72,7 @@ def get_entry(name):
 def _construct(entry):
     if entry.family == "cnv":
         return CNV(entry.weight_bits, entry.act_bits)
-    return FC(FC_HIDDEN[entry.family], entry.weight_bits, entry.act_bits)
+    return FC(FC_HIDDEN[entry.family], entry.weight_bits, entry.act_bits, in_bits=entry.in_bits)
 
 
 def untrained_model(name, seed=0):
@@ -246,7 +248,7 @@ def zoo_table():
     for entry in ZOO.values():
         rows.append({
             "name": entry.name, "family": entry.family, "dataset": entry.dataset,
-            "weight_bits": entry.weight_bits, "act_bits": entry.act_bits,
+            "weight_bits": entry.weight_bits, "act_bits": entry.act_bits, "in_bits": entry.in_bits,
             "params": _param_count(entry.name), "input_shape": entry.input_shape,
         })
     return rows

@@ -19,7 +19,8 @@ def test_export_matches_pytorch(name):
     assert result.ok, f"{name}: max |diff| {result.max_abs_diff}"
     np.testing.assert_array_equal(produced.argmax(-1), golden.output.argmax(-1))
     quantizers = {n.op_type for n in model.graph.node} & {"Quant", "BipolarQuant"}
-    assert quantizers == ({"Quant", "BipolarQuant"} if ZOO[name].weight_bits == 1 else {"Quant"})
+    bit_widths = {ZOO[name].weight_bits, ZOO[name].act_bits, ZOO[name].in_bits}
+    assert quantizers == {"BipolarQuant" if bits == 1 else "Quant" for bits in bit_widths}
 
 
 def test_seeded_inputs_integer_range_and_determinism():

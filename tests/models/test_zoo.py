@@ -208,8 +208,9 @@ def test_zoo_table_rows():
     rows = zoo_table()
     assert [r["name"] for r in rows] == list(ZOO)
     for r in rows:
-        assert set(r) == {"name", "family", "dataset", "weight_bits", "act_bits", "params", "input_shape"}
-        assert r["name"] == f"{r['family']}_w{r['weight_bits']}a{r['act_bits']}"
+        assert set(r) == {"name", "family", "dataset", "weight_bits", "act_bits", "in_bits", "params", "input_shape"}
+        suffix = "" if r["in_bits"] == 8 else f"_in{r['in_bits']}"
+        assert r["name"] == f"{r['family']}_w{r['weight_bits']}a{r['act_bits']}{suffix}"
         assert (r["dataset"], r["input_shape"]) in {("cifar10", (1, 3, 32, 32)), ("mnist", (1, 1, 28, 28))}
 
 
@@ -280,10 +281,13 @@ def test_qonnx_export_node_types(name, tmp_path):
     ops = [n.op_type for n in graph.node]
     layers, n_act = _layers(entry)
     n_w = len(layers)
-    expected_bipolar = (n_w if entry.weight_bits == 1 else 0) + (n_act if entry.act_bits == 1 else 0)
-    expected_quant = 1 + (n_w if entry.weight_bits > 1 else 0) + (n_act if entry.act_bits > 1 else 0)
+    binary_input = entry.in_bits == 1  # the input quantizer is then a sign (BipolarQuant)
+    expected_bipolar = binary_input + (n_w if entry.weight_bits == 1 else 0) + (n_act if entry.act_bits == 1 else 0)
+    expected_quant = (not binary_input) + (n_w if entry.weight_bits > 1 else 0) + (n_act if entry.act_bits > 1 else 0)
     assert ops.count("BipolarQuant") == expected_bipolar
     assert ops.count("Quant") == expected_quant
+    if binary_input:
+        return
 
     # the first Quant is the 8-bit input quantizer: scale 2^-7, zero point 0, signed, not narrow
     consts = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
