@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from brevitas.nn import QuantConv1d, QuantConv2d, QuantLinear
-from brevitas.quant import Int8WeightPerChannelFloat
+from brevitas.nn import QuantConv1d, QuantConv2d, QuantLinear, QuantReLU
+from brevitas.quant import Int8WeightPerChannelFloat, Uint8ActPerTensorFixedPoint
 from onnx import helper, numpy_helper
 from qonnx.custom_op.registry import getCustomOp
 from torch import nn
@@ -200,8 +200,58 @@ def test_conv1d_builds_as_height_one_conv2d():
     assert [list(getCustomOp(n).get_nodeattr("ConvKernelDim")) for n in windows] == [[1, 3], [1, 3]]
 
 
+def bn_after_activation():
+    """Bug 5: a batch-norm after the activation (some gammas negative), then a max-pool and a quantizer:
+    the sign stays in front of the pool as an integer +-1 multiply (a ChannelwiseOp), the magnitude
+    and the offset move past the pool into the quantizer's thresholds."""
+    return nn.Sequential(
+        _input_quant(), QuantConv2d(2, 4, 3, padding=1, bias=False, **weight_kwargs(4)), activation("relu", 4),
+        batch_norm(nn.BatchNorm2d, 4), nn.MaxPool2d(2), activation("identity", 4),
+        QuantConv2d(4, 4, 3, padding=1, bias=False, **weight_kwargs(4)), activation("relu", 4), nn.Flatten(),
+        QuantLinear(4 * 3 * 3, 4, bias=False, **weight_kwargs(4)),
+    ), (1, 2, 6, 6)
+
+
+def per_channel_relu(ranges=(1.0, 2.0, 0.5, 4.0)):
+    """Bug 5: QuantReLU with learned per-channel scales (powers of two), read by a padded conv: the
+    scales become an integer per-channel multiply (a ChannelwiseOp, 2^k) and one scalar that moves into
+    the next thresholds. This crashed threshold refinement (a (1, C, 1, 1) scale)."""
+    relu = QuantReLU(act_quant=Uint8ActPerTensorFixedPoint, bit_width=4, scaling_per_output_channel=True,
+                     per_channel_broadcastable_shape=(1, 4, 1, 1), scaling_stats_permute_dims=(1, 0, 2, 3))
+    # The scales are learned from statistics in the first training steps: channels of different
+    # ranges get different scales.
+    scaling = relu.act_quant.fused_activation_quant_proxy.tensor_quant.scaling_impl
+    x = torch.rand(8, 4, 3, 3, generator=torch.Generator().manual_seed(0)) * torch.tensor(ranges).reshape(1, 4, 1, 1)
+    with torch.no_grad():
+        for _ in range(scaling.collect_stats_steps + 1):
+            relu(x)
+    return nn.Sequential(
+        _input_quant(), QuantConv2d(2, 4, 3, padding=1, bias=False, **weight_kwargs(4)), relu,
+        QuantConv2d(4, 3, 3, padding=1, bias=False, **weight_kwargs(4)), activation("relu", 4), nn.Flatten(),
+        QuantLinear(3 * 6 * 6, 4, bias=False, **weight_kwargs(4)),
+    ), (1, 2, 6, 6)
+
+
+def test_batch_norm_after_the_activation_keeps_its_sign_before_the_pool():
+    folded, _ = to_hw_and_fold("bn_after_activation")
+    kinds = ops(folded)
+    assert kinds[kinds.index("MVAU") + 1:][:3] == ["ChannelwiseOp", "StreamingMaxPool", "Thresholding"]
+    (op,) = [n for n in folded.graph.node if n.op_type == "ChannelwiseOp"]
+    assert set(folded.get_initializer(op.input[1])[:, 0]) == {-1.0, 1.0}  # batch_norm() negates every other gamma
+
+
+def test_per_channel_power_of_two_activation_scales_become_an_integer_multiply():
+    folded, _ = to_hw_and_fold("per_channel_relu")
+    kinds = [k for k in ops(folded) if k != "StreamingDataWidthConverter"]
+    assert kinds[kinds.index("MVAU") + 1:][:3] == ["ChannelwiseOp", "FMPadding", "ConvolutionInputGenerator"]
+    (op,) = [n for n in folded.graph.node if n.op_type == "ChannelwiseOp"]
+    params = folded.get_initializer(op.input[1])
+    assert list(params[:, 0]) == [2.0, 4.0, 1.0, 8.0] and not params[:, 1].any()  # each scale over the smallest
+
+
 PATTERNS = {f.__name__: f for f in (pool_after_linear, xnor_conv_pool_sign, view_flatten, conv1d,
-                                              bn_negative_gamma_after_pool, global_average_pool)}  # the slow test's
+                                    bn_negative_gamma_after_pool, global_average_pool, bn_after_activation,
+                                    per_channel_relu)}  # the slow test's
 HEAD_OPS_OF = {"conv1d": {*HEAD_OPS, "Unsqueeze"}}
 
 
@@ -212,3 +262,16 @@ def test_pattern_simulates_bit_exact_in_cpp(pattern, tmp_path_factory):
     cache = tmp_path_factory.getbasetemp() / "cppsim-patterns"
     result = cppsim(folded, seeded_inputs(input_shape, 3, 0, (-1.0, 1.0)), BOARD, cache, precompiled_header=True)
     assert result.bit_exact, result.mismatch
+
+
+def test_batch_norm_after_the_last_activation_keeps_the_classifier_on_the_host():
+    """Bug 5 (the trailing case): a float batch-norm after the last activation has no exact integer form
+    in front of the classifier; the classifier runs as a float MatMul in the host tail, the rest in
+    hardware."""
+    net = _randomized(nn.Sequential(
+        _input_quant(), QuantConv2d(2, 4, 3, bias=False, **weight_kwargs(4)), activation("relu", 4),
+        batch_norm(nn.BatchNorm2d, 4), nn.Flatten(), QuantLinear(4 * 4 * 4, 4, bias=False, **weight_kwargs(4)),
+    ))
+    hw = assert_exact_through_hw(net, (1, 2, 6, 6), tail_ops={"Mul", "Add", "MatMul", "Flatten", "Transpose"})
+    kinds = ops(hw)
+    assert kinds.count("MVAU") == 1 and kinds.index("MVAU") < kinds.index("MatMul")
