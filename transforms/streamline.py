@@ -12,9 +12,11 @@ so that layers compute integer accumulators compared against integer thresholds:
   becomes a sum (ReduceSum) and a scale 1/(H*W);
 - Add before Mul swaps (x + b) * a = x * a + a * b; consecutive Muls or Adds merge;
 - a scalar Mul moves past MatMul/Conv; an Add moves past MatMul (as b @ W) and
-  unpadded Conv; Mul (non-negative) and Add move past MaxPool; per-channel Mul and Add move past
-  a global sum (the Add times H*W); both move past
-  Reshape/Flatten/Transpose (the constant is reshaped with the tensor);
+  unpadded Conv; Mul (non-negative) and Add move past MaxPool (on integers, a Mul with negative
+  entries leaves an integer +-1 Mul in front of the pool and moves its magnitude past it);
+  per-channel Mul and Add move past a global sum (the Add times H*W); both move past
+  Reshape/Flatten/Transpose (the constant is reshaped with the tensor), except a per-channel Mul
+  on its way into a linear layer, which stays on its channel axis;
 - a non-negative Mul moves past Relu, and a Relu right before a MultiThreshold folds
   into its thresholds;
 - a per-channel Mul with negative entries right after MatMul/Conv negates those
@@ -22,7 +24,10 @@ so that layers compute integer accumulators compared against integer thresholds:
 - Mul + Add in front of a MultiThreshold are absorbed: T' = (T - b) / a, computed in
   float64, rounded up to integers when the input is integer (exact for >=); where some a < 0
   on an integer input (a batch-norm's negative gamma behind a max-pool), an integer +-1 Mul
-  stays in front (sign(a) x >= (T - b) / |a|), which to_hw makes a ChannelwiseOp.
+  stays in front (sign(a) x >= (T - b) / |a|), which to_hw makes a ChannelwiseOp;
+- what still stands per channel in front of a linear layer on integers becomes an integer
+  multiply-add and a scalar power of two where its values share a power-of-two grid
+  (``IntegerChannelAffine``); anything else is left for to_hw to refuse by name.
 
 Each rewrite handles every match in one pass, with numpy over whole tensors; nodes in
 the float head (before the input quantizer) are never touched.
@@ -215,6 +220,8 @@ class MoveAffineDownstream(Transformation):
             _swap(model, node, consumer)
             return True
         if cop in RESHAPING:
+            if op == "Mul" and np.unique(c).size > 1 and _flattens_into_linear(model, consumer):
+                return False  # a per-channel scale no linear layer takes is made integer on its channel axis
             if c.size != 1:
                 in_shape = model.get_tensor_shape(node.output[0])
                 full = np.broadcast_to(c, in_shape)
@@ -276,6 +283,14 @@ class MoveAffineDownstream(Transformation):
         # re-insert the Add after the linear op
         _reinsert_after(model, linear, node, out)
         return True
+
+
+def _flattens_into_linear(model, reshape) -> bool:
+    """Whether ``reshape`` feeds a linear layer through reshapes only."""
+    reader = reshape
+    while reader is not None and reader.op_type in RESHAPING:
+        reader = single_consumer(model, reader.output[0])
+    return reader is not None and reader.op_type in LINEAR
 
 
 def _reinsert_after(model, producer, node, out):
@@ -404,7 +419,7 @@ def _insert_sign(model, node, sign, axis, index=0):
 
 
 class IntegerChannelAffine(Transformation):
-    """[Mul(a)] -> [Add(b)] on an integer x, per channel, right before a linear layer, where nothing absorbed
+    """[Mul(a)] -> [Add(b)] on an integer x, per channel, before a linear layer (or a flatten into it), where nothing absorbed
     it (per-channel power-of-two activation scales, say): with a = m 2^-e and b = d 2^-e for integers m, d
     (the smallest such e), it becomes the integer m x + d (a ChannelwiseOp in hardware) and a scalar
     2^-e after the linear layer, which moves on into the next thresholds. Exact: only dyadic a and b
@@ -425,7 +440,12 @@ class IntegerChannelAffine(Transformation):
         return model, changed
 
     def _rewrite(self, model, linear) -> bool:
-        a_node, b_node = None, model.find_producer(linear.input[0])
+        tensor = linear.input[0]
+        reshape = model.find_producer(tensor)
+        while reshape is not None and reshape.op_type in RESHAPING and single_consumer(model, tensor) is not None:
+            tensor = reshape.input[0]  # a per-channel scale stays in front of the flatten
+            reshape = model.find_producer(tensor)
+        a_node, b_node = None, model.find_producer(tensor)
         if b_node is None or _affine(model, b_node) is None or single_consumer(model, b_node.output[0]) is None:
             return False
         if b_node.op_type == "Mul":

@@ -407,6 +407,8 @@ class ConvertToHWNodes(Transformation):
                 return
             nodes.append(reader)
             reader = single_consumer(model, reader.output[0])
+        while reader is not None and reader.op_type in STREAM_TRANSPARENT:  # a flatten into the classifier
+            reader = single_consumer(model, reader.output[0])
         if reader is None or reader.op_type not in CHANNELWISE_READERS:
             return
         out = nodes[-1].output[0]

@@ -19,7 +19,7 @@ from qnnflow.models.export import seeded_inputs
 from qnnflow.transforms.fold import fold
 
 from .nets import activation, weight_kwargs
-from .test_generality import HEAD_OPS, _input_quant, _randomized, assert_exact_through_hw
+from .test_generality import HEAD_OPS, TAIL_OPS, _input_quant, _randomized, assert_exact_through_hw
 
 BOARD = load_board("pynq-z1")
 
@@ -83,7 +83,8 @@ def to_hw_and_fold(pattern: str, seed: int = 0):
     """The pattern's network through to_hw (bit-exact, every layer in hardware) and folded on the
     Pynq-Z1: (folded graph, input shape)."""
     net, input_shape = PATTERNS[pattern]()
-    hw = assert_exact_through_hw(_randomized(net, seed), input_shape, seed, head_ops=HEAD_OPS_OF.get(pattern, HEAD_OPS))
+    hw = assert_exact_through_hw(_randomized(net, seed), input_shape, seed, head_ops=HEAD_OPS_OF.get(pattern, HEAD_OPS),
+                                 tail_ops=TAIL_OPS_OF.get(pattern, TAIL_OPS))
     folded, report = fold(hw, BOARD)
     assert report.within_budget()
     return folded, input_shape
@@ -113,16 +114,18 @@ def test_view_flatten_leaves_no_transpose_in_the_region(shape):
     assert "Transpose" not in ops(hw)[ops(hw).index("MVAU"):]
 
 
-def test_a_first_conv_reading_the_raw_float_input_simulates_in_cpp(tmp_path):
+def raw_float_input():
     """Bug 7: with no input quantizer the first conv stays in the float head on the host, and
     cppsim crashed ("Multiple ValueInfoProto found") running that head in Python."""
-    net = _randomized(nn.Sequential(
+    return nn.Sequential(
         QuantConv2d(2, 4, 3, bias=False, **weight_kwargs(4)), activation("relu", 4), nn.Flatten(),
         QuantLinear(4 * 4 * 4, 4, bias=False, **weight_kwargs(4)),
-    ))
-    hw = assert_exact_through_hw(net, (1, 2, 6, 6), head_ops={*HEAD_OPS, "Conv", "Mul", "Relu"})
-    folded, _ = fold(hw, BOARD)
-    result = cppsim(folded, seeded_inputs((1, 2, 6, 6), 3, 0, (-1.0, 1.0)), BOARD, tmp_path, native=True)
+    ), (1, 2, 6, 6)
+
+
+def test_a_first_conv_reading_the_raw_float_input_simulates_in_cpp(tmp_path):
+    folded, input_shape = to_hw_and_fold("raw_float_input")
+    result = cppsim(folded, seeded_inputs(input_shape, 3, 0, (-1.0, 1.0)), BOARD, tmp_path, native=True)
     assert result.bit_exact, result.mismatch
 
 
@@ -180,17 +183,31 @@ def test_global_average_pool_becomes_a_sum_pool():
     assert ops(folded)[ops(folded).index("MVAU"):][:3] == ["MVAU", "GlobalAccPool", "MVAU"]
 
 
-def test_two_linear_layers_with_a_float_channel_scale_between_keep_the_last_on_the_host():
+def two_linear_float_channel_scale():
     """Bug 5 (the trailing case): per-channel float weight scales on the first of two linear layers
     with no activation between them: no threshold absorbs the scale, so the last layer runs as a
     float MatMul in the host tail (listed in the to_hw step's notes); the first is an MVAU."""
-    net = _randomized(nn.Sequential(
+    return nn.Sequential(
         _input_quant(), nn.Flatten(), QuantLinear(12, 8, bias=True, weight_quant=Int8WeightPerChannelFloat,
                                                   weight_bit_width=4),
         QuantLinear(8, 4, bias=False, weight_quant=Int8WeightPerChannelFloat, weight_bit_width=4),
-    ))
-    hw = assert_exact_through_hw(net, (1, 3, 2, 2), tail_ops={"Mul", "Add", "MatMul"})
-    kinds = ops(hw)
+    ), (1, 3, 2, 2)
+
+
+def bn_after_last_activation():
+    """Bug 5 (the trailing case): a float batch-norm after the last activation has no exact integer form
+    in front of the classifier; the classifier runs as a float MatMul in the host tail, the rest in
+    hardware."""
+    return nn.Sequential(
+        _input_quant(), QuantConv2d(2, 4, 3, bias=False, **weight_kwargs(4)), activation("relu", 4),
+        batch_norm(nn.BatchNorm2d, 4), nn.Flatten(), QuantLinear(4 * 4 * 4, 4, bias=False, **weight_kwargs(4)),
+    ), (1, 2, 6, 6)
+
+
+@pytest.mark.parametrize("pattern", ["two_linear_float_channel_scale", "bn_after_last_activation"])
+def test_an_unabsorbable_channel_scale_before_the_last_layer_keeps_it_on_the_host(pattern):
+    folded, _ = to_hw_and_fold(pattern)
+    kinds = ops(folded)
     assert kinds.count("MVAU") == 1 and kinds.index("MVAU") < kinds.index("MatMul")
 
 
@@ -249,10 +266,13 @@ def test_per_channel_power_of_two_activation_scales_become_an_integer_multiply()
     assert list(params[:, 0]) == [2.0, 4.0, 1.0, 8.0] and not params[:, 1].any()  # each scale over the smallest
 
 
-PATTERNS = {f.__name__: f for f in (pool_after_linear, xnor_conv_pool_sign, view_flatten, conv1d,
+PATTERNS = {f.__name__: f for f in (pool_after_linear, xnor_conv_pool_sign, view_flatten, conv1d, raw_float_input,
                                     bn_negative_gamma_after_pool, global_average_pool, bn_after_activation,
-                                    per_channel_relu)}  # the slow test's
-HEAD_OPS_OF = {"conv1d": {*HEAD_OPS, "Unsqueeze"}}
+                                    per_channel_relu, two_linear_float_channel_scale, bn_after_last_activation)}
+# What stays on the host besides HEAD_OPS and TAIL_OPS, where a pattern keeps more there.
+HEAD_OPS_OF = {"conv1d": {*HEAD_OPS, "Unsqueeze"}, "raw_float_input": {*HEAD_OPS, "Conv", "Mul", "Relu"}}
+TAIL_OPS_OF = {"two_linear_float_channel_scale": {*TAIL_OPS, "MatMul"},
+               "bn_after_last_activation": {*TAIL_OPS, "MatMul", "Flatten", "Transpose"}}
 
 
 @pytest.mark.slow
@@ -262,16 +282,3 @@ def test_pattern_simulates_bit_exact_in_cpp(pattern, tmp_path_factory):
     cache = tmp_path_factory.getbasetemp() / "cppsim-patterns"
     result = cppsim(folded, seeded_inputs(input_shape, 3, 0, (-1.0, 1.0)), BOARD, cache, precompiled_header=True)
     assert result.bit_exact, result.mismatch
-
-
-def test_batch_norm_after_the_last_activation_keeps_the_classifier_on_the_host():
-    """Bug 5 (the trailing case): a float batch-norm after the last activation has no exact integer form
-    in front of the classifier; the classifier runs as a float MatMul in the host tail, the rest in
-    hardware."""
-    net = _randomized(nn.Sequential(
-        _input_quant(), QuantConv2d(2, 4, 3, bias=False, **weight_kwargs(4)), activation("relu", 4),
-        batch_norm(nn.BatchNorm2d, 4), nn.Flatten(), QuantLinear(4 * 4 * 4, 4, bias=False, **weight_kwargs(4)),
-    ))
-    hw = assert_exact_through_hw(net, (1, 2, 6, 6), tail_ops={"Mul", "Add", "MatMul", "Flatten", "Transpose"})
-    kinds = ops(hw)
-    assert kinds.count("MVAU") == 1 and kinds.index("MVAU") < kinds.index("MatMul")
