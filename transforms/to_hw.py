@@ -223,9 +223,13 @@ class ConvertToHWNodes(Transformation):
                 f"{blocker.op_type}, and it keeps the scale '{maker.name}' from being absorbed before "
                 f"'{matmul.name}'; {fix}")
         if maker is not None and maker.op_type in ("Mul", "Add") and _per_channel(model, maker):
+            source = model.find_producer(next(t for t in maker.input if model.get_initializer(t) is None))
+            while source is not None and source.op_type in LAYOUT_OPS:  # lowering's, not the user's
+                source = model.find_producer(source.input[0])
+            after = f"'{source.name}' ({source.op_type})" if source is not None else "the input"
             raise QnnflowError(
                 f"node '{maker.name}' ({maker.op_type}): a per-channel float {'scale' if maker.op_type == 'Mul' else 'bias'} "
-                f"in front of '{matmul.name}' (a batch-norm after an activation or after the input quantizer, or "
+                f"between {after} and '{matmul.name}' (a batch-norm after an activation or after the input quantizer, or "
                 f"per-channel activation scales that are not powers of two) has no exact integer form; put a "
                 f"quantizer (QuantIdentity) after the batch-norm, move the batch-norm before the activation (or the "
                 f"input quantizer), or use power-of-two scales")
