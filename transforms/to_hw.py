@@ -228,9 +228,10 @@ class ConvertToHWNodes(Transformation):
                 source = model.find_producer(source.input[0])
             after = f"'{source.name}' ({source.op_type})" if source is not None else "the input"
             raise QnnflowError(
-                f"node '{maker.name}' ({maker.op_type}): a per-channel float {'scale' if maker.op_type == 'Mul' else 'bias'} "
-                f"between {after} and '{matmul.name}' (a batch-norm after an activation or after the input quantizer, or "
-                f"per-channel activation scales that are not powers of two) has no exact integer form; put a "
+                f"node '{maker.name}' ({maker.op_type}): a float {'scale' if maker.op_type == 'Mul' else 'bias'} in front "
+                f"of '{matmul.name}' could not be absorbed into thresholds: it differs per channel after {after} (a "
+                f"batch-norm after an activation or after the input quantizer, or per-channel activation scales that "
+                f"are not powers of two) and has no exact integer form; put a "
                 f"quantizer (QuantIdentity) after the batch-norm, move the batch-norm before the activation (or the "
                 f"input quantizer), or use power-of-two scales")
         if maker is not None and maker.op_type in ("Mul", "Add"):
