@@ -39,6 +39,7 @@ bench:
 	$(BIN)/python bench/xnor_gemm.py
 	$(BIN)/python bench/fold.py
 	$(BIN)/python bench/cppsim.py
+	$(BIN)/python bench/generality.py
 	$(BIN)/python bench/bnn_pynq.py
 	$(BIN)/python bench/eval.py
 

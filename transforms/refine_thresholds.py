@@ -28,7 +28,7 @@ from qonnx.transformation.base import Transformation
 from qonnx.transformation.infer_shapes import InferShapes
 
 from qnnflow.base.execute import execute_context
-from qnnflow.transforms.graph import head_nodes
+from qnnflow.transforms.graph import broadcast_channelwise, head_nodes
 
 ELEMENTWISE = ("Mul", "Add", "Sub", "Div", "BatchNormalization", "Relu")
 WINDOW = 2
@@ -198,7 +198,9 @@ class MatchReferenceThresholds(Transformation):
         if quant.op_type == "BipolarQuant":
             reached = out > 0
         else:
-            levels = np.round(out / self.reference.get_initializer(quant.input[1]))
+            # the scale may be per channel (Brevitas scaling_per_output_channel): a (1, C, 1, 1) tensor
+            scale = broadcast_channelwise(self.reference.get_initializer(quant.input[1]), shape, 1)
+            levels = np.round(out / scale[None, :, None])
             first_step = int(getCustomOp(mt).get_nodeattr("out_bias")) + 1
             reached = levels >= (first_step + np.arange(n_thres))[None, None, :]
         below = np.sum(~reached, axis=0)  # per (C, nT): how many candidates are still below

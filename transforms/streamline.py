@@ -12,9 +12,11 @@ so that layers compute integer accumulators compared against integer thresholds:
   becomes a sum (ReduceSum) and a scale 1/(H*W);
 - Add before Mul swaps (x + b) * a = x * a + a * b; consecutive Muls or Adds merge;
 - a scalar Mul moves past MatMul/Conv; an Add moves past MatMul (as b @ W) and
-  unpadded Conv; Mul (non-negative) and Add move past MaxPool; per-channel Mul and Add move past
-  a global sum (the Add times H*W); both move past
-  Reshape/Flatten/Transpose (the constant is reshaped with the tensor);
+  unpadded Conv; Mul (non-negative) and Add move past MaxPool (on integers, a Mul with negative
+  entries leaves an integer +-1 Mul in front of the pool and moves its magnitude past it);
+  per-channel Mul and Add move past a global sum (the Add times H*W); both move past
+  Reshape/Flatten/Transpose (the constant is reshaped with the tensor), except a per-channel Mul
+  on its way into a linear layer, which stays on its channel axis;
 - a non-negative Mul moves past Relu, and a Relu right before a MultiThreshold folds
   into its thresholds;
 - a per-channel Mul with negative entries right after MatMul/Conv negates those
@@ -22,7 +24,10 @@ so that layers compute integer accumulators compared against integer thresholds:
 - Mul + Add in front of a MultiThreshold are absorbed: T' = (T - b) / a, computed in
   float64, rounded up to integers when the input is integer (exact for >=); where some a < 0
   on an integer input (a batch-norm's negative gamma behind a max-pool), an integer +-1 Mul
-  stays in front (sign(a) x >= (T - b) / |a|), which to_hw makes a ChannelwiseOp.
+  stays in front (sign(a) x >= (T - b) / |a|), which to_hw makes a ChannelwiseOp;
+- what still stands per channel in front of a linear layer on integers becomes an integer
+  multiply-add and a scalar power of two where its values share a power-of-two grid
+  (``IntegerChannelAffine``); anything else is left for to_hw to refuse by name.
 
 Each rewrite handles every match in one pass, with numpy over whole tensors; nodes in
 the float head (before the input quantizer) are never touched.
@@ -41,7 +46,16 @@ from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.transformation.infer_shapes import InferShapes
 
 from qnnflow.transforms.canonical import CANONICAL
-from qnnflow.transforms.graph import const_operand, fresh_name, head_nodes, remove_node, single_consumer
+from qnnflow.transforms.graph import (
+    broadcast_channelwise,
+    const_operand,
+    fresh_name,
+    head_nodes,
+    insert_after,
+    insert_before,
+    remove_node,
+    single_consumer,
+)
 
 LINEAR = ("MatMul", "Conv")
 RESHAPING = ("Reshape", "Flatten", "Transpose")
@@ -187,10 +201,11 @@ class MoveAffineDownstream(Transformation):
         if cop in POOLS:
             layout = "NHWC" if cop == "MaxPoolNHWC" else None
             shape = model.get_tensor_shape(node.output[0])
-            if not _is_channelwise(c, shape, _channel_axis(model, node.output[0], layout)):
+            axis = _channel_axis(model, node.output[0], layout)
+            if not _is_channelwise(c, shape, axis):
                 return False
             if op == "Mul" and np.any(c < 0):
-                return False
+                return self._sign_stays_before_pool(model, node, consumer, c, axis)
             _swap(model, node, consumer)
             return True
         if cop == "ReduceSum" and consumer.input[0] == node.output[0]:  # a global sum pool (NCHW, keepdims)
@@ -205,6 +220,8 @@ class MoveAffineDownstream(Transformation):
             _swap(model, node, consumer)
             return True
         if cop in RESHAPING:
+            if op == "Mul" and np.unique(c).size > 1 and _flattens_into_linear(model, consumer):
+                return False  # a per-channel scale no linear layer takes is made integer on its channel axis
             if c.size != 1:
                 in_shape = model.get_tensor_shape(node.output[0])
                 full = np.broadcast_to(c, in_shape)
@@ -212,6 +229,22 @@ class MoveAffineDownstream(Transformation):
             _swap(model, node, consumer)
             return True
         return False
+
+    @staticmethod
+    def _sign_stays_before_pool(model, node, pool, c, axis) -> bool:
+        """max(a x) is not a max(x) where some a < 0 (a batch-norm's negative gamma after an activation,
+        before a pool). On an integer x the sign becomes an integer +-1 Mul in front of the pool (a
+        ChannelwiseOp in hardware) and |a| moves past the pool."""
+        index = _affine(model, node)[0]
+        x = node.input[index]
+        dtype = model.get_tensor_datatype(x)
+        if dtype is None or not dtype.is_integer() or np.all(np.abs(c) == 1):
+            return False  # a float input, or the +-1 multiply this rewrite leaves
+        per_channel = broadcast_channelwise(c, tuple(model.get_tensor_shape(x)), axis)
+        _insert_sign(model, node, np.where(per_channel < 0, -1.0, 1.0), axis, index)
+        _set_const(model, node, np.abs(c))
+        _swap(model, node, pool)
+        return True
 
     @staticmethod
     def _reshape_like(model, node, value):
@@ -224,9 +257,10 @@ class MoveAffineDownstream(Transformation):
     def _past_linear(model, node, linear, c) -> bool:
         weights = model.get_initializer(linear.input[1])
         if node.op_type == "Mul":
-            if c.size != 1:
+            if np.unique(c).size != 1:
                 return False  # a per-input-channel scale would make the weights non-integer
             _swap(model, node, linear)
+            _set_const(model, node, np.asarray(c).reshape(-1)[:1])  # equal per-channel values: a scalar
             return True
         # Add: linear(x + b) = linear(x) + linear(b)
         if linear.op_type == "MatMul":
@@ -249,6 +283,14 @@ class MoveAffineDownstream(Transformation):
         # re-insert the Add after the linear op
         _reinsert_after(model, linear, node, out)
         return True
+
+
+def _flattens_into_linear(model, reshape) -> bool:
+    """Whether ``reshape`` feeds a linear layer through reshapes only."""
+    reader = reshape
+    while reader is not None and reader.op_type in RESHAPING:
+        reader = single_consumer(model, reader.output[0])
+    return reader is not None and reader.op_type in LINEAR
 
 
 def _reinsert_after(model, producer, node, out):
@@ -360,19 +402,95 @@ class AbsorbAffineIntoThresholds(Transformation):
         return True
 
 
-def _insert_sign(model, mt, sign, axis):
-    """``mt`` reads ``sign * x`` (per channel on ``axis``): an integer Mul that to_hw makes a ChannelwiseOp."""
-    x = mt.input[0]
+def _insert_sign(model, node, sign, axis, index=0):
+    """``node`` (a MultiThreshold, or a Mul reading ``x`` on input ``index``) reads ``sign * x`` (per channel
+    on ``axis``) instead of ``x``: an integer Mul that to_hw makes a ChannelwiseOp."""
+    x = node.input[index]
     shape = model.get_tensor_shape(x)
-    const = fresh_name(model, f"{mt.name}_sign")
+    const = fresh_name(model, f"{node.name}_sign")
     model.set_initializer(const, sign.reshape([-1 if i == axis else 1 for i in range(len(shape))]).astype(np.float32))
     model.set_tensor_datatype(const, DataType["INT2"])
-    signed = fresh_name(model, f"{mt.name}_signed")
+    signed = fresh_name(model, f"{node.name}_signed")
     model.set_tensor_shape(signed, shape)
     model.set_tensor_datatype(signed, model.get_tensor_datatype(x))
-    index = list(model.graph.node).index(mt)
-    model.graph.node.insert(index, helper.make_node("Mul", [x, const], [signed], name=fresh_name(model, "Mul")))
-    mt.input[0] = signed
+    position = list(model.graph.node).index(node)
+    model.graph.node.insert(position, helper.make_node("Mul", [x, const], [signed], name=fresh_name(model, "Mul")))
+    node.input[index] = signed
+
+
+class IntegerChannelAffine(Transformation):
+    """[Mul(a)] -> [Add(b)] on an integer x, per channel, before a linear layer (or a flatten into it), where nothing absorbed
+    it (per-channel power-of-two activation scales, say): with a = m 2^-e and b = d 2^-e for integers m, d
+    (the smallest such e), it becomes the integer m x + d (a ChannelwiseOp in hardware) and a scalar
+    2^-e after the linear layer, which moves on into the next thresholds. Exact: only dyadic a and b
+    have that form, and only values of at most ``LIMIT`` in magnitude are taken (beyond that, float32
+    tensors and thresholds stop holding every integer). Any other per-channel scale there (a float
+    batch-norm after an activation, float per-channel scales) has no exact integer form and stays, for
+    to_hw to refuse by name."""
+
+    LIMIT = 2**15
+
+    def apply(self, model):
+        head = head_nodes(model)
+        changed = False
+        for linear in list(model.graph.node):
+            if linear.op_type not in LINEAR or linear.name in head or model.get_initializer(linear.input[1]) is None:
+                continue
+            changed |= self._rewrite(model, linear)
+        return model, changed
+
+    def _rewrite(self, model, linear) -> bool:
+        tensor = linear.input[0]
+        reshape = model.find_producer(tensor)
+        while reshape is not None and reshape.op_type in RESHAPING and single_consumer(model, tensor) is not None:
+            tensor = reshape.input[0]  # a per-channel scale stays in front of the flatten
+            reshape = model.find_producer(tensor)
+        a_node, b_node = None, model.find_producer(tensor)
+        if b_node is None or _affine(model, b_node) is None or single_consumer(model, b_node.output[0]) is None:
+            return False
+        if b_node.op_type == "Mul":
+            a_node, b_node = b_node, None
+        else:
+            prev = model.find_producer(b_node.input[_affine(model, b_node)[0]])
+            if prev is not None and _affine(model, prev) and prev.op_type == "Mul" and single_consumer(model, prev.output[0]):
+                a_node = prev
+        first = a_node if a_node is not None else b_node
+        index = _affine(model, first)[0]
+        x = first.input[index]
+        dtype, shape = model.get_tensor_datatype(x), tuple(model.get_tensor_shape(x))
+        if dtype is None or not dtype.is_integer():
+            return False
+        axis = _channel_axis(model, x)
+        a = broadcast_channelwise(_affine(model, a_node)[1], shape, axis) if a_node is not None else np.ones(shape[axis])
+        b = broadcast_channelwise(_affine(model, b_node)[1], shape, axis) if b_node is not None else np.zeros(shape[axis])
+        if a is None or b is None:
+            return False
+        e = _dyadic_exponent(np.concatenate([a, b]))
+        if e is None or e == 0:
+            return False  # not dyadic, or already integers
+        m, d = a * 2.0**e, b * 2.0**e
+        ends = np.stack([m * float(dtype.min()) + d, m * float(dtype.max()) + d])
+        if np.abs(ends).max() > self.LIMIT:
+            return False
+        if a_node is None:
+            a_node = model.find_producer(insert_before(model, b_node, "Mul", np.ones(1, np.float32), index).output[0])
+        per_channel = [-1 if i == axis else 1 for i in range(len(shape))]
+        for node, value in ((a_node, m), (b_node, d)):
+            if node is not None:
+                _set_const(model, node, value.reshape(per_channel))
+                const = node.input[1 - _affine(model, node)[0]]
+                model.set_tensor_datatype(const, DataType["INT32"])
+        insert_after(model, linear, "Mul", np.float32(2.0**-e))
+        return True
+
+
+def _dyadic_exponent(values: np.ndarray, widest: int = 40) -> int | None:
+    """The smallest e (|e| <= ``widest``) with every value times 2^e an integer, or None."""
+    for e in range(-widest, widest + 1):
+        scaled = np.asarray(values, dtype=np.float64) * 2.0**e
+        if np.all(scaled == np.round(scaled)):
+            return e
+    return None
 
 
 class RemoveReluBeforeThresholds(Transformation):
@@ -426,7 +544,8 @@ def streamline(model: ModelWrapper, probes: np.ndarray | None = None, notes: lis
         InferDataTypes(),
     ):
         model = model.transform(transform)
-    rewrites = (MoveAffineDownstream(), MakeScalesNonNegative(), AbsorbAffineIntoThresholds(), RemoveReluBeforeThresholds())
+    rewrites = (MoveAffineDownstream(), MakeScalesNonNegative(), AbsorbAffineIntoThresholds(), RemoveReluBeforeThresholds(),
+                IntegerChannelAffine())
     changed = True
     while changed:
         changed = False

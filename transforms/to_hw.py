@@ -14,9 +14,9 @@
   streams popcounts, and that MultiThreshold compares popcounts (max-pool commutes with
   2 * pc - MW); any other one gets 2 * pc - MW on the host, for the float tail.
 - Thresholds are clipped to the accumulator's reachable range, so their datatype is tight.
-- The last of two linear layers with no activation between them, when a per-channel float
-  scale between them cannot be absorbed, stays a float MatMul in the tail on the host; the
-  to_hw step's notes list the tail.
+- The last linear layer, when a per-channel float scale in front of it cannot be absorbed (two
+  linear layers with no activation between them, a batch-norm after the last activation), stays
+  a float MatMul in the tail on the host; the to_hw step's notes list the tail.
 - No Flatten/Reshape stays between two dataflow nodes: a stream is its tensor's elements in
   row-major order, which a reshape keeps, so the MVAU after it reads the producer's stream
   directly (lowering already put the classifier's weight rows in (h, w, c) order); see
@@ -54,6 +54,8 @@ LINEAR = ("MatMul", "Conv")
 # Dataflow nodes whose input may be any tensor with the right number of elements per image
 # (they group the stream by their attributes; see hls/nodes/mvau.py).
 STREAM_READERS = ("MVAU",)
+# What may read a ChannelwiseOp: the nodes that become dataflow nodes.
+CHANNELWISE_READERS = ("MultiThreshold", "MaxPoolNHWC", "Im2Col", "MatMul")
 
 
 def _attr(node, name, default=None):
@@ -75,13 +77,20 @@ def _float_culprit(model, tensor):
     while producer is not None:
         inputs = [t for t in producer.input if t and model.get_initializer(t) is None]
         if any(_dtype(model, t).is_integer() for t in inputs):
-            blocker = next((n for n in path if n.op_type not in ("Mul", "Add", *LAYOUT_OPS)), None)
+            # Im2Col is lowering's own (the convolution's window), not a layer the user wrote
+            blocker = next((n for n in path if n.op_type not in ("Mul", "Add", "Im2Col", *LAYOUT_OPS)), None)
             return producer, blocker if producer.op_type in ("Mul", "Add") else None
         if not inputs:
             break
         path.append(producer)
         producer = model.find_producer(inputs[0])
     return None, None
+
+
+def _per_channel(model, node) -> bool:
+    """Whether Mul/Add ``node``'s constant differs between channels."""
+    operand = const_operand(model, node)
+    return operand is not None and np.unique(operand[1]).size > 1
 
 
 def _linear_follows(model, tensor) -> bool:
@@ -174,13 +183,14 @@ class ConvertToHWNodes(Transformation):
             elif node.op_type == "ReduceSum":
                 self._global_acc_pool(model, node)
                 InferDataTypes().apply(model)
+            elif node.op_type == "Mul":  # before the MVAU after it, which needs its integer type
+                self._channelwise(model, node)
+                InferDataTypes().apply(model)
         for node in list(model.graph.node):
             if node.op_type == "Im2Col":
                 self._sliding_window(model, node)
             elif node.op_type == "MaxPoolNHWC":
                 self._maxpool(model, node)
-            elif node.op_type == "Mul":
-                self._channelwise(model, node)
         model = model.transform(InferDataTypes())
         for node in list(model.graph.node):
             if node.op_type == "MultiThreshold":
@@ -212,6 +222,18 @@ class ConvertToHWNodes(Transformation):
                 f"node '{blocker.name}' ({blocker.op_type}) sits between layers: qnnflow has no dataflow node for "
                 f"{blocker.op_type}, and it keeps the scale '{maker.name}' from being absorbed before "
                 f"'{matmul.name}'; {fix}")
+        if maker is not None and maker.op_type in ("Mul", "Add") and _per_channel(model, maker):
+            source = model.find_producer(next(t for t in maker.input if model.get_initializer(t) is None))
+            while source is not None and source.op_type in LAYOUT_OPS:  # lowering's, not the user's
+                source = model.find_producer(source.input[0])
+            after = f"'{source.name}' ({source.op_type})" if source is not None else "the input"
+            raise QnnflowError(
+                f"node '{maker.name}' ({maker.op_type}): a float {'scale' if maker.op_type == 'Mul' else 'bias'} in front "
+                f"of '{matmul.name}' could not be absorbed into thresholds: it differs per channel after {after} (a "
+                f"batch-norm after an activation or after the input quantizer, or per-channel activation scales that "
+                f"are not powers of two) and has no exact integer form; put a "
+                f"quantizer (QuantIdentity) after the batch-norm, move the batch-norm before the activation (or the "
+                f"input quantizer), or use power-of-two scales")
         if maker is not None and maker.op_type in ("Mul", "Add"):
             raise QnnflowError(
                 f"node '{maker.name}' ({maker.op_type}): a float {'scale' if maker.op_type == 'Mul' else 'bias'} "
@@ -281,12 +303,15 @@ class ConvertToHWNodes(Transformation):
     @staticmethod
     def _trailing_after_linear(model, matmul, maker) -> bool:
         """``matmul`` is the last linear layer and reads, through float Mul/Add only (``maker`` first), the
-        accumulators of another linear layer (no activation between them)."""
+        accumulators or activations of another layer (two linear layers with no activation between them,
+        or a batch-norm after the last activation)."""
         if maker.op_type not in ("Mul", "Add") or _linear_follows(model, matmul.output[0]):
             return False
         source = [t for t in maker.input if t and model.get_initializer(t) is None]
         producer = model.find_producer(source[0]) if source else None
-        return producer is not None and producer.op_type == "MVAU" and getCustomOp(producer).get_nodeattr("noActivation") == 1
+        while producer is not None and producer.op_type in LAYOUT_OPS:
+            producer = model.find_producer(producer.input[0])
+        return producer is not None and producer.op_type in ("MVAU", "MultiThreshold") and _dtype(model, source[0]).is_integer()
 
     @staticmethod
     def _monotone_reader(model, tensor, op_type):
@@ -366,32 +391,45 @@ class ConvertToHWNodes(Transformation):
         self._replace(model, [reduce], node)
 
     def _channelwise(self, model, mul):
-        """An integer per-channel Mul in front of a MultiThreshold (the sign streamlining factors out of
-        a negative scale) -> ChannelwiseOp."""
+        """An integer per-channel Mul [+ Add] on an integer tensor that a dataflow node reads (the sign
+        streamlining factors out of a negative scale, the integer form of a per-channel power-of-two
+        scale) -> ChannelwiseOp."""
         operand = const_operand(model, mul)
-        reader = single_consumer(model, mul.output[0])
-        if operand is None or reader is None or reader.op_type != "MultiThreshold":
+        if operand is None:
             return
-        index, const = operand
-        x = mul.input[index]
-        shape = model.get_tensor_shape(x)
-        factors = broadcast_channelwise(const, tuple(shape), len(shape) - 1)
+        x = mul.input[operand[0]]
+        shape = tuple(model.get_tensor_shape(x))
         in_dtype = _dtype(model, x)
+        factors = broadcast_channelwise(operand[1], shape, len(shape) - 1)
         if factors is None or not in_dtype.is_integer() or np.any(factors != np.rint(factors)):
             return
-        params = np.stack([factors, np.zeros_like(factors)], axis=1)
-        ends = np.stack([factors * in_dtype.min(), factors * in_dtype.max()])
+        nodes, addends = [mul], np.zeros_like(factors)
+        reader = single_consumer(model, mul.output[0])
+        added = const_operand(model, reader) if reader is not None and reader.op_type == "Add" else None
+        if added is not None:
+            addends = broadcast_channelwise(added[1], shape, len(shape) - 1)
+            if addends is None or np.any(addends != np.rint(addends)):
+                return
+            nodes.append(reader)
+            reader = single_consumer(model, reader.output[0])
+        while reader is not None and reader.op_type in STREAM_TRANSPARENT:  # a flatten into the classifier
+            reader = single_consumer(model, reader.output[0])
+        if reader is None or reader.op_type not in CHANNELWISE_READERS:
+            return
+        out = nodes[-1].output[0]
+        params = np.stack([factors, addends], axis=1)
+        ends = np.stack([factors * in_dtype.min(), factors * in_dtype.max()]) + addends
         out_dtype = _smallest_int_type(ends.min(), ends.max())
         p_name = fresh_name(model, f"{mul.name}_params")
         model.set_initializer(p_name, params.astype(np.float32))
         node = helper.make_node(
-            "ChannelwiseOp", [x, p_name], [mul.output[0]], domain=HW_DOMAIN, name=mul.name,
+            "ChannelwiseOp", [x, p_name], [out], domain=HW_DOMAIN, name=mul.name,
             NumChannels=shape[-1], PE=1, inputDataType=in_dtype.name, outputDataType=out_dtype.name,
             paramDataType=_smallest_int_type(min(params.min(), -1), params.max()).name,
             numInputVectors=list(shape[:-1]),
         )
-        self._replace(model, [mul], node)
-        model.set_tensor_datatype(mul.output[0], out_dtype)
+        self._replace(model, nodes, node)
+        model.set_tensor_datatype(out, out_dtype)
 
     def _thresholding(self, model, mt):
         x = mt.input[0]

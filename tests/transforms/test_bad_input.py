@@ -102,7 +102,8 @@ def test_a_layer_without_a_dataflow_node_between_layers_is_named(layer, features
 
 
 class ChannelGainBeforeLinear(nn.Module):
-    """A per-channel float gain between an activation and a linear layer: no threshold can absorb it."""
+    """A per-channel float gain between an activation and a linear layer inside the network (before the
+    last layer it would leave that layer on the host): no threshold can absorb it."""
 
     def __init__(self):
         super().__init__()
@@ -110,10 +111,12 @@ class ChannelGainBeforeLinear(nn.Module):
         self.fc1 = QuantLinear(16, 8, bias=False, weight_quant=weight_quant(2))
         self.act1 = QuantIdentity(act_quant=act_quant(2))
         self.fc2 = QuantLinear(8, 4, bias=False, weight_quant=weight_quant(2))
+        self.act2 = QuantIdentity(act_quant=act_quant(2))
+        self.fc3 = QuantLinear(4, 4, bias=False, weight_quant=weight_quant(2))
         self.register_buffer("gain", torch.linspace(0.5, 2.0, 8))
 
     def forward(self, x):
-        return self.fc2(self.act1(self.fc1(self.inp(x))) * self.gain)
+        return self.fc3(self.act2(self.fc2(self.act1(self.fc1(self.inp(x))) * self.gain)))
 
 
 def test_a_scale_that_cannot_be_absorbed_is_named_as_such():

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from brevitas.nn import QuantConv1d, QuantConv2d, QuantLinear
-from brevitas.quant import Int8WeightPerChannelFloat
+from brevitas.nn import QuantConv1d, QuantConv2d, QuantLinear, QuantReLU
+from brevitas.quant import Int8WeightPerChannelFloat, Uint8ActPerTensorFixedPoint
 from onnx import helper, numpy_helper
 from qonnx.custom_op.registry import getCustomOp
 from torch import nn
@@ -19,7 +19,7 @@ from qnnflow.models.export import seeded_inputs
 from qnnflow.transforms.fold import fold
 
 from .nets import activation, weight_kwargs
-from .test_generality import HEAD_OPS, _input_quant, _randomized, assert_exact_through_hw
+from .test_generality import HEAD_OPS, TAIL_OPS, _input_quant, _randomized, assert_exact_through_hw
 
 BOARD = load_board("pynq-z1")
 
@@ -83,7 +83,8 @@ def to_hw_and_fold(pattern: str, seed: int = 0):
     """The pattern's network through to_hw (bit-exact, every layer in hardware) and folded on the
     Pynq-Z1: (folded graph, input shape)."""
     net, input_shape = PATTERNS[pattern]()
-    hw = assert_exact_through_hw(_randomized(net, seed), input_shape, seed, head_ops=HEAD_OPS_OF.get(pattern, HEAD_OPS))
+    hw = assert_exact_through_hw(_randomized(net, seed), input_shape, seed, head_ops=HEAD_OPS_OF.get(pattern, HEAD_OPS),
+                                 tail_ops=TAIL_OPS_OF.get(pattern, TAIL_OPS))
     folded, report = fold(hw, BOARD)
     assert report.within_budget()
     return folded, input_shape
@@ -113,16 +114,18 @@ def test_view_flatten_leaves_no_transpose_in_the_region(shape):
     assert "Transpose" not in ops(hw)[ops(hw).index("MVAU"):]
 
 
-def test_a_first_conv_reading_the_raw_float_input_simulates_in_cpp(tmp_path):
+def raw_float_input():
     """Bug 7: with no input quantizer the first conv stays in the float head on the host, and
     cppsim crashed ("Multiple ValueInfoProto found") running that head in Python."""
-    net = _randomized(nn.Sequential(
+    return nn.Sequential(
         QuantConv2d(2, 4, 3, bias=False, **weight_kwargs(4)), activation("relu", 4), nn.Flatten(),
         QuantLinear(4 * 4 * 4, 4, bias=False, **weight_kwargs(4)),
-    ))
-    hw = assert_exact_through_hw(net, (1, 2, 6, 6), head_ops={*HEAD_OPS, "Conv", "Mul", "Relu"})
-    folded, _ = fold(hw, BOARD)
-    result = cppsim(folded, seeded_inputs((1, 2, 6, 6), 3, 0, (-1.0, 1.0)), BOARD, tmp_path, native=True)
+    ), (1, 2, 6, 6)
+
+
+def test_a_first_conv_reading_the_raw_float_input_simulates_in_cpp(tmp_path):
+    folded, input_shape = to_hw_and_fold("raw_float_input")
+    result = cppsim(folded, seeded_inputs(input_shape, 3, 0, (-1.0, 1.0)), BOARD, tmp_path, native=True)
     assert result.bit_exact, result.mismatch
 
 
@@ -180,17 +183,31 @@ def test_global_average_pool_becomes_a_sum_pool():
     assert ops(folded)[ops(folded).index("MVAU"):][:3] == ["MVAU", "GlobalAccPool", "MVAU"]
 
 
-def test_two_linear_layers_with_a_float_channel_scale_between_keep_the_last_on_the_host():
+def two_linear_float_channel_scale():
     """Bug 5 (the trailing case): per-channel float weight scales on the first of two linear layers
     with no activation between them: no threshold absorbs the scale, so the last layer runs as a
     float MatMul in the host tail (listed in the to_hw step's notes); the first is an MVAU."""
-    net = _randomized(nn.Sequential(
+    return nn.Sequential(
         _input_quant(), nn.Flatten(), QuantLinear(12, 8, bias=True, weight_quant=Int8WeightPerChannelFloat,
                                                   weight_bit_width=4),
         QuantLinear(8, 4, bias=False, weight_quant=Int8WeightPerChannelFloat, weight_bit_width=4),
-    ))
-    hw = assert_exact_through_hw(net, (1, 3, 2, 2), tail_ops={"Mul", "Add", "MatMul"})
-    kinds = ops(hw)
+    ), (1, 3, 2, 2)
+
+
+def bn_after_last_activation():
+    """Bug 5 (the trailing case): a float batch-norm after the last activation has no exact integer form
+    in front of the classifier; the classifier runs as a float MatMul in the host tail, the rest in
+    hardware."""
+    return nn.Sequential(
+        _input_quant(), QuantConv2d(2, 4, 3, bias=False, **weight_kwargs(4)), activation("relu", 4),
+        batch_norm(nn.BatchNorm2d, 4), nn.Flatten(), QuantLinear(4 * 4 * 4, 4, bias=False, **weight_kwargs(4)),
+    ), (1, 2, 6, 6)
+
+
+@pytest.mark.parametrize("pattern", ["two_linear_float_channel_scale", "bn_after_last_activation"])
+def test_an_unabsorbable_channel_scale_before_the_last_layer_keeps_it_on_the_host(pattern):
+    folded, _ = to_hw_and_fold(pattern)
+    kinds = ops(folded)
     assert kinds.count("MVAU") == 1 and kinds.index("MVAU") < kinds.index("MatMul")
 
 
@@ -200,9 +217,62 @@ def test_conv1d_builds_as_height_one_conv2d():
     assert [list(getCustomOp(n).get_nodeattr("ConvKernelDim")) for n in windows] == [[1, 3], [1, 3]]
 
 
-PATTERNS = {f.__name__: f for f in (pool_after_linear, xnor_conv_pool_sign, view_flatten, conv1d,
-                                              bn_negative_gamma_after_pool, global_average_pool)}  # the slow test's
-HEAD_OPS_OF = {"conv1d": {*HEAD_OPS, "Unsqueeze"}}
+def bn_after_activation():
+    """Bug 5: a batch-norm after the activation (some gammas negative), then a max-pool and a quantizer:
+    the sign stays in front of the pool as an integer +-1 multiply (a ChannelwiseOp), the magnitude
+    and the offset move past the pool into the quantizer's thresholds."""
+    return nn.Sequential(
+        _input_quant(), QuantConv2d(2, 4, 3, padding=1, bias=False, **weight_kwargs(4)), activation("relu", 4),
+        batch_norm(nn.BatchNorm2d, 4), nn.MaxPool2d(2), activation("identity", 4),
+        QuantConv2d(4, 4, 3, padding=1, bias=False, **weight_kwargs(4)), activation("relu", 4), nn.Flatten(),
+        QuantLinear(4 * 3 * 3, 4, bias=False, **weight_kwargs(4)),
+    ), (1, 2, 6, 6)
+
+
+def per_channel_relu(ranges=(1.0, 2.0, 0.5, 4.0)):
+    """Bug 5: QuantReLU with learned per-channel scales (powers of two), read by a padded conv: the
+    scales become an integer per-channel multiply (a ChannelwiseOp, 2^k) and one scalar that moves into
+    the next thresholds. This crashed threshold refinement (a (1, C, 1, 1) scale)."""
+    relu = QuantReLU(act_quant=Uint8ActPerTensorFixedPoint, bit_width=4, scaling_per_output_channel=True,
+                     per_channel_broadcastable_shape=(1, 4, 1, 1), scaling_stats_permute_dims=(1, 0, 2, 3))
+    # The scales are learned from statistics in the first training steps: channels of different
+    # ranges get different scales.
+    scaling = relu.act_quant.fused_activation_quant_proxy.tensor_quant.scaling_impl
+    x = torch.rand(8, 4, 3, 3, generator=torch.Generator().manual_seed(0)) * torch.tensor(ranges).reshape(1, 4, 1, 1)
+    with torch.no_grad():
+        for _ in range(scaling.collect_stats_steps + 1):
+            relu(x)
+    return nn.Sequential(
+        _input_quant(), QuantConv2d(2, 4, 3, padding=1, bias=False, **weight_kwargs(4)), relu,
+        QuantConv2d(4, 3, 3, padding=1, bias=False, **weight_kwargs(4)), activation("relu", 4), nn.Flatten(),
+        QuantLinear(3 * 6 * 6, 4, bias=False, **weight_kwargs(4)),
+    ), (1, 2, 6, 6)
+
+
+def test_batch_norm_after_the_activation_keeps_its_sign_before_the_pool():
+    folded, _ = to_hw_and_fold("bn_after_activation")
+    kinds = ops(folded)
+    assert kinds[kinds.index("MVAU") + 1:][:3] == ["ChannelwiseOp", "StreamingMaxPool", "Thresholding"]
+    (op,) = [n for n in folded.graph.node if n.op_type == "ChannelwiseOp"]
+    assert set(folded.get_initializer(op.input[1])[:, 0]) == {-1.0, 1.0}  # batch_norm() negates every other gamma
+
+
+def test_per_channel_power_of_two_activation_scales_become_an_integer_multiply():
+    folded, _ = to_hw_and_fold("per_channel_relu")
+    kinds = [k for k in ops(folded) if k != "StreamingDataWidthConverter"]
+    assert kinds[kinds.index("MVAU") + 1:][:3] == ["ChannelwiseOp", "FMPadding", "ConvolutionInputGenerator"]
+    (op,) = [n for n in folded.graph.node if n.op_type == "ChannelwiseOp"]
+    params = folded.get_initializer(op.input[1])
+    assert list(params[:, 0]) == [2.0, 4.0, 1.0, 8.0] and not params[:, 1].any()  # each scale over the smallest
+
+
+PATTERNS = {f.__name__: f for f in (pool_after_linear, xnor_conv_pool_sign, view_flatten, conv1d, raw_float_input,
+                                    bn_negative_gamma_after_pool, global_average_pool, bn_after_activation,
+                                    per_channel_relu, two_linear_float_channel_scale, bn_after_last_activation)}
+# What stays on the host besides HEAD_OPS and TAIL_OPS, where a pattern keeps more there.
+HEAD_OPS_OF = {"conv1d": {*HEAD_OPS, "Unsqueeze"}, "raw_float_input": {*HEAD_OPS, "Conv", "Mul", "Relu"}}
+TAIL_OPS_OF = {"two_linear_float_channel_scale": {*TAIL_OPS, "MatMul"},
+               "bn_after_last_activation": {*TAIL_OPS, "MatMul", "Flatten", "Transpose"}}
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from brevitas.nn import QuantConv2d, QuantConvTranspose2d, QuantLinear
+from brevitas.nn import QuantConv2d, QuantConvTranspose2d, QuantLinear, QuantReLU
 from torch import nn
 
 from qnnflow.base.errors import QnnflowError
@@ -16,16 +16,29 @@ from qnnflow.transforms.to_hw import to_hw
 
 from .nets import activation, weight_kwargs
 from .test_generality import _input_quant, _randomized
+from .test_generality_patterns import batch_norm
 
 
 def conv(cin, cout, k=3, **kwargs):
     return QuantConv2d(cin, cout, k, bias=False, **kwargs, **weight_kwargs(4))
 
 
-def around(*middle, features):
-    """Input quantizer, a 4-channel conv and activation, ``middle``, then a quantized classifier."""
-    return nn.Sequential(_input_quant(), conv(2, 4, padding=1), activation("relu", 4), *middle, nn.Flatten(),
+def around(*middle, features, act=None):
+    """Input quantizer, a 4-channel conv and activation (``act``, default a ReLU), ``middle``, then a
+    quantized classifier."""
+    return nn.Sequential(_input_quant(), conv(2, 4, padding=1), act or activation("relu", 4), *middle, nn.Flatten(),
                          QuantLinear(features, 4, bias=False, **weight_kwargs(4)))
+
+
+def float_per_channel_relu():
+    """Brevitas's default QuantReLU with per-channel scales, learned (from statistics) to differ."""
+    relu = QuantReLU(bit_width=4, scaling_per_output_channel=True, per_channel_broadcastable_shape=(1, 4, 1, 1),
+                     scaling_stats_permute_dims=(1, 0, 2, 3))
+    x = torch.rand(8, 4, 3, 3, generator=torch.Generator().manual_seed(0)) * torch.tensor([1.0, 1.7, 0.6, 3.1]).reshape(1, 4, 1, 1)
+    with torch.no_grad():
+        for _ in range(relu.act_quant.fused_activation_quant_proxy.tensor_quant.scaling_impl.collect_stats_steps + 1):
+            relu(x)
+    return relu
 
 
 class TwoBranches(nn.Module):
@@ -56,6 +69,14 @@ CASES = {  # name: (network on a (1, 2, 4, 4) input, the node named, a word of t
     "float-conv": (lambda: around(nn.Conv2d(4, 4, 3, padding=1, bias=False), activation("relu", 4), features=64),
                    "Conv_1", "quantize"),
     "residual-add": (lambda: TwoBranches("add"), "Add_0", "skip connection"),
+    # per-channel float scales with no exact integer form (issue 13, bug 5)
+    "batch-norm-after-activation": (lambda: around(batch_norm(nn.BatchNorm2d, 4), conv(4, 4, padding=1),
+                                                   activation("relu", 4), features=64), "Mul_0", "QuantIdentity"),
+    "batch-norm-after-input-quantizer": (lambda: nn.Sequential(
+        _input_quant(), batch_norm(nn.BatchNorm2d, 2), conv(2, 4, padding=1), activation("relu", 4), nn.Flatten(),
+        QuantLinear(64, 4, bias=False, **weight_kwargs(4))), "Mul_0", "before the activation (or the input quantizer)"),
+    "per-channel-float-activation-scales": (lambda: around(conv(4, 4, padding=1), activation("relu", 4), features=64,
+                                                           act=float_per_channel_relu()), "Mul_0", "power-of-two"),
     "concat": (lambda: TwoBranches("concat"), "Concat_0", "concat"),
 }
 
