@@ -1,7 +1,8 @@
 """Conversion of the lowered NHWC graph to hardware dataflow nodes (``qnnflow.hls.nodes``).
 
 - MatMul (integer weights) + MultiThreshold -> MVAU with thresholds; a MatMul alone -> MVAU
-  without activation; Im2Col -> [FMPadding] + ConvolutionInputGenerator; MaxPoolNHWC ->
+  without activation; Im2Col -> [FMPadding] + ConvolutionInputGenerator (ConvolutionInputGenerator1D
+  for a height-1 image and kernel); MaxPoolNHWC ->
   StreamingMaxPool; a MultiThreshold alone -> Thresholding; TopK -> LabelSelect; an integer
   per-channel Mul in front of a MultiThreshold (a factored-out sign) -> ChannelwiseOp; ReduceSum
   over H, W (a global average pool's sum) -> GlobalAccPool.
@@ -330,8 +331,10 @@ class ConvertToHWNodes(Transformation):
             ))
             x = padded
         _, oh, ow, _ = model.get_tensor_shape(im2col.output[0])
+        one_d = h == 1 and kh == 1  # a Conv1d or 1xK kernel: the ring-buffer unit
         nodes.append(helper.make_node(
-            "ConvolutionInputGenerator", [x], [im2col.output[0]], domain=HW_DOMAIN, name=im2col.name,
+            "ConvolutionInputGenerator1D" if one_d else "ConvolutionInputGenerator", [x], [im2col.output[0]],
+            domain=HW_DOMAIN, name=im2col.name,
             ConvKernelDim=[kh, kw], IFMChannels=c, IFMDim=[h, w], OFMDim=[oh, ow], Stride=[sh, sw],
             Dilation=[1, 1], SIMD=1, inputDataType=dtype.name, outputDataType=dtype.name,
         ))

@@ -6,7 +6,8 @@
 // elements (BINARY, BIPOLAR) the max is an OR.
 //
 // Running maxima for the NR = ceil(KH/SH) output rows that one input row can touch, each
-// OW x CF words.  Every input word updates the (at most NR x NX) windows containing it; the
+// OWB x CF words: OWB = OW, or NX when KH = 1 (a 1-D pool: a row's windows close before the next
+// row starts, and at most NX = ceil(KW/SW) of them are open at once; window ox uses ox % OWB).  Every input word updates the (at most NR x NX) windows containing it; the
 // window whose last element it is is complete and leaves at once, so outputs stream out in
 // order while inputs arrive (one input word per iteration).  Consecutive words of one pixel
 // row update the same running maximum when CH/PE = 1 (a read-modify-write dependence that
@@ -34,17 +35,19 @@ ap_uint<W> max_lanes(const ap_uint<W>& a, const ap_uint<W>& b) {
     return m;
 }
 
-// running[NR][OW][CF]: the caller's memory, partitioned completely on dim 1 and cyclically by NX on
+// running[NR][OWB][CF]: the caller's memory, partitioned completely on dim 1 and cyclically by NX on
 // dim 2 (hls/nodes/maxpool.py memories()).
 template <class C>
 void maxpool(hls::stream<ap_uint<C::PE * C::elem_t::bits> >& in, hls::stream<ap_uint<C::PE * C::elem_t::bits> >& out,
-             ap_uint<C::PE * C::elem_t::bits> running[(C::KH + C::SH - 1) / C::SH][C::OW][C::CH / C::PE]) {
+             ap_uint<C::PE * C::elem_t::bits> running[(C::KH + C::SH - 1) / C::SH]
+                                                     [C::KH == 1 ? (C::KW + C::SW - 1) / C::SW : C::OW][C::CH / C::PE]) {
     typedef ap_uint<C::PE * C::elem_t::bits> word;
     typedef typename C::elem_t E;
     enum { CF = C::CH / C::PE, NR = (C::KH + C::SH - 1) / C::SH, NX = (C::KW + C::SW - 1) / C::SW };
+    enum { OWB = C::KH == 1 ? NX : C::OW };
     const word lowest = splat<E, C::PE>(E::lowest());
     for (unsigned r = 0; r < NR; r++)
-        for (unsigned ox = 0; ox < C::OW; ox++)
+        for (unsigned ox = 0; ox < OWB; ox++)
             for (unsigned cf = 0; cf < CF; cf++) {
 #pragma HLS PIPELINE II=1
                 running[r][ox][cf] = lowest;
@@ -64,13 +67,13 @@ void maxpool(hls::stream<ap_uint<C::PE * C::elem_t::bits> >& in, hls::stream<ap_
                 const unsigned ox = qx - dx;
                 const bool ok = row_ok && dx <= qx && ox < unsigned(C::OW) && x < ox * C::SW + C::KW;
                 if (ok) {
-                    const unsigned r = oy % NR;
-                    const word m = max_lanes<E>(running[r][ox][cf], v);
+                    const unsigned r = oy % NR, b = ox % OWB;
+                    const word m = max_lanes<E>(running[r][b][cf], v);
                     if (y == oy * C::SH + C::KH - 1 && x == ox * C::SW + C::KW - 1) {
                         out.write(m);  // the window's last element: complete
-                        running[r][ox][cf] = lowest;
+                        running[r][b][cf] = lowest;
                     } else {
-                        running[r][ox][cf] = m;
+                        running[r][b][cf] = m;
                     }
                 }
             }

@@ -19,11 +19,13 @@ from qnnflow.hls.nodes.maxpool import StreamingMaxPool
 from qnnflow.hls.nodes.mvau import MVAU
 from qnnflow.hls.nodes.padding import FMPadding
 from qnnflow.hls.nodes.sliding_window import ConvolutionInputGenerator
+from qnnflow.hls.nodes.sliding_window_1d import ConvolutionInputGenerator1D
 from qnnflow.hls.nodes.thresholding import Thresholding
 
 _BUILTIN = (
     MVAU,
     ConvolutionInputGenerator,
+    ConvolutionInputGenerator1D,
     FMPadding,
     StreamingMaxPool,
     Thresholding,

@@ -96,13 +96,20 @@ class StreamingMaxPool(HWNode):
         pe = self.get_nodeattr("PE")
         return (*self.normal_output_shape()[:-1], self.get_nodeattr("NumChannels") // pe, pe)
 
+    def _open_windows(self) -> tuple[int, int]:
+        """(NX, OWB) of maxpool.hpp: ceil(KW/SW) windows an input word updates, and the windows of a row
+        kept open: all OW, or only NX for a 1-D pool (KH = 1), whose windows close within their row."""
+        _, (kh, kw), (_, sw), _ = self._geometry()
+        nx = math.ceil(kw / sw)
+        return nx, nx if kh == 1 else self._out_hw()[1]
+
     def memories(self):
-        """The running maxima of maxpool.hpp: ceil(KH/SH) rows (one memory each) of OW x C/PE words of
+        """The running maxima of maxpool.hpp: ceil(KH/SH) rows (one memory each) of OWB x C/PE words of
         PE*bits, each row split cyclically into ceil(KW/SW) memories (the windows an input word updates)."""
-        _, (kh, kw), (sh, sw), c = self._geometry()
+        _, (kh, _), (sh, _), c = self._geometry()
         pe = self.get_nodeattr("PE")
-        nx, ow = math.ceil(kw / sw), self._out_hw()[1]
-        return [Memory("buffer", math.ceil(kh / sh) * nx, math.ceil(ow / nx) * (c // pe),
+        nx, owb = self._open_windows()
+        return [Memory("buffer", math.ceil(kh / sh) * nx, math.ceil(owb / nx) * (c // pe),
                        pe * self.input_datatype().bitwidth(), "auto")]
 
     def initiation_interval(self) -> int:
@@ -136,9 +143,10 @@ class StreamingMaxPool(HWNode):
         check_emittable(self, model)
         (h, w), (kh, kw), (sh, sw), ch = self._geometry()
         oh, ow = self._out_hw()
-        pe, nr, nx = self.get_nodeattr("PE"), math.ceil(kh / sh), math.ceil(kw / sw)
+        pe, nr = self.get_nodeattr("PE"), math.ceil(kh / sh)
+        nx, owb = self._open_windows()
         constants = dict(H=h, W=w, CH=ch, PE=pe, KH=kh, KW=kw, SH=sh, SW=sw, OH=oh, OW=ow)
-        lines = [f"ap_uint<{pe * self.input_datatype().bitwidth()}> buffer[{nr}][{ow}][{ch // pe}];",
+        lines = [f"ap_uint<{pe * self.input_datatype().bitwidth()}> buffer[{nr}][{owb}][{ch // pe}];",
                  "#pragma HLS ARRAY_PARTITION variable=buffer complete dim=1",
                  f"#pragma HLS ARRAY_PARTITION variable=buffer cyclic factor={nx} dim=2"]
         return pixel_stream_kernel(self, ident, "PE", constants, "maxpool", buffer=lines)

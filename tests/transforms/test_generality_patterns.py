@@ -196,7 +196,7 @@ def test_two_linear_layers_with_a_float_channel_scale_between_keep_the_last_on_t
 
 def test_conv1d_builds_as_height_one_conv2d():
     folded, _ = to_hw_and_fold("conv1d")
-    windows = [n for n in folded.graph.node if n.op_type == "ConvolutionInputGenerator"]
+    windows = [n for n in folded.graph.node if n.op_type == "ConvolutionInputGenerator1D"]
     assert [list(getCustomOp(n).get_nodeattr("ConvKernelDim")) for n in windows] == [[1, 3], [1, 3]]
 
 

@@ -98,6 +98,24 @@ def test_sliding_window(case, cppsim_cache):
     assert_exact(cppsim_all(models, cppsim_cache), [f"{case}/SIMD={s}" for s in (1, c, 2)])
 
 
+SWG_1D_CASES = {
+    # name: (kernel width, channels, image width, stride)
+    "1x3-stride1": (3, 4, 9, 1),
+    "1x3-stride2-leftover": (3, 4, 10, 2),
+    "1x2-stride3-gaps": (2, 2, 9, 3),
+    "1x1": (1, 4, 5, 1),
+}
+
+
+@pytest.mark.parametrize("case", list(SWG_1D_CASES))
+def test_sliding_window_1d(case, cppsim_cache):
+    kw, c, w, sw = SWG_1D_CASES[case]
+    models = [node_model("ConvolutionInputGenerator1D", dict(
+        ConvKernelDim=[1, kw], IFMChannels=c, IFMDim=[1, w], OFMDim=[1, (w - kw) // sw + 1], Stride=[1, sw],
+        SIMD=simd, inputDataType="INT3", outputDataType="INT3")) for simd in (1, c, 2)]
+    assert_exact(cppsim_all(models, cppsim_cache), [f"{case}/SIMD={s}" for s in (1, c, 2)])
+
+
 def test_padding(cppsim_cache):
     cases = [("INT4", [1, 2, 0, 1], -3, s) for s in (1, 6, 3)] + [("BINARY", [1, 1, 1, 1], 1, 2)]
     models = [node_model("FMPadding", dict(ImgDim=[5, 4], Padding=pad, NumChannels=6, SIMD=simd,
@@ -119,6 +137,14 @@ def test_maxpool(case, cppsim_cache):
     models = [node_model("StreamingMaxPool", dict(ImgDim=[7, 6], PoolDim=pool, Stride=stride, NumChannels=4,
                                                   PE=pe, dataType=dt)) for pe in (1, 4, 2)]
     assert_exact(cppsim_all(models, cppsim_cache), [f"{case}/PE={p}" for p in (1, 4, 2)])
+
+
+@pytest.mark.parametrize("pool,stride", [([1, 2], [1, 2]), ([1, 3], [1, 2]), ([1, 2], [1, 3])],
+                         ids=["1x2-stride2", "1x3-stride2-overlap", "1x2-stride3-gaps"])
+def test_maxpool_1d_keeps_only_open_windows(pool, stride, cppsim_cache):
+    models = [node_model("StreamingMaxPool", dict(ImgDim=[1, 11], PoolDim=pool, Stride=stride, NumChannels=4,
+                                                  PE=pe, dataType="INT4")) for pe in (1, 4, 2)]
+    assert_exact(cppsim_all(models, cppsim_cache), [f"{pool}/PE={p}" for p in (1, 4, 2)])
 
 
 def test_thresholding(cppsim_cache):

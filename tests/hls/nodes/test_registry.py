@@ -20,6 +20,8 @@ EXAMPLES = {
                   outputDataType="INT8", noActivation=1, accDataType="INT8"), (2, 6), "UINT2"),
     "ConvolutionInputGenerator": (dict(ConvKernelDim=[2, 2], IFMChannels=2, IFMDim=[3, 3], OFMDim=[2, 2],
                                        inputDataType="INT4", outputDataType="INT4"), (2, 3, 3, 2), "INT4"),
+    "ConvolutionInputGenerator1D": (dict(ConvKernelDim=[1, 3], IFMChannels=2, IFMDim=[1, 5], OFMDim=[1, 2],
+                                         Stride=[1, 2], inputDataType="INT4", outputDataType="INT4"), (2, 1, 5, 2), "INT4"),
     "FMPadding": (dict(ImgDim=[3, 3], Padding=[1, 1, 1, 1], NumChannels=2, inputDataType="INT4"), (2, 3, 3, 2), "INT4"),
     "StreamingMaxPool": (dict(ImgDim=[4, 4], PoolDim=[2, 2], NumChannels=2, dataType="INT4"), (2, 4, 4, 2), "INT4"),
     "Thresholding": (dict(inputs=["x", "T"], NumChannels=2, inputDataType="INT4", outputDataType="UINT2"), (2, 2), "INT4"),
