@@ -106,7 +106,7 @@ class LowerToNHWC(Transformation):
         x = node.input[0]
         if op == "Conv":
             self._conv(model, node, nhwc)
-        elif op == "MultiThreshold":
+        elif op in ("MultiThreshold", "QuantAvgPool2d"):  # QuantAvgPool2d: an average pool's window sum
             getCustomOp(node).set_nodeattr("data_layout", "NHWC")
             self._follow(model, node, nhwc)
         elif op == "MaxPool":

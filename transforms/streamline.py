@@ -13,7 +13,7 @@ so that layers compute integer accumulators compared against integer thresholds:
 - Add before Mul swaps (x + b) * a = x * a + a * b; consecutive Muls or Adds merge;
 - a scalar Mul moves past MatMul/Conv; an Add moves past MatMul (as b @ W) and
   unpadded Conv; Mul (non-negative) and Add move past MaxPool; per-channel Mul and Add move past
-  a global sum (the Add times H*W); both move past
+  a global sum (the Add times H*W) and an unpadded square average pool; both move past
   Reshape/Flatten/Transpose (the constant is reshaped with the tensor);
 - a non-negative Mul moves past Relu, and a Relu right before a MultiThreshold folds
   into its thresholds;
@@ -22,7 +22,9 @@ so that layers compute integer accumulators compared against integer thresholds:
 - Mul + Add in front of a MultiThreshold are absorbed: T' = (T - b) / a, computed in
   float64, rounded up to integers when the input is integer (exact for >=); where some a < 0
   on an integer input (a batch-norm's negative gamma behind a max-pool), an integer +-1 Mul
-  stays in front (sign(a) x >= (T - b) / |a|), which to_hw makes a ChannelwiseOp.
+  stays in front (sign(a) x >= (T - b) / |a|), which to_hw makes a ChannelwiseOp;
+- an average pool of integers whose output reaches thresholds becomes an exact window sum and a
+  scale 1/(k*k) that moves on into them (``avgpool``).
 
 Each rewrite handles every match in one pass, with numpy over whole tensors; nodes in
 the float head (before the input quantizer) are never touched.
@@ -40,6 +42,7 @@ from qonnx.transformation.batchnorm_to_affine import BatchNormToAffine
 from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.transformation.infer_shapes import InferShapes
 
+from qnnflow.transforms.avgpool import AveragePoolToWindowSum, TruncToQuant, square_unpadded_pool
 from qnnflow.transforms.canonical import CANONICAL
 from qnnflow.transforms.graph import const_operand, fresh_name, head_nodes, remove_node, single_consumer
 
@@ -190,6 +193,11 @@ class MoveAffineDownstream(Transformation):
             if not _is_channelwise(c, shape, _channel_axis(model, node.output[0], layout)):
                 return False
             if op == "Mul" and np.any(c < 0):
+                return False
+            _swap(model, node, consumer)
+            return True
+        if cop == "AveragePool" and square_unpadded_pool(consumer) is not None:  # avg(a x + b) = a avg(x) + b
+            if not _is_channelwise(c, model.get_tensor_shape(node.output[0]), 1):
                 return False
             _swap(model, node, consumer)
             return True
@@ -417,6 +425,7 @@ def streamline(model: ModelWrapper, probes: np.ndarray | None = None, notes: lis
     for transform in (
         *(canonical() for canonical in CANONICAL),
         FoldWeightQuantizers(),
+        TruncToQuant(),
         SplitActivationScales(),
         QuantToMultiThreshold(),
         BatchNormToAffine(),
@@ -426,7 +435,8 @@ def streamline(model: ModelWrapper, probes: np.ndarray | None = None, notes: lis
         InferDataTypes(),
     ):
         model = model.transform(transform)
-    rewrites = (MoveAffineDownstream(), MakeScalesNonNegative(), AbsorbAffineIntoThresholds(), RemoveReluBeforeThresholds())
+    rewrites = (MoveAffineDownstream(), MakeScalesNonNegative(), AbsorbAffineIntoThresholds(), RemoveReluBeforeThresholds(),
+                AveragePoolToWindowSum())
     changed = True
     while changed:
         changed = False

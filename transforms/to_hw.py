@@ -5,7 +5,8 @@
   for a height-1 image and kernel); MaxPoolNHWC ->
   StreamingMaxPool; a MultiThreshold alone -> Thresholding; TopK -> LabelSelect; an integer
   per-channel Mul in front of a MultiThreshold (a factored-out sign) -> ChannelwiseOp; ReduceSum
-  over H, W (a global average pool's sum) -> GlobalAccPool.
+  over H, W (a global average pool's sum) -> GlobalAccPool; an average pool's window sum
+  (QuantAvgPool2d without truncation) -> SumPool.
 - Binary activations: a bipolar (+-1) tensor whose readers (through pools, unpadded
   convolutions and flattens) are all MatMul/Conv with bipolar weights travels as bits
   (0/1) and those MatMuls become XNOR-popcount MVAUs, with thresholds moved to popcount
@@ -174,6 +175,9 @@ class ConvertToHWNodes(Transformation):
                 InferDataTypes().apply(model)
             elif node.op_type == "ReduceSum":
                 self._global_acc_pool(model, node)
+                InferDataTypes().apply(model)
+            elif node.op_type == "QuantAvgPool2d":
+                self._sum_pool(model, node)
                 InferDataTypes().apply(model)
         for node in list(model.graph.node):
             if node.op_type == "Im2Col":
@@ -368,6 +372,21 @@ class ConvertToHWNodes(Transformation):
         )
         self._replace(model, [reduce], node)
 
+    def _sum_pool(self, model, pool):
+        """An average pool's exact window sum (QuantAvgPool2d without truncation, NHWC) -> SumPool."""
+        inst = getCustomOp(pool)
+        x = pool.input[0]
+        shape, dtype = model.get_tensor_shape(x), _dtype(model, x)
+        k, stride = inst.get_nodeattr("kernel"), inst.get_nodeattr("stride")
+        if inst.get_nodeattr("data_layout") != "NHWC" or inst.get_shifts() or not dtype.is_integer():
+            return
+        node = helper.make_node(
+            "SumPool", [x], [pool.output[0]], domain=HW_DOMAIN, name=pool.name, ImgDim=list(shape[1:3]),
+            PoolDim=[k, k], Stride=[stride, stride], NumChannels=shape[3], PE=1, inputDataType=dtype.name,
+            outputDataType=_smallest_int_type(k * k * dtype.min(), k * k * dtype.max()).name,
+        )
+        self._replace(model, [pool], node)
+
     def _channelwise(self, model, mul):
         """An integer per-channel Mul in front of a MultiThreshold (the sign streamlining factors out of
         a negative scale) -> ChannelwiseOp."""
@@ -484,7 +503,9 @@ TO_HW = (EncodeBipolarActivations, LowerToNHWC, ConvertToHWNodes, RemoveStreamRe
 
 # Layers with no hardware form, and what the user can change.
 NO_HARDWARE_FORM = {
-    "AveragePool": "use nn.MaxPool2d, or pool after the last layer",
+    "AveragePool": ("an average pool builds only between quantized activations, where its 1/(k*k) goes into the "
+                    "next activation's thresholds (unpadded, square); add a quantized activation after it, use "
+                    "nn.MaxPool2d, or pool after the last layer"),
     "GlobalAveragePool": "flatten into the classifier instead, or pool after the last layer",
     "Resize": "remove the upsampling or move it before the input quantizer",
     "Upsample": "remove the upsampling or move it before the input quantizer",

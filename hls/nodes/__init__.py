@@ -20,6 +20,7 @@ from qnnflow.hls.nodes.mvau import MVAU
 from qnnflow.hls.nodes.padding import FMPadding
 from qnnflow.hls.nodes.sliding_window import ConvolutionInputGenerator
 from qnnflow.hls.nodes.sliding_window_1d import ConvolutionInputGenerator1D
+from qnnflow.hls.nodes.sum_pool import SumPool
 from qnnflow.hls.nodes.thresholding import Thresholding
 
 _BUILTIN = (
@@ -28,6 +29,7 @@ _BUILTIN = (
     ConvolutionInputGenerator1D,
     FMPadding,
     StreamingMaxPool,
+    SumPool,
     Thresholding,
     ChannelwiseOp,
     GlobalAccPool,

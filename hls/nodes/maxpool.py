@@ -110,7 +110,7 @@ class StreamingMaxPool(HWNode):
         pe = self.get_nodeattr("PE")
         nx, owb = self._open_windows()
         return [Memory("buffer", math.ceil(kh / sh) * nx, math.ceil(owb / nx) * (c // pe),
-                       pe * self.input_datatype().bitwidth(), "auto")]
+                       pe * self.output_datatype().bitwidth(), "auto")]
 
     def initiation_interval(self) -> int:
         """With one word per pixel (C/PE = 1) consecutive words of a window update the same running
@@ -139,14 +139,19 @@ class StreamingMaxPool(HWNode):
             buffer.count * pe * 2 * cost.comparator_luts(bits)
         return {"LUT": int(luts), "BRAM18": mem["BRAM18"], "DSP": 0}
 
-    def emit(self, model, ident: str) -> Kernel:
-        check_emittable(self, model)
+    def kernel_config(self) -> tuple[dict, list[str]]:
+        """The kernel's constants and the C++ lines declaring its running values ``buffer``."""
         (h, w), (kh, kw), (sh, sw), ch = self._geometry()
         oh, ow = self._out_hw()
         pe, nr = self.get_nodeattr("PE"), math.ceil(kh / sh)
         nx, owb = self._open_windows()
         constants = dict(H=h, W=w, CH=ch, PE=pe, KH=kh, KW=kw, SH=sh, SW=sw, OH=oh, OW=ow)
-        lines = [f"ap_uint<{pe * self.input_datatype().bitwidth()}> buffer[{nr}][{owb}][{ch // pe}];",
+        lines = [f"ap_uint<{pe * self.output_datatype().bitwidth()}> buffer[{nr}][{owb}][{ch // pe}];",
                  "#pragma HLS ARRAY_PARTITION variable=buffer complete dim=1",
                  f"#pragma HLS ARRAY_PARTITION variable=buffer cyclic factor={nx} dim=2"]
+        return constants, lines
+
+    def emit(self, model, ident: str) -> Kernel:
+        check_emittable(self, model)
+        constants, lines = self.kernel_config()
         return pixel_stream_kernel(self, ident, "PE", constants, "maxpool", buffer=lines)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from brevitas.nn import QuantConv1d, QuantConv2d, QuantLinear
-from brevitas.quant import Int8WeightPerChannelFloat
+from brevitas.nn import QuantConv1d, QuantConv2d, QuantLinear, QuantReLU, TruncAvgPool2d
+from brevitas.quant import Int8WeightPerChannelFloat, Uint8ActPerTensorFixedPoint
 from onnx import helper, numpy_helper
 from qonnx.custom_op.registry import getCustomOp
 from torch import nn
@@ -180,6 +180,34 @@ def test_global_average_pool_becomes_a_sum_pool():
     assert ops(folded)[ops(folded).index("MVAU"):][:3] == ["MVAU", "GlobalAccPool", "MVAU"]
 
 
+def average_pool():
+    """nn.AvgPool2d(3, stride 2, overlapping) between two quantized activations: an integer window sum
+    (SumPool) whose 1/9 goes into the next thresholds."""
+    return nn.Sequential(
+        _input_quant(), QuantConv2d(2, 4, 3, padding=1, bias=False, **weight_kwargs(4)), activation("hardtanh", 4),
+        nn.AvgPool2d(3, stride=2), activation("relu", 3), nn.Flatten(),
+        QuantLinear(4 * 3 * 3, 4, bias=False, **weight_kwargs(4)),
+    ), (1, 2, 7, 7)
+
+
+def trunc_average_pool():
+    """Brevitas's TruncAvgPool2d (AveragePool + Trunc): the window sum, and the truncation to 3 bits as
+    thresholds on it."""
+    return nn.Sequential(
+        _input_quant(), QuantConv2d(2, 4, 3, padding=1, bias=False, **weight_kwargs(4)),
+        QuantReLU(act_quant=Uint8ActPerTensorFixedPoint, bit_width=4, return_quant_tensor=True),
+        TruncAvgPool2d(2, bit_width=3), nn.Flatten(), QuantLinear(4 * 3 * 3, 4, bias=False, **weight_kwargs(4)),
+    ), (1, 2, 6, 6)
+
+
+@pytest.mark.parametrize("pattern", ["average_pool", "trunc_average_pool"])
+def test_average_pool_between_quantized_layers_becomes_a_window_sum(pattern):
+    folded, _ = to_hw_and_fold(pattern)
+    kinds = ops(folded)
+    assert kinds[kinds.index("SumPool") - 1:][:3] == ["MVAU", "SumPool", "Thresholding"]
+    assert "Mul" not in kinds[:kinds.index("MVAU", kinds.index("SumPool"))]
+
+
 def test_two_linear_layers_with_a_float_channel_scale_between_keep_the_last_on_the_host():
     """Bug 5 (the trailing case): per-channel float weight scales on the first of two linear layers
     with no activation between them: no threshold absorbs the scale, so the last layer runs as a
@@ -201,7 +229,8 @@ def test_conv1d_builds_as_height_one_conv2d():
 
 
 PATTERNS = {f.__name__: f for f in (pool_after_linear, xnor_conv_pool_sign, view_flatten, conv1d,
-                                              bn_negative_gamma_after_pool, global_average_pool)}  # the slow test's
+                                              bn_negative_gamma_after_pool, global_average_pool, average_pool,
+                                              trunc_average_pool)}  # the slow test's
 HEAD_OPS_OF = {"conv1d": {*HEAD_OPS, "Unsqueeze"}}
 
 

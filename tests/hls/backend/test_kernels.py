@@ -147,6 +147,22 @@ def test_maxpool_1d_keeps_only_open_windows(pool, stride, cppsim_cache):
     assert_exact(cppsim_all(models, cppsim_cache), [f"{pool}/PE={p}" for p in (1, 4, 2)])
 
 
+SUM_POOL_CASES = {  # name: (image, pool, stride, input type, output type)
+    "2x2-stride2-uint": ([6, 6], [2, 2], [2, 2], "UINT4", "UINT6"),
+    "3x3-stride2-overlap-int": ([7, 6], [3, 3], [2, 2], "INT4", "INT8"),
+    "3x3-stride3-leftover": ([7, 7], [3, 3], [3, 3], "INT3", "INT7"),
+    "1x2-stride2-1d": ([1, 9], [1, 2], [1, 2], "UINT2", "UINT3"),
+}
+
+
+@pytest.mark.parametrize("case", list(SUM_POOL_CASES))
+def test_sum_pool(case, cppsim_cache):
+    image, pool, stride, idt, odt = SUM_POOL_CASES[case]
+    models = [node_model("SumPool", dict(ImgDim=image, PoolDim=pool, Stride=stride, NumChannels=4, PE=pe,
+                                         inputDataType=idt, outputDataType=odt)) for pe in (1, 4, 2)]
+    assert_exact(cppsim_all(models, cppsim_cache), [f"{case}/PE={p}" for p in (1, 4, 2)])
+
+
 def test_thresholding(cppsim_cache):
     rng = np.random.default_rng(5)
     models = []

@@ -24,6 +24,8 @@ EXAMPLES = {
                                          Stride=[1, 2], inputDataType="INT4", outputDataType="INT4"), (2, 1, 5, 2), "INT4"),
     "FMPadding": (dict(ImgDim=[3, 3], Padding=[1, 1, 1, 1], NumChannels=2, inputDataType="INT4"), (2, 3, 3, 2), "INT4"),
     "StreamingMaxPool": (dict(ImgDim=[4, 4], PoolDim=[2, 2], NumChannels=2, dataType="INT4"), (2, 4, 4, 2), "INT4"),
+    "SumPool": (dict(ImgDim=[4, 4], PoolDim=[2, 2], NumChannels=2, inputDataType="INT4", outputDataType="INT6"),
+                (2, 4, 4, 2), "INT4"),
     "Thresholding": (dict(inputs=["x", "T"], NumChannels=2, inputDataType="INT4", outputDataType="UINT2"), (2, 2), "INT4"),
     "ChannelwiseOp": (dict(inputs=["x", "P"], NumChannels=2, inputDataType="INT4", outputDataType="INT8",
                            paramDataType="INT3"), (2, 2), "INT4"),
