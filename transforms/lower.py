@@ -6,7 +6,8 @@ so every 4D tensor after the float head becomes NHWC in one walk over the graph:
 - a Transpose to NHWC is inserted where a 4D tensor leaves the float head;
 - Conv becomes Im2Col (NHWC, patch order ky, kx, c) + MatMul with the weights
   reordered to match; grouped or dilated convolutions are rejected by name;
-- MaxPool becomes MaxPoolNHWC, MultiThreshold and a global sum (ReduceSum) switch to NHWC, per-channel
+- MaxPool becomes MaxPoolNHWC, MultiThreshold, a global sum (ReduceSum), an average pool's window
+  sum (QuantAvgPool2d) and a nearest upsample (Resize) switch to NHWC, per-channel
   constants of Mul/Add are transposed;
 - a Flatten (or a Reshape to (N, C*H*W)) feeding a MatMul stays (flattening NHWC keeps the stream order) and the
   MatMul's weight rows are permuted from (c, h, w) to (h, w, c) order: no transpose
@@ -26,6 +27,7 @@ from qonnx.transformation.infer_shapes import InferShapes
 
 from qnnflow.base.errors import QnnflowError
 from qnnflow.transforms.graph import auto_pad, const_operand, fresh_name, head_nodes
+from qnnflow.transforms.upsample import nearest_factors, set_nearest_factors
 
 TO_NHWC, TO_NCHW = [0, 2, 3, 1], [0, 3, 1, 2]
 QONNX_DOMAIN = "qonnx.custom_op.general"
@@ -117,6 +119,10 @@ class LowerToNHWC(Transformation):
                 model.set_initializer(node.input[1 - idx], np.transpose(c, TO_NHWC))
             self._follow(model, node, nhwc)
         elif op in ("Relu", "Identity"):
+            self._follow(model, node, nhwc)
+        elif nearest_factors(model, node) is not None:  # a nearest upsample: the same factors in NHWC order
+            factors = nearest_factors(model, node)
+            set_nearest_factors(model, node, [factors[i] for i in TO_NHWC])
             self._follow(model, node, nhwc)
         elif op == "ReduceSum" and x in nhwc:  # the global sum pool: sum over H, W of the NHWC tensor
             model.set_initializer(node.input[1], np.array([1, 2], dtype=np.int64))

@@ -13,7 +13,7 @@ so that layers compute integer accumulators compared against integer thresholds:
 - Add before Mul swaps (x + b) * a = x * a + a * b; consecutive Muls or Adds merge;
 - a scalar Mul moves past MatMul/Conv; an Add moves past MatMul (as b @ W) and
   unpadded Conv; Mul (non-negative) and Add move past MaxPool; per-channel Mul and Add move past
-  a global sum (the Add times H*W) and an unpadded square average pool; both move past
+  a global sum (the Add times H*W), an unpadded square average pool and a nearest upsample; both move past
   Reshape/Flatten/Transpose (the constant is reshaped with the tensor);
 - a non-negative Mul moves past Relu, and a Relu right before a MultiThreshold folds
   into its thresholds;
@@ -45,6 +45,7 @@ from qonnx.transformation.infer_shapes import InferShapes
 from qnnflow.transforms.avgpool import AveragePoolToWindowSum, TruncToQuant, square_unpadded_pool
 from qnnflow.transforms.canonical import CANONICAL
 from qnnflow.transforms.graph import const_operand, fresh_name, head_nodes, remove_node, single_consumer
+from qnnflow.transforms.upsample import nearest_factors
 
 LINEAR = ("MatMul", "Conv")
 RESHAPING = ("Reshape", "Flatten", "Transpose")
@@ -193,6 +194,11 @@ class MoveAffineDownstream(Transformation):
             if not _is_channelwise(c, shape, _channel_axis(model, node.output[0], layout)):
                 return False
             if op == "Mul" and np.any(c < 0):
+                return False
+            _swap(model, node, consumer)
+            return True
+        if nearest_factors(model, consumer) is not None and consumer.input[0] == node.output[0]:  # repeats pixels
+            if not _is_channelwise(c, model.get_tensor_shape(node.output[0]), 1):
                 return False
             _swap(model, node, consumer)
             return True

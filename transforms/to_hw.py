@@ -6,7 +6,8 @@
   StreamingMaxPool; a MultiThreshold alone -> Thresholding; TopK -> LabelSelect; an integer
   per-channel Mul in front of a MultiThreshold (a factored-out sign) -> ChannelwiseOp; ReduceSum
   over H, W (a global average pool's sum) -> GlobalAccPool; an average pool's window sum
-  (QuantAvgPool2d without truncation) -> SumPool.
+  (QuantAvgPool2d without truncation) -> SumPool; a nearest upsample (Resize by integer factors) ->
+  UpsampleNearestNeighbour.
 - Binary activations: a bipolar (+-1) tensor whose readers (through pools, unpadded
   convolutions and flattens) are all MatMul/Conv with bipolar weights travels as bits
   (0/1) and those MatMuls become XNOR-popcount MVAUs, with thresholds moved to popcount
@@ -50,6 +51,7 @@ from qnnflow.transforms.lower import LowerToNHWC
 from qnnflow.hls.nodes.base import DOMAIN as HW_DOMAIN
 from qnnflow.hls.partition import LAYOUT_OPS, STREAM_TRANSPARENT, find_partition
 from qnnflow.transforms.streamline import MoveAffineDownstream
+from qnnflow.transforms.upsample import nearest_factors
 
 PASS_THROUGH = ("MaxPool", "MaxPoolNHWC", "Im2Col", *STREAM_TRANSPARENT)
 LINEAR = ("MatMul", "Conv")
@@ -186,6 +188,8 @@ class ConvertToHWNodes(Transformation):
                 self._maxpool(model, node)
             elif node.op_type == "Mul":
                 self._channelwise(model, node)
+            elif nearest_factors(model, node) is not None:
+                self._upsample(model, node)
         model = model.transform(InferDataTypes())
         for node in list(model.graph.node):
             if node.op_type == "MultiThreshold":
@@ -387,6 +391,20 @@ class ConvertToHWNodes(Transformation):
         )
         self._replace(model, [pool], node)
 
+    def _upsample(self, model, resize):
+        """A nearest upsample of an integer NHWC tensor by (1, sh, sw, 1) -> UpsampleNearestNeighbour."""
+        x = resize.input[0]
+        shape, dtype = model.get_tensor_shape(x), _dtype(model, x)
+        factors = nearest_factors(model, resize)
+        if len(shape) != 4 or factors[0] != 1 or factors[3] != 1 or not dtype.is_integer():
+            return
+        node = helper.make_node(
+            "UpsampleNearestNeighbour", [x], [resize.output[0]], domain=HW_DOMAIN, name=resize.name,
+            IFMDim=list(shape[1:3]), OFMDim=[shape[1] * factors[1], shape[2] * factors[2]], NumChannels=shape[3],
+            PE=1, inputDataType=dtype.name,
+        )
+        self._replace(model, [resize], node)
+
     def _channelwise(self, model, mul):
         """An integer per-channel Mul in front of a MultiThreshold (the sign streamlining factors out of
         a negative scale) -> ChannelwiseOp."""
@@ -507,8 +525,10 @@ NO_HARDWARE_FORM = {
                     "next activation's thresholds (unpadded, square); add a quantized activation after it, use "
                     "nn.MaxPool2d, or pool after the last layer"),
     "GlobalAveragePool": "flatten into the classifier instead, or pool after the last layer",
-    "Resize": "remove the upsampling or move it before the input quantizer",
-    "Upsample": "remove the upsampling or move it before the input quantizer",
+    "Resize": ("only a nearest upsample by integer factors builds (nn.Upsample(scale_factor=k, mode='nearest')); "
+               "use that, remove the upsampling or move it before the input quantizer"),
+    "Upsample": ("only a nearest upsample by integer factors builds (nn.Upsample(scale_factor=k, mode='nearest')); "
+                 "use that, remove the upsampling or move it before the input quantizer"),
     "ConvTranspose": "use a strided Conv2d, or move the layer off the accelerator",
     "Softmax": "keep it after the last layer (where it runs on the host) or drop it (the arg-max is unchanged)",
     "LogSoftmax": "keep it after the last layer (where it runs on the host) or drop it",
@@ -540,7 +560,7 @@ def refuse_unbuildable(model: ModelWrapper) -> None:
             continue
         what = f"node '{node.name}' ({node.op_type})"
         dynamic = [i for i in node.input if i and model.get_initializer(i) is None]
-        if node.op_type in NO_HARDWARE_FORM:
+        if node.op_type in NO_HARDWARE_FORM and nearest_factors(model, node) is None:
             raise QnnflowError(f"{what} sits between quantized layers and qnnflow has no dataflow node for "
                                f"{node.op_type}: {NO_HARDWARE_FORM[node.op_type]}")
         if node.op_type in ("Add", "Sum", "Concat", "Mul") and len(dynamic) > 1:

@@ -22,6 +22,7 @@ from qnnflow.hls.nodes.sliding_window import ConvolutionInputGenerator
 from qnnflow.hls.nodes.sliding_window_1d import ConvolutionInputGenerator1D
 from qnnflow.hls.nodes.sum_pool import SumPool
 from qnnflow.hls.nodes.thresholding import Thresholding
+from qnnflow.hls.nodes.upsample import UpsampleNearestNeighbour
 
 _BUILTIN = (
     MVAU,
@@ -33,6 +34,7 @@ _BUILTIN = (
     Thresholding,
     ChannelwiseOp,
     GlobalAccPool,
+    UpsampleNearestNeighbour,
     LabelSelect,
     StreamingFIFO,
     StreamingDataWidthConverter,

@@ -208,6 +208,24 @@ def test_average_pool_between_quantized_layers_becomes_a_window_sum(pattern):
     assert "Mul" not in kinds[:kinds.index("MVAU", kinds.index("SumPool"))]
 
 
+def upsample():
+    """nn.Upsample(scale_factor=2, mode='nearest') between quantized layers (an ONNX Resize): the
+    activation's scale moves past it and it becomes an UpsampleNearestNeighbour."""
+    return nn.Sequential(
+        _input_quant(), QuantConv2d(2, 4, 3, padding=1, bias=False, **weight_kwargs(4)), activation("relu", 4),
+        nn.Upsample(scale_factor=2), QuantConv2d(4, 2, 3, bias=False, **weight_kwargs(4)), activation("relu", 4),
+        nn.Flatten(), QuantLinear(2 * 6 * 6, 4, bias=False, **weight_kwargs(4)),
+    ), (1, 2, 4, 4)
+
+
+def test_nearest_upsample_repeats_pixels_in_hardware():
+    folded, _ = to_hw_and_fold("upsample")
+    kinds = ops(folded)
+    assert kinds[kinds.index("UpsampleNearestNeighbour") - 1] == "MVAU"
+    (node,) = [n for n in folded.graph.node if n.op_type == "UpsampleNearestNeighbour"]
+    assert list(getCustomOp(node).get_nodeattr("OFMDim")) == [8, 8]
+
+
 def test_two_linear_layers_with_a_float_channel_scale_between_keep_the_last_on_the_host():
     """Bug 5 (the trailing case): per-channel float weight scales on the first of two linear layers
     with no activation between them: no threshold absorbs the scale, so the last layer runs as a
@@ -230,7 +248,7 @@ def test_conv1d_builds_as_height_one_conv2d():
 
 PATTERNS = {f.__name__: f for f in (pool_after_linear, xnor_conv_pool_sign, view_flatten, conv1d,
                                               bn_negative_gamma_after_pool, global_average_pool, average_pool,
-                                              trunc_average_pool)}  # the slow test's
+                                              trunc_average_pool, upsample)}  # the slow test's
 HEAD_OPS_OF = {"conv1d": {*HEAD_OPS, "Unsqueeze"}}
 
 

@@ -48,8 +48,9 @@ class TwoBranches(nn.Module):
 CASES = {  # name: (network on a (1, 2, 4, 4) input, the node named, a word of the fix)
     # an average pool whose output meets no quantizer before the classifier (one that does builds: patterns)
     "float-average-pool": (lambda: around(nn.AvgPool2d(2), features=16), "AveragePool_0", "MaxPool"),
-    "upsample": (lambda: around(nn.Upsample(scale_factor=2), conv(4, 2), activation("relu", 4), features=72),
-                 "Resize_0", "remove the upsampling"),
+    # a nearest upsample by an integer factor builds (patterns); a bilinear one has no hardware form
+    "bilinear-upsample": (lambda: around(nn.Upsample(scale_factor=2, mode="bilinear"), conv(4, 2), activation("relu", 4),
+                                         features=72), "Resize_0", "mode='nearest'"),
     "transposed-conv": (lambda: around(QuantConvTranspose2d(4, 2, 2, stride=2, bias=False, **weight_kwargs(4)),
                                        activation("relu", 4), features=128), "ConvTranspose_0", "strided Conv2d"),
     "softmax-inside": (lambda: around(nn.Softmax(dim=1), activation("relu", 4), features=64), "Softmax_0",
