@@ -13,7 +13,8 @@ so that layers compute integer accumulators compared against integer thresholds:
 - Add before Mul swaps (x + b) * a = x * a + a * b; consecutive Muls or Adds merge;
 - a scalar Mul moves past MatMul/Conv; an Add moves past MatMul (as b @ W) and
   unpadded Conv; Mul (non-negative) and Add move past MaxPool; per-channel Mul and Add move past
-  a global sum (the Add times H*W), an unpadded square average pool and a nearest upsample; both move past
+  a global sum (the Add times H*W), an unpadded square average pool and a nearest upsample, and a Mul
+  past a transposed convolution's pixel padding; both move past
   Reshape/Flatten/Transpose (the constant is reshaped with the tensor);
 - a non-negative Mul moves past Relu, and a Relu right before a MultiThreshold folds
   into its thresholds;
@@ -44,6 +45,7 @@ from qonnx.transformation.infer_shapes import InferShapes
 
 from qnnflow.transforms.avgpool import AveragePoolToWindowSum, TruncToQuant, square_unpadded_pool
 from qnnflow.transforms.canonical import CANONICAL
+from qnnflow.transforms.deconv import pixel_pad_strides
 from qnnflow.transforms.graph import const_operand, fresh_name, head_nodes, remove_node, single_consumer
 from qnnflow.transforms.upsample import nearest_factors
 
@@ -194,6 +196,11 @@ class MoveAffineDownstream(Transformation):
             if not _is_channelwise(c, shape, _channel_axis(model, node.output[0], layout)):
                 return False
             if op == "Mul" and np.any(c < 0):
+                return False
+            _swap(model, node, consumer)
+            return True
+        if op == "Mul" and pixel_pad_strides(model, consumer) is not None and consumer.input[0] == node.output[0]:
+            if not _is_channelwise(c, model.get_tensor_shape(node.output[0]), 1):  # the zeros it inserts stay 0
                 return False
             _swap(model, node, consumer)
             return True

@@ -51,6 +51,7 @@ from qnnflow.transforms.lower import LowerToNHWC
 from qnnflow.hls.nodes.base import DOMAIN as HW_DOMAIN
 from qnnflow.hls.partition import LAYOUT_OPS, STREAM_TRANSPARENT, find_partition
 from qnnflow.transforms.streamline import MoveAffineDownstream
+from qnnflow.transforms.deconv import pixel_pad_strides
 from qnnflow.transforms.upsample import nearest_factors
 
 PASS_THROUGH = ("MaxPool", "MaxPoolNHWC", "Im2Col", *STREAM_TRANSPARENT)
@@ -529,7 +530,8 @@ NO_HARDWARE_FORM = {
                "use that, remove the upsampling or move it before the input quantizer"),
     "Upsample": ("only a nearest upsample by integer factors builds (nn.Upsample(scale_factor=k, mode='nearest')); "
                  "use that, remove the upsampling or move it before the input quantizer"),
-    "ConvTranspose": "use a strided Conv2d, or move the layer off the accelerator",
+    "ConvTranspose": ("only an ungrouped, undilated 2-D transposed convolution with constant weights builds; "
+                      "use one, a strided Conv2d, or move the layer off the accelerator"),
     "Softmax": "keep it after the last layer (where it runs on the host) or drop it (the arg-max is unchanged)",
     "LogSoftmax": "keep it after the last layer (where it runs on the host) or drop it",
     "Sigmoid": "quantize the activation instead (QuantReLU, QuantHardTanh, QuantIdentity)",
@@ -560,7 +562,8 @@ def refuse_unbuildable(model: ModelWrapper) -> None:
             continue
         what = f"node '{node.name}' ({node.op_type})"
         dynamic = [i for i in node.input if i and model.get_initializer(i) is None]
-        if node.op_type in NO_HARDWARE_FORM and nearest_factors(model, node) is None:
+        buildable = nearest_factors(model, node) is not None or pixel_pad_strides(model, node) is not None
+        if node.op_type in NO_HARDWARE_FORM and not buildable:
             raise QnnflowError(f"{what} sits between quantized layers and qnnflow has no dataflow node for "
                                f"{node.op_type}: {NO_HARDWARE_FORM[node.op_type]}")
         if node.op_type in ("Add", "Sum", "Concat", "Mul") and len(dynamic) > 1:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from brevitas.nn import QuantConv1d, QuantConv2d, QuantLinear, QuantReLU, TruncAvgPool2d
+from brevitas.nn import QuantConv1d, QuantConv2d, QuantConvTranspose2d, QuantLinear, QuantReLU, TruncAvgPool2d
 from brevitas.quant import Int8WeightPerChannelFloat, Uint8ActPerTensorFixedPoint
 from onnx import helper, numpy_helper
 from qonnx.custom_op.registry import getCustomOp
@@ -19,7 +19,7 @@ from qnnflow.models.export import seeded_inputs
 from qnnflow.transforms.fold import fold
 
 from .nets import activation, weight_kwargs
-from .test_generality import HEAD_OPS, _input_quant, _randomized, assert_exact_through_hw
+from .test_generality import HEAD_OPS, PerChannelWeightPow2, _input_quant, _randomized, assert_exact_through_hw
 
 BOARD = load_board("pynq-z1")
 
@@ -226,6 +226,28 @@ def test_nearest_upsample_repeats_pixels_in_hardware():
     assert list(getCustomOp(node).get_nodeattr("OFMDim")) == [8, 8]
 
 
+def transposed_conv():
+    """QuantConvTranspose2d (kernel 3, stride 2, padding 1, output_padding 1, with bias, per-channel
+    scales): pixel padding (FMPaddingPixel), border padding, sliding window and an MVAU with the
+    kernel flipped."""
+    return nn.Sequential(
+        _input_quant(), QuantConv2d(2, 4, 3, padding=1, bias=False, **weight_kwargs(4)), activation("relu", 4),
+        QuantConvTranspose2d(4, 3, 3, stride=2, padding=1, output_padding=1, bias=True,
+                             weight_quant=PerChannelWeightPow2, weight_bit_width=4),
+        activation("relu", 4), nn.Flatten(), QuantLinear(3 * 8 * 8, 4, bias=False, **weight_kwargs(4)),
+    ), (1, 2, 4, 4)
+
+
+def test_transposed_convolution_is_pixel_padding_then_a_convolution():
+    folded, _ = to_hw_and_fold("transposed_conv")
+    kinds = ops(folded)
+    start = kinds.index("FMPaddingPixel")
+    assert [k for k in kinds[start:] if k != "StreamingDataWidthConverter"][:4] == [
+        "FMPaddingPixel", "FMPadding", "ConvolutionInputGenerator", "MVAU"]
+    (pixel,) = [n for n in folded.graph.node if n.op_type == "FMPaddingPixel"]
+    assert list(getCustomOp(pixel).get_nodeattr("Stride")) == [2, 2]
+
+
 def test_two_linear_layers_with_a_float_channel_scale_between_keep_the_last_on_the_host():
     """Bug 5 (the trailing case): per-channel float weight scales on the first of two linear layers
     with no activation between them: no threshold absorbs the scale, so the last layer runs as a
@@ -248,7 +270,7 @@ def test_conv1d_builds_as_height_one_conv2d():
 
 PATTERNS = {f.__name__: f for f in (pool_after_linear, xnor_conv_pool_sign, view_flatten, conv1d,
                                               bn_negative_gamma_after_pool, global_average_pool, average_pool,
-                                              trunc_average_pool, upsample)}  # the slow test's
+                                              trunc_average_pool, upsample, transposed_conv)}  # the slow test's
 HEAD_OPS_OF = {"conv1d": {*HEAD_OPS, "Unsqueeze"}}
 
 

@@ -51,8 +51,6 @@ CASES = {  # name: (network on a (1, 2, 4, 4) input, the node named, a word of t
     # a nearest upsample by an integer factor builds (patterns); a bilinear one has no hardware form
     "bilinear-upsample": (lambda: around(nn.Upsample(scale_factor=2, mode="bilinear"), conv(4, 2), activation("relu", 4),
                                          features=72), "Resize_0", "mode='nearest'"),
-    "transposed-conv": (lambda: around(QuantConvTranspose2d(4, 2, 2, stride=2, bias=False, **weight_kwargs(4)),
-                                       activation("relu", 4), features=128), "ConvTranspose_0", "strided Conv2d"),
     "softmax-inside": (lambda: around(nn.Softmax(dim=1), activation("relu", 4), features=64), "Softmax_0",
                        "after the last layer"),
     "float-conv": (lambda: around(nn.Conv2d(4, 4, 3, padding=1, bias=False), activation("relu", 4), features=64),
@@ -82,3 +80,12 @@ def test_a_truncating_average_pool_it_cannot_reproduce_is_named():
     with pytest.raises(QnnflowError) as err:
         streamline(tidy(export_brevitas(_randomized(net).eval(), (1, 2, 3, 3))))
     assert str(err.value).startswith("node 'Trunc_0' (Trunc)") and "2x2" in str(err.value)
+
+
+def test_a_grouped_transposed_convolution_is_named():
+    """An ungrouped transposed convolution builds (patterns); a grouped one has no hardware form yet."""
+    net = around(QuantConvTranspose2d(4, 4, 2, stride=2, groups=2, bias=False, **weight_kwargs(4)),
+                 activation("relu", 4), features=256)
+    with pytest.raises(QnnflowError) as err:
+        streamline(tidy(export_brevitas(_randomized(net).eval(), (1, 2, 4, 4))))
+    assert str(err.value).startswith("node 'ConvTranspose_0' (ConvTranspose)") and "groups=1" in str(err.value)

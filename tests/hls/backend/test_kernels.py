@@ -123,6 +123,14 @@ def test_padding(cppsim_cache):
     assert_exact(cppsim_all(models, cppsim_cache), [str(c) for c in cases])
 
 
+@pytest.mark.parametrize("image,stride", [([3, 4], [2, 2]), ([2, 3], [3, 1]), ([1, 4], [1, 2])],
+                         ids=["2x2", "3x1", "1-d"])
+def test_pixel_padding(image, stride, cppsim_cache):
+    models = [node_model("FMPaddingPixel", dict(ImgDim=image, Stride=stride, NumChannels=4, SIMD=simd,
+                                                inputDataType="INT3")) for simd in (1, 4, 2)]
+    assert_exact(cppsim_all(models, cppsim_cache), [f"{stride}/SIMD={s}" for s in (1, 4, 2)])
+
+
 POOL_CASES = {
     "2x2-stride2": ([2, 2], [2, 2], "BINARY"),
     "3x3-stride2-overlap": ([3, 3], [2, 2], "INT4"),

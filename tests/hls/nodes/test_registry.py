@@ -23,6 +23,7 @@ EXAMPLES = {
     "ConvolutionInputGenerator1D": (dict(ConvKernelDim=[1, 3], IFMChannels=2, IFMDim=[1, 5], OFMDim=[1, 2],
                                          Stride=[1, 2], inputDataType="INT4", outputDataType="INT4"), (2, 1, 5, 2), "INT4"),
     "FMPadding": (dict(ImgDim=[3, 3], Padding=[1, 1, 1, 1], NumChannels=2, inputDataType="INT4"), (2, 3, 3, 2), "INT4"),
+    "FMPaddingPixel": (dict(ImgDim=[2, 3], Stride=[2, 3], NumChannels=2, inputDataType="INT4"), (2, 2, 3, 2), "INT4"),
     "StreamingMaxPool": (dict(ImgDim=[4, 4], PoolDim=[2, 2], NumChannels=2, dataType="INT4"), (2, 4, 4, 2), "INT4"),
     "SumPool": (dict(ImgDim=[4, 4], PoolDim=[2, 2], NumChannels=2, inputDataType="INT4", outputDataType="INT6"),
                 (2, 4, 4, 2), "INT4"),
