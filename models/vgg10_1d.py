@@ -9,13 +9,12 @@ QuantReLU) and the 24-way classifier with a TensorNorm.  Weights and activations
 constant power-of-two quantizers (models/quant.py) and the input an 8-bit quantizer.
 """
 
-from brevitas.nn import QuantConv1d, QuantLinear
+from brevitas.nn import QuantConv1d
 from torch import nn
 
-from .norms import AffineBatchNorm1d, TensorNorm
+from .dense import BN_EPS, dense_classifier
+from .norms import AffineBatchNorm1d
 from .quant import quant_input, quant_relu, weight_quant
-
-BN_EPS = 1e-4
 
 
 class VGG10_1D(nn.Module):
@@ -43,19 +42,8 @@ class VGG10_1D(nn.Module):
             width = channels
         self.features = nn.Sequential(*features)
         self.flatten = nn.Flatten()
-        classifier, width = [], channels * (length >> stages)
-        for out_features in dense:
-            classifier += [
-                QuantLinear(width, out_features, bias=False, weight_quant=weight_quant(weight_bits)),
-                AffineBatchNorm1d(out_features, eps=BN_EPS),
-                quant_relu(act_bits),
-            ]
-            width = out_features
-        classifier += [
-            QuantLinear(width, num_classes, bias=False, weight_quant=weight_quant(weight_bits)),
-            TensorNorm(eps=BN_EPS),
-        ]
-        self.classifier = nn.Sequential(*classifier)
+        self.classifier = dense_classifier(channels * (length >> stages), dense, num_classes, weight_bits,
+                                           lambda: quant_relu(act_bits))
 
     def forward(self, x):
         x = self.input_quant(x)

@@ -401,8 +401,7 @@ class ConvertToHWNodes(Transformation):
             return
         node = helper.make_node(
             "UpsampleNearestNeighbour", [x], [resize.output[0]], domain=HW_DOMAIN, name=resize.name,
-            IFMDim=list(shape[1:3]), OFMDim=[shape[1] * factors[1], shape[2] * factors[2]], NumChannels=shape[3],
-            PE=1, inputDataType=dtype.name,
+            ImgDim=list(shape[1:3]), Factor=list(factors[1:3]), NumChannels=shape[3], SIMD=1, inputDataType=dtype.name,
         )
         self._replace(model, [resize], node)
 

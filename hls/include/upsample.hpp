@@ -1,14 +1,14 @@
 // Nearest-neighbour upsampling by integer factors (UpsampleNearestNeighbour,
 // qnnflow/hls/nodes/upsample.py).
 //
-// In: an H x W image of CH channels (NHWC, CH/PE words per pixel).  Out: (H*SH) x (W*SW) pixels,
+// In: an H x W image of CH channels (NHWC, CH/SIMD words per pixel).  Out: (H*SH) x (W*SW) pixels,
 // out(y, x) = in(y / SH, x / SW).  Each input row is read while its first copy is written (the
 // first of its SW copies of each pixel) and kept in the caller's row memory for the other SH - 1
 // copies: one output word per iteration, (H*SH) * (W*SW) * CF iterations at II=1.
 //
 // row[W * CF]: the caller's memory.
 //
-// C: enum { H, W, CH, PE, SH, SW };  typedef ... elem_t;
+// C: enum { H, W, CH, SIMD, SH, SW };  typedef ... elem_t;
 #ifndef QNNFLOW_UPSAMPLE_HPP
 #define QNNFLOW_UPSAMPLE_HPP
 
@@ -17,11 +17,11 @@
 namespace qnnflow {
 
 template <class C>
-void upsample_nearest(hls::stream<ap_uint<C::PE * C::elem_t::bits> >& in,
-                      hls::stream<ap_uint<C::PE * C::elem_t::bits> >& out,
-                      ap_uint<C::PE * C::elem_t::bits> row[C::W * (C::CH / C::PE)]) {
-    typedef ap_uint<C::PE * C::elem_t::bits> word;
-    enum { CF = C::CH / C::PE };
+void upsample_nearest(hls::stream<ap_uint<C::SIMD * C::elem_t::bits> >& in,
+                      hls::stream<ap_uint<C::SIMD * C::elem_t::bits> >& out,
+                      ap_uint<C::SIMD * C::elem_t::bits> row[C::W * (C::CH / C::SIMD)]) {
+    typedef ap_uint<C::SIMD * C::elem_t::bits> word;
+    enum { CF = C::CH / C::SIMD };
     unsigned ry = 0, x = 0, rx = 0, cf = 0;  // copy of the row, input column, copy of the pixel, channel group
     for (unsigned i = 0; i < unsigned(C::H) * C::SH * C::W * C::SW * CF; i++) {
 #pragma HLS PIPELINE II=1

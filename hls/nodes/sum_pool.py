@@ -28,15 +28,10 @@ class SumPool(StreamingMaxPool):
     _output_dt_attr = "outputDataType"
 
     def get_nodeattr_types(self):
-        return {
-            "ImgDim": ("ints", True, []),
-            "PoolDim": ("ints", True, []),
-            "Stride": ("ints", False, []),  # empty: equal to PoolDim
-            "NumChannels": ("i", True, 0),
-            "PE": ("i", False, 1),
-            "inputDataType": ("s", True, ""),
-            "outputDataType": ("s", True, ""),
-        }
+        """The max-pool's, with an input and an output type (the sums are wider) for its one dataType."""
+        attrs = super().get_nodeattr_types()
+        del attrs["dataType"]
+        return {**attrs, "inputDataType": ("s", True, ""), "outputDataType": ("s", True, "")}
 
     @classmethod
     def kernel_sources(cls) -> dict[str, bytes]:

@@ -223,7 +223,7 @@ def test_nearest_upsample_repeats_pixels_in_hardware():
     kinds = ops(folded)
     assert kinds[kinds.index("UpsampleNearestNeighbour") - 1] == "MVAU"
     (node,) = [n for n in folded.graph.node if n.op_type == "UpsampleNearestNeighbour"]
-    assert list(getCustomOp(node).get_nodeattr("OFMDim")) == [8, 8]
+    assert getCustomOp(node).normal_output_shape() == (1, 8, 8, 4)
 
 
 def transposed_conv():

@@ -174,10 +174,9 @@ def test_sum_pool(case, cppsim_cache):
 @pytest.mark.parametrize("image,factors", [([3, 4], [2, 2]), ([2, 3], [3, 1]), ([1, 5], [1, 2])],
                          ids=["2x2", "3x1", "1-d"])
 def test_upsample_nearest(image, factors, cppsim_cache):
-    out = [i * f for i, f in zip(image, factors)]
-    models = [node_model("UpsampleNearestNeighbour", dict(IFMDim=image, OFMDim=out, NumChannels=4, PE=pe,
-                                                          inputDataType="INT3")) for pe in (1, 4, 2)]
-    assert_exact(cppsim_all(models, cppsim_cache), [f"{factors}/PE={p}" for p in (1, 4, 2)])
+    models = [node_model("UpsampleNearestNeighbour", dict(ImgDim=image, Factor=factors, NumChannels=4, SIMD=simd,
+                                                          inputDataType="INT3")) for simd in (1, 4, 2)]
+    assert_exact(cppsim_all(models, cppsim_cache), [f"{factors}/SIMD={s}" for s in (1, 4, 2)])
 
 
 def test_thresholding(cppsim_cache):

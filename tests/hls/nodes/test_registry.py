@@ -32,7 +32,7 @@ EXAMPLES = {
                            paramDataType="INT3"), (2, 2), "INT4"),
     "GlobalAccPool": (dict(NumChannels=2, inputDataType="INT4", outputDataType="INT8", numInputVectors=[2, 3, 2]),
                       (2, 3, 2, 2), "INT4"),
-    "UpsampleNearestNeighbour": (dict(IFMDim=[2, 3], OFMDim=[4, 6], NumChannels=2, inputDataType="INT4"),
+    "UpsampleNearestNeighbour": (dict(ImgDim=[2, 3], Factor=[2, 2], NumChannels=2, inputDataType="INT4"),
                                  (2, 2, 3, 2), "INT4"),
     "LabelSelect": (dict(Labels=5, K=2, inputDataType="INT4"), (2, 5), "INT4"),
     "StreamingFIFO": (dict(depth=4, folded_shape=[1, 2, 1, 2], dataType="INT4"), (2, 2, 2), "INT4"),
