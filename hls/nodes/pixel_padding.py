@@ -12,6 +12,7 @@ import numpy as np
 
 from qnnflow.hls.codegen.kernel import Kernel, check_emittable, pixel_stream_kernel
 from qnnflow.hls.nodes.padding import FMPadding
+from qnnflow.hls.nodes.sliding_window import _pairs_problem
 
 __all__ = ["FMPaddingPixel"]
 
@@ -34,8 +35,7 @@ class FMPaddingPixel(FMPadding):
         }
 
     def node_problems(self):
-        found = [f"{n}={self.get_nodeattr(n)} must be two positive ints [h, w]" for n in ("ImgDim", "Stride")
-                 if len(self.get_nodeattr(n)) != 2 or min(self.get_nodeattr(n)) < 1]
+        found = _pairs_problem(self, ("ImgDim", "Stride"))
         if self.get_nodeattr("NumChannels") < 1:
             found.append(f"NumChannels={self.get_nodeattr('NumChannels')} must be at least 1")
         if not self.input_datatype().allowed(0):

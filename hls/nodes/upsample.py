@@ -13,6 +13,7 @@ from qnnflow.hls.codegen.kernel import Kernel, check_emittable, pixel_stream_ker
 from qnnflow.hls.nodes import cost
 from qnnflow.hls.nodes.base import Memory
 from qnnflow.hls.nodes.padding import FMPadding
+from qnnflow.hls.nodes.sliding_window import _pairs_problem
 
 __all__ = ["UpsampleNearestNeighbour"]
 
@@ -34,8 +35,7 @@ class UpsampleNearestNeighbour(FMPadding):
         }
 
     def node_problems(self):
-        found = [f"{n}={self.get_nodeattr(n)} must be two positive ints [h, w]" for n in ("ImgDim", "Factor")
-                 if len(self.get_nodeattr(n)) != 2 or min(self.get_nodeattr(n)) < 1]
+        found = _pairs_problem(self, ("ImgDim", "Factor"))
         if self.get_nodeattr("NumChannels") < 1:
             found.append(f"NumChannels={self.get_nodeattr('NumChannels')} must be at least 1")
         return found
