@@ -153,11 +153,11 @@ def _cmd_models(args) -> int:
     from qnnflow.models.zoo import zoo_table
 
     rows = zoo_table()
-    width = max(len(r["name"]) for r in rows)
-    print(f"{'name':<{width}} {'dataset':<8} {'W':>2} {'A':>2} {'in':>2} {'params':>10}  input")
+    name_w, data_w = max(len(r["name"]) for r in rows), max(len(r["dataset"]) for r in rows)
+    print(f"{'name':<{name_w}} {'dataset':<{data_w}} {'W':>2} {'A':>2} {'in':>2} {'params':>10}  input")
     for r in rows:
         shape = "x".join(str(d) for d in r["input_shape"])
-        print(f"{r['name']:<{width}} {r['dataset']:<8} {r['weight_bits']:>2} {r['act_bits']:>2} {r['in_bits']:>2} "
+        print(f"{r['name']:<{name_w}} {r['dataset']:<{data_w}} {r['weight_bits']:>2} {r['act_bits']:>2} {r['in_bits']:>2} "
               f"{r['params']:>10,}  {shape}")
     return 0
 

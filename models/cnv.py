@@ -7,16 +7,16 @@ bias-free and followed by batch norm and a quantized activation, so the flow
 can fold each BN + activation pair into integer thresholds.
 """
 
-from brevitas.nn import QuantConv2d, QuantLinear
+from brevitas.nn import QuantConv2d
 from torch import nn
 
 from .quant import quant_act, quant_input, weight_quant
-from .norms import AffineBatchNorm1d, AffineBatchNorm2d, TensorNorm
+from .dense import BN_EPS, dense_classifier
+from .norms import AffineBatchNorm2d
 
 # (out_channels, max-pool after this layer's activation)
 CONV_LAYERS = ((64, False), (64, True), (128, False), (128, True), (256, False), (256, False))
 FC_LAYERS = (512, 512)
-BN_EPS = 1e-4
 
 
 class CNV(nn.Module):
@@ -43,20 +43,8 @@ class CNV(nn.Module):
             channels = out_channels
         self.features = nn.Sequential(*features)
         self.flatten = nn.Flatten()
-        classifier = []
-        width = channels  # the last conv leaves 1x1 spatial
-        for out_features in FC_LAYERS:
-            classifier += [
-                QuantLinear(width, out_features, bias=False, weight_quant=weight_quant(weight_bits)),
-                AffineBatchNorm1d(out_features, eps=BN_EPS),
-                quant_act(act_bits),
-            ]
-            width = out_features
-        classifier += [
-            QuantLinear(width, num_classes, bias=False, weight_quant=weight_quant(weight_bits)),
-            TensorNorm(eps=BN_EPS),
-        ]
-        self.classifier = nn.Sequential(*classifier)
+        # the last conv leaves 1x1 spatial
+        self.classifier = dense_classifier(channels, FC_LAYERS, num_classes, weight_bits, lambda: quant_act(act_bits))
 
     def forward(self, x):
         x = 2.0 * x - 1.0  # [0, 1] pixels to [-1, 1], the input quantizer's range

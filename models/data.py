@@ -260,11 +260,20 @@ def load_cifar10(split="test"):
 # ---------------------------------------------------------------- common
 
 
-LOADERS = {"mnist": load_mnist, "cifar10": load_cifar10}
+def load_radioml2018(split="test"):
+    """RadioML 2018.01A (vgg10_1d's data set) is not available: DeepSig distributes it only after
+    registration, so qnnflow can neither ship nor download it, and has no loader for it yet."""
+    _check_split("radioml2018", split)
+    raise QnnflowError(f"radioml2018 {split} data is not available: qnnflow has no copy of DeepSig's RadioML "
+                       f"2018.01A and no loader for it, so vgg10_1d models build with random weights but cannot "
+                       f"be evaluated; use `qnnflow build` (cppsim checks it bit-exact) instead of eval")
+
+
+LOADERS = {"mnist": load_mnist, "cifar10": load_cifar10, "radioml2018": load_radioml2018}
 
 
 def load_dataset(name, split="test"):
-    """(images uint8, labels int64) of data set `name` ("mnist" or "cifar10")."""
+    """(images uint8, labels int64) of data set `name` ("mnist" or "cifar10"; "radioml2018" fails, naming it)."""
     if name not in LOADERS:
         raise QnnflowError(f"unknown data set '{name}': use one of {', '.join(LOADERS)}")
     return LOADERS[name](split)

@@ -112,7 +112,7 @@ def export_source(
 
         entry = ZOO[source.spec]
         module = build_model(source.spec, weights=weights)
-        shape, value_range, dataset = entry.input_shape, (0.0, 1.0), entry.dataset
+        shape, value_range, dataset = entry.input_shape, entry.input_range, entry.dataset
     else:
         module, shape, value_range = call_model_factory(source.spec)
         dataset = None

@@ -22,12 +22,12 @@ from brevitas.inject.enum import (
     ScalingImplType,
     ScalingPerOutputType,
 )
-from brevitas.nn import QuantIdentity
+from brevitas.nn import QuantIdentity, QuantReLU
 from brevitas.quant.solver import ActQuantSolver, WeightQuantSolver
 
 from qnnflow.base.errors import QnnflowError
 
-__all__ = ["weight_quant", "act_quant", "input_quant", "quant_act", "quant_input"]
+__all__ = ["weight_quant", "act_quant", "input_quant", "quant_act", "quant_input", "quant_relu"]
 
 
 class _ConstScaleQuant(ExtendedInjector):
@@ -74,6 +74,18 @@ class _ActQuant(_ConstScaleQuant, ActQuantSolver):
         return _range_limit(bit_width)
 
 
+class _ReluQuant(_ConstScaleQuant, ActQuantSolver):
+    """Unsigned b bits, scale 2^-(b-1): the integers 0 .. 2^b - 1 times 2^-(b-1), so [0, 2 - 2^-(b-1)]."""
+
+    signed = False
+    narrow_range = False
+    min_val = 0.0
+
+    @value
+    def max_val(bit_width):
+        return (2**bit_width - 1) * 2.0 ** -(bit_width - 1)
+
+
 class _InputQuant(ActQuantSolver):
     """Signed, not narrow, scale 1 / 2^(b-1) (a power of two): [-1, 1 - 2^-(b-1)]."""
 
@@ -115,6 +127,12 @@ def input_quant(bit_width=8):
 def quant_act(bit_width):
     """An activation layer: QuantIdentity with the `bit_width` activation quantizer."""
     return QuantIdentity(act_quant=act_quant(bit_width), return_quant_tensor=False)
+
+
+def quant_relu(bit_width):
+    """A rectifying activation layer: QuantReLU with an unsigned `bit_width`-bit constant power-of-two scale."""
+    return QuantReLU(act_quant=_ReluQuant.let(bit_width=_check_bits(bit_width, "activation", minimum=2)),
+                     return_quant_tensor=False)
 
 
 def quant_input(bit_width=8):

@@ -20,9 +20,11 @@ from qnnflow.base.errors import QnnflowError
 from .cnv import CNV
 from .fc import FC
 from .norms import TensorNorm
+from .vgg10_1d import VGG10_1D
 
 CIFAR10_SHAPE = (1, 3, 32, 32)
 MNIST_SHAPE = (1, 1, 28, 28)
+RADIOML_SHAPE = (1, 2, 1024)  # a frame of 1024 I/Q samples
 
 FLIPPED_FRACTION = 0.15  # share of BN channels given a negative scale
 SHIPPED_CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
@@ -31,12 +33,13 @@ SHIPPED_CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
 @dataclass(frozen=True)
 class ZooEntry:
     name: str
-    family: str  # "cnv", "lfc" or "tfc"
+    family: str  # "cnv", "lfc", "tfc" or "vgg10_1d"
     weight_bits: int
     act_bits: int
-    dataset: str  # "cifar10" or "mnist"
+    dataset: str  # "cifar10", "mnist" or "radioml2018"
     input_shape: tuple
     in_bits: int = 8  # the input quantizer; 1: the sign (pixel >= 128), as BNN-PYNQ's LFC overlays read images
+    input_range: tuple = (0.0, 1.0)  # of the float input the model takes (images: [0, 1])
 
 
 def _entry(family, w, a, in_bits=8):
@@ -52,6 +55,7 @@ ZOO = {
         _entry("cnv", 8, 8),
         _entry("lfc", 1, 1), _entry("lfc", 1, 2), _entry("lfc", 2, 2), _entry("lfc", 1, 1, in_bits=1),
         _entry("tfc", 1, 1), _entry("tfc", 1, 2), _entry("tfc", 2, 2),
+        ZooEntry("vgg10_1d_w4a4", "vgg10_1d", 4, 4, "radioml2018", RADIOML_SHAPE, input_range=(-1.0, 1.0)),
     )
 }
 
@@ -72,6 +76,8 @@ def get_entry(name):
 def _construct(entry):
     if entry.family == "cnv":
         return CNV(entry.weight_bits, entry.act_bits)
+    if entry.family == "vgg10_1d":
+        return VGG10_1D(entry.weight_bits, entry.act_bits)
     return FC(FC_HIDDEN[entry.family], entry.weight_bits, entry.act_bits, in_bits=entry.in_bits)
 
 
@@ -83,7 +89,7 @@ def untrained_model(name, seed=0):
     gen = torch.Generator().manual_seed(int(seed))
     with torch.no_grad():
         for module in model.modules():
-            if isinstance(module, (nn.Conv2d, nn.Linear)):
+            if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Linear)):
                 module.weight.copy_(torch.rand(module.weight.shape, generator=gen) * 2 - 1)
     return model.train()
 
@@ -100,7 +106,7 @@ def build_model(name, weights="random", seed=0):
     with torch.random.fork_rng(devices=[]):  # module construction draws from the global RNG
         model = _construct(entry)
     if isinstance(weights, str) and weights == "random":
-        randomize(model, seed, entry.input_shape)
+        randomize(model, seed, entry.input_shape, entry.input_range)
     elif isinstance(weights, str) and weights == "trained":
         load_checkpoint(model, shipped_checkpoint(name), name)
     elif isinstance(weights, (str, Path)):
@@ -152,24 +158,25 @@ def _randomize_norm(norm, x, gen):
 CALIBRATION_BATCH = 32
 
 
-def randomize(model, seed=0, input_shape=None):
-    """Seeded random parameters for a CNV/FC model, in place; no global RNG use.
+def randomize(model, seed=0, input_shape=None, input_range=(0.0, 1.0)):
+    """Seeded random parameters for a zoo model, in place; no global RNG use.
 
     Weights ~ U(-1, 1), so every quantization level is used. Each norm's running
     statistics are drawn around the per-channel mean and spread of its input on a
-    seeded random batch (mean + N(0, 0.3 sd), var = sd^2 * U(0.5, 1.5)), with
+    seeded random batch uniform in ``input_range`` (mean + N(0, 0.3 sd), var = sd^2 * U(0.5, 1.5)), with
     gamma ~ U(0.5, 1.5), ~15% negated, and beta ~ N(0, 0.2^2).
     """
     gen = torch.Generator().manual_seed(int(seed))
+    low, high = input_range
     for module in model.modules():
-        if isinstance(module, (nn.Conv2d, nn.Linear)):
+        if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Linear)):
             with torch.no_grad():
                 module.weight.copy_(torch.rand(module.weight.shape, generator=gen) * 2 - 1)
     norms = [m for m in model.modules() if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, TensorNorm))]
     hooks = [norm.register_forward_pre_hook(lambda mod, args: _randomize_norm(mod, args[0], gen)) for norm in norms]
     try:
         with torch.no_grad():
-            model.eval()(torch.rand((CALIBRATION_BATCH, *input_shape[1:]), generator=gen))
+            model.eval()(torch.rand((CALIBRATION_BATCH, *input_shape[1:]), generator=gen) * (high - low) + low)
     finally:
         for hook in hooks:
             hook.remove()

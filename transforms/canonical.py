@@ -1,4 +1,5 @@
-"""Canonical form before streamlining: 1-D as 2-D, explicit padding, biases as Adds, Gemm as MatMul.
+"""Canonical form before streamlining: 1-D as 2-D, explicit padding, transposed convolutions as
+pixel padding + Conv (``deconv``), biases as Adds, Gemm as MatMul.
 
 Brevitas exports a padded convolution with ``auto_pad`` or ``pads``, a biased QuantConv2d
 as a three-input Conv and a biased QuantLinear as a Gemm with transposed weights.  The
@@ -16,6 +17,7 @@ from qonnx.transformation.base import Transformation
 from qonnx.transformation.infer_shapes import InferShapes
 
 from qnnflow.base.errors import QnnflowError
+from qnnflow.transforms.deconv import ConvTransposeToConv
 from qnnflow.transforms.graph import auto_pad, fresh_name, head_nodes, insert_after
 
 
@@ -228,4 +230,4 @@ class Conv1dAs2d(Transformation):
         node.attribute.extend([*keep, *(helper.make_attribute(name, value) for name, value in new.items())])
 
 
-CANONICAL = (Conv1dAs2d, MakePadsExplicit, ExtractConvBias, GemmToMatMul)
+CANONICAL = (Conv1dAs2d, MakePadsExplicit, ConvTransposeToConv, ExtractConvBias, GemmToMatMul)

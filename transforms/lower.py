@@ -6,7 +6,9 @@ so every 4D tensor after the float head becomes NHWC in one walk over the graph:
 - a Transpose to NHWC is inserted where a 4D tensor leaves the float head;
 - Conv becomes Im2Col (NHWC, patch order ky, kx, c) + MatMul with the weights
   reordered to match; grouped or dilated convolutions are rejected by name;
-- MaxPool becomes MaxPoolNHWC, MultiThreshold and a global sum (ReduceSum) switch to NHWC, per-channel
+- MaxPool becomes MaxPoolNHWC, MultiThreshold, a global sum (ReduceSum), an average pool's window
+  sum (QuantAvgPool2d) and a nearest upsample (Resize) switch to NHWC, a transposed convolution's
+  pixel padding becomes the FMPaddingPixel dataflow node, per-channel
   constants of Mul/Add are transposed;
 - a Flatten (or a Reshape to (N, C*H*W)) feeding a MatMul stays (flattening NHWC keeps the stream order) and the
   MatMul's weight rows are permuted from (c, h, w) to (h, w, c) order: no transpose
@@ -25,7 +27,10 @@ from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.transformation.infer_shapes import InferShapes
 
 from qnnflow.base.errors import QnnflowError
+from qnnflow.hls.nodes.base import DOMAIN as HW_DOMAIN
+from qnnflow.transforms.deconv import pixel_pad_strides
 from qnnflow.transforms.graph import auto_pad, const_operand, fresh_name, head_nodes
+from qnnflow.transforms.upsample import nearest_factors, set_nearest_factors
 
 TO_NHWC, TO_NCHW = [0, 2, 3, 1], [0, 3, 1, 2]
 QONNX_DOMAIN = "qonnx.custom_op.general"
@@ -106,7 +111,7 @@ class LowerToNHWC(Transformation):
         x = node.input[0]
         if op == "Conv":
             self._conv(model, node, nhwc)
-        elif op == "MultiThreshold":
+        elif op in ("MultiThreshold", "QuantAvgPool2d"):  # QuantAvgPool2d: an average pool's window sum
             getCustomOp(node).set_nodeattr("data_layout", "NHWC")
             self._follow(model, node, nhwc)
         elif op == "MaxPool":
@@ -117,6 +122,12 @@ class LowerToNHWC(Transformation):
                 model.set_initializer(node.input[1 - idx], np.transpose(c, TO_NHWC))
             self._follow(model, node, nhwc)
         elif op in ("Relu", "Identity"):
+            self._follow(model, node, nhwc)
+        elif pixel_pad_strides(model, node) is not None:  # a transposed convolution's zeros between pixels
+            self._pixel_padding(model, node, nhwc)
+        elif nearest_factors(model, node) is not None:  # a nearest upsample: the same factors in NHWC order
+            factors = nearest_factors(model, node)
+            set_nearest_factors(model, node, [factors[i] for i in TO_NHWC])
             self._follow(model, node, nhwc)
         elif op == "ReduceSum" and x in nhwc:  # the global sum pool: sum over H, W of the NHWC tensor
             model.set_initializer(node.input[1], np.array([1, 2], dtype=np.int64))
@@ -209,6 +220,25 @@ class LowerToNHWC(Transformation):
         model.graph.node.remove(node)
         model.graph.node.insert(index, matmul)
         model.graph.node.insert(index, im2col)
+        nhwc[node.output[0]] = out
+
+    @staticmethod
+    def _pixel_padding(model, node, nhwc):
+        """The pixel padding (a ConvTranspose of ones, NCHW) -> the FMPaddingPixel dataflow node on NHWC."""
+        x = nhwc[node.input[0]]
+        dtype = model.get_tensor_datatype(node.input[0])  # the NHWC copy is typed when lowering ends
+        if not dtype.is_integer() or not dtype.allowed(0):
+            raise QnnflowError(f"node '{node.name}' (ConvTranspose): a transposed convolution builds only on integer "
+                               f"activations that include 0 (it reads {dtype.name}); put a quantized activation "
+                               f"other than a binary one before it")
+        _, h, w, c = model.get_tensor_shape(x)
+        out = fresh_name(model, f"{node.output[0]}_nhwc")
+        model.set_tensor_shape(out, _nhwc(model.get_tensor_shape(node.output[0])))
+        padding = helper.make_node("FMPaddingPixel", [x], [out], domain=HW_DOMAIN, name=node.name, ImgDim=[h, w],
+                                   Stride=pixel_pad_strides(model, node), NumChannels=c, inputDataType=dtype.name)
+        index = list(model.graph.node).index(node)
+        model.graph.node.remove(node)
+        model.graph.node.insert(index, padding)
         nhwc[node.output[0]] = out
 
     def _maxpool(self, model, node, nhwc):

@@ -14,9 +14,10 @@ so that layers compute integer accumulators compared against integer thresholds:
 - a scalar Mul moves past MatMul/Conv; an Add moves past MatMul (as b @ W) and
   unpadded Conv; Mul (non-negative) and Add move past MaxPool (on integers, a Mul with negative
   entries leaves an integer +-1 Mul in front of the pool and moves its magnitude past it);
-  per-channel Mul and Add move past a global sum (the Add times H*W); both move past
-  Reshape/Flatten/Transpose (the constant is reshaped with the tensor), except a per-channel Mul
-  on its way into a linear layer, which stays on its channel axis;
+  per-channel Mul and Add move past a global sum (the Add times H*W), an unpadded square average
+  pool and a nearest upsample, and a Mul past a transposed convolution's pixel padding; both move
+  past Reshape/Flatten/Transpose (the constant is reshaped with the tensor), except a per-channel
+  Mul on its way into a linear layer, which stays on its channel axis;
 - a non-negative Mul moves past Relu, and a Relu right before a MultiThreshold folds
   into its thresholds;
 - a per-channel Mul with negative entries right after MatMul/Conv negates those
@@ -28,6 +29,8 @@ so that layers compute integer accumulators compared against integer thresholds:
 - what still stands per channel in front of a linear layer on integers becomes an integer
   multiply-add and a scalar power of two where its values share a power-of-two grid
   (``IntegerChannelAffine``); anything else is left for to_hw to refuse by name.
+- an average pool of integers whose output reaches thresholds becomes an exact window sum and a
+  scale 1/(k*k) that moves on into them (``avgpool``).
 
 Each rewrite handles every match in one pass, with numpy over whole tensors; nodes in
 the float head (before the input quantizer) are never touched.
@@ -45,7 +48,9 @@ from qonnx.transformation.batchnorm_to_affine import BatchNormToAffine
 from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.transformation.infer_shapes import InferShapes
 
+from qnnflow.transforms.avgpool import AveragePoolToWindowSum, TruncToQuant, square_unpadded_pool
 from qnnflow.transforms.canonical import CANONICAL
+from qnnflow.transforms.deconv import pixel_pad_strides
 from qnnflow.transforms.graph import (
     broadcast_channelwise,
     const_operand,
@@ -56,6 +61,7 @@ from qnnflow.transforms.graph import (
     remove_node,
     single_consumer,
 )
+from qnnflow.transforms.upsample import nearest_factors
 
 LINEAR = ("MatMul", "Conv")
 RESHAPING = ("Reshape", "Flatten", "Transpose")
@@ -206,6 +212,21 @@ class MoveAffineDownstream(Transformation):
                 return False
             if op == "Mul" and np.any(c < 0):
                 return self._sign_stays_before_pool(model, node, consumer, c, axis)
+            _swap(model, node, consumer)
+            return True
+        if op == "Mul" and pixel_pad_strides(model, consumer) is not None and consumer.input[0] == node.output[0]:
+            if not _is_channelwise(c, model.get_tensor_shape(node.output[0]), 1):  # the zeros it inserts stay 0
+                return False
+            _swap(model, node, consumer)
+            return True
+        if nearest_factors(model, consumer) is not None and consumer.input[0] == node.output[0]:  # repeats pixels
+            if not _is_channelwise(c, model.get_tensor_shape(node.output[0]), 1):
+                return False
+            _swap(model, node, consumer)
+            return True
+        if cop == "AveragePool" and square_unpadded_pool(consumer) is not None:  # avg(a x + b) = a avg(x) + b
+            if not _is_channelwise(c, model.get_tensor_shape(node.output[0]), 1):
+                return False
             _swap(model, node, consumer)
             return True
         if cop == "ReduceSum" and consumer.input[0] == node.output[0]:  # a global sum pool (NCHW, keepdims)
@@ -535,6 +556,7 @@ def streamline(model: ModelWrapper, probes: np.ndarray | None = None, notes: lis
     for transform in (
         *(canonical() for canonical in CANONICAL),
         FoldWeightQuantizers(),
+        TruncToQuant(),
         SplitActivationScales(),
         QuantToMultiThreshold(),
         BatchNormToAffine(),
@@ -545,7 +567,7 @@ def streamline(model: ModelWrapper, probes: np.ndarray | None = None, notes: lis
     ):
         model = model.transform(transform)
     rewrites = (MoveAffineDownstream(), MakeScalesNonNegative(), AbsorbAffineIntoThresholds(), RemoveReluBeforeThresholds(),
-                IntegerChannelAffine())
+                IntegerChannelAffine(), AveragePoolToWindowSum())
     changed = True
     while changed:
         changed = False

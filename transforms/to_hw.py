@@ -1,10 +1,13 @@
 """Conversion of the lowered NHWC graph to hardware dataflow nodes (``qnnflow.hls.nodes``).
 
 - MatMul (integer weights) + MultiThreshold -> MVAU with thresholds; a MatMul alone -> MVAU
-  without activation; Im2Col -> [FMPadding] + ConvolutionInputGenerator; MaxPoolNHWC ->
+  without activation; Im2Col -> [FMPadding] + ConvolutionInputGenerator (ConvolutionInputGenerator1D
+  for a height-1 image and kernel); MaxPoolNHWC ->
   StreamingMaxPool; a MultiThreshold alone -> Thresholding; TopK -> LabelSelect; an integer
   per-channel Mul in front of a MultiThreshold (a factored-out sign) -> ChannelwiseOp; ReduceSum
-  over H, W (a global average pool's sum) -> GlobalAccPool.
+  over H, W (a global average pool's sum) -> GlobalAccPool; an average pool's window sum
+  (QuantAvgPool2d without truncation) -> SumPool; a nearest upsample (Resize by integer factors) ->
+  UpsampleNearestNeighbour.
 - Binary activations: a bipolar (+-1) tensor whose readers (through pools, unpadded
   convolutions and flattens) are all MatMul/Conv with bipolar weights travels as bits
   (0/1) and those MatMuls become XNOR-popcount MVAUs, with thresholds moved to popcount
@@ -48,6 +51,8 @@ from qnnflow.transforms.lower import LowerToNHWC
 from qnnflow.hls.nodes.base import DOMAIN as HW_DOMAIN
 from qnnflow.hls.partition import LAYOUT_OPS, STREAM_TRANSPARENT, find_partition
 from qnnflow.transforms.streamline import MoveAffineDownstream
+from qnnflow.transforms.deconv import pixel_pad_strides
+from qnnflow.transforms.upsample import nearest_factors
 
 PASS_THROUGH = ("MaxPool", "MaxPoolNHWC", "Im2Col", *STREAM_TRANSPARENT)
 LINEAR = ("MatMul", "Conv")
@@ -186,11 +191,16 @@ class ConvertToHWNodes(Transformation):
             elif node.op_type == "Mul":  # before the MVAU after it, which needs its integer type
                 self._channelwise(model, node)
                 InferDataTypes().apply(model)
+            elif node.op_type == "QuantAvgPool2d":
+                self._sum_pool(model, node)
+                InferDataTypes().apply(model)
         for node in list(model.graph.node):
             if node.op_type == "Im2Col":
                 self._sliding_window(model, node)
             elif node.op_type == "MaxPoolNHWC":
                 self._maxpool(model, node)
+            elif nearest_factors(model, node) is not None:
+                self._upsample(model, node)
         model = model.transform(InferDataTypes())
         for node in list(model.graph.node):
             if node.op_type == "MultiThreshold":
@@ -355,8 +365,10 @@ class ConvertToHWNodes(Transformation):
             ))
             x = padded
         _, oh, ow, _ = model.get_tensor_shape(im2col.output[0])
+        one_d = h == 1 and kh == 1  # a Conv1d or 1xK kernel: the ring-buffer unit
         nodes.append(helper.make_node(
-            "ConvolutionInputGenerator", [x], [im2col.output[0]], domain=HW_DOMAIN, name=im2col.name,
+            "ConvolutionInputGenerator1D" if one_d else "ConvolutionInputGenerator", [x], [im2col.output[0]],
+            domain=HW_DOMAIN, name=im2col.name,
             ConvKernelDim=[kh, kw], IFMChannels=c, IFMDim=[h, w], OFMDim=[oh, ow], Stride=[sh, sw],
             Dilation=[1, 1], SIMD=1, inputDataType=dtype.name, outputDataType=dtype.name,
         ))
@@ -389,6 +401,34 @@ class ConvertToHWNodes(Transformation):
             PE=1, inputDataType=dtype.name, outputDataType=out_dtype.name, numInputVectors=list(shape[:3]),
         )
         self._replace(model, [reduce], node)
+
+    def _sum_pool(self, model, pool):
+        """An average pool's exact window sum (QuantAvgPool2d without truncation, NHWC) -> SumPool."""
+        inst = getCustomOp(pool)
+        x = pool.input[0]
+        shape, dtype = model.get_tensor_shape(x), _dtype(model, x)
+        k, stride = inst.get_nodeattr("kernel"), inst.get_nodeattr("stride")
+        if inst.get_nodeattr("data_layout") != "NHWC" or inst.get_shifts() or not dtype.is_integer():
+            return
+        node = helper.make_node(
+            "SumPool", [x], [pool.output[0]], domain=HW_DOMAIN, name=pool.name, ImgDim=list(shape[1:3]),
+            PoolDim=[k, k], Stride=[stride, stride], NumChannels=shape[3], PE=1, inputDataType=dtype.name,
+            outputDataType=_smallest_int_type(k * k * dtype.min(), k * k * dtype.max()).name,
+        )
+        self._replace(model, [pool], node)
+
+    def _upsample(self, model, resize):
+        """A nearest upsample of an integer NHWC tensor by (1, sh, sw, 1) -> UpsampleNearestNeighbour."""
+        x = resize.input[0]
+        shape, dtype = model.get_tensor_shape(x), _dtype(model, x)
+        factors = nearest_factors(model, resize)
+        if len(shape) != 4 or factors[0] != 1 or factors[3] != 1 or not dtype.is_integer():
+            return
+        node = helper.make_node(
+            "UpsampleNearestNeighbour", [x], [resize.output[0]], domain=HW_DOMAIN, name=resize.name,
+            ImgDim=list(shape[1:3]), Factor=list(factors[1:3]), NumChannels=shape[3], SIMD=1, inputDataType=dtype.name,
+        )
+        self._replace(model, [resize], node)
 
     def _channelwise(self, model, mul):
         """An integer per-channel Mul [+ Add] on an integer tensor that a dataflow node reads (the sign
@@ -519,11 +559,16 @@ TO_HW = (EncodeBipolarActivations, LowerToNHWC, ConvertToHWNodes, RemoveStreamRe
 
 # Layers with no hardware form, and what the user can change.
 NO_HARDWARE_FORM = {
-    "AveragePool": "use nn.MaxPool2d, or pool after the last layer",
+    "AveragePool": ("an average pool builds only between quantized activations, where its 1/(k*k) goes into the "
+                    "next activation's thresholds (unpadded, square); add a quantized activation after it, use "
+                    "nn.MaxPool2d, or pool after the last layer"),
     "GlobalAveragePool": "flatten into the classifier instead, or pool after the last layer",
-    "Resize": "remove the upsampling or move it before the input quantizer",
-    "Upsample": "remove the upsampling or move it before the input quantizer",
-    "ConvTranspose": "use a strided Conv2d, or move the layer off the accelerator",
+    "Resize": ("only a nearest upsample by integer factors builds (nn.Upsample(scale_factor=k, mode='nearest')); "
+               "use that, remove the upsampling or move it before the input quantizer"),
+    "Upsample": ("only a nearest upsample by integer factors builds (nn.Upsample(scale_factor=k, mode='nearest')); "
+                 "use that, remove the upsampling or move it before the input quantizer"),
+    "ConvTranspose": ("only an ungrouped, undilated 2-D transposed convolution with constant weights builds; "
+                      "use one, a strided Conv2d, or move the layer off the accelerator"),
     "Softmax": "keep it after the last layer (where it runs on the host) or drop it (the arg-max is unchanged)",
     "LogSoftmax": "keep it after the last layer (where it runs on the host) or drop it",
     "Sigmoid": "quantize the activation instead (QuantReLU, QuantHardTanh, QuantIdentity)",
@@ -554,7 +599,8 @@ def refuse_unbuildable(model: ModelWrapper) -> None:
             continue
         what = f"node '{node.name}' ({node.op_type})"
         dynamic = [i for i in node.input if i and model.get_initializer(i) is None]
-        if node.op_type in NO_HARDWARE_FORM:
+        buildable = nearest_factors(model, node) is not None or pixel_pad_strides(model, node) is not None
+        if node.op_type in NO_HARDWARE_FORM and not buildable:
             raise QnnflowError(f"{what} sits between quantized layers and qnnflow has no dataflow node for "
                                f"{node.op_type}: {NO_HARDWARE_FORM[node.op_type]}")
         if node.op_type in ("Add", "Sum", "Concat", "Mul") and len(dynamic) > 1:

@@ -6,7 +6,9 @@
 // elements (BINARY, BIPOLAR) the max is an OR.
 //
 // Running maxima for the NR = ceil(KH/SH) output rows that one input row can touch, each
-// OW x CF words.  Every input word updates the (at most NR x NX) windows containing it; the
+// OWB x CF words: OWB = OW, or NX when KH = 1 (a 1-D pool: a row's windows close before the next
+// row starts, and at most NX = ceil(KW/SW) of them are open at once; window ox uses ox % OWB).
+// Every input word updates the (at most NR x NX) windows containing it; the
 // window whose last element it is is complete and leaves at once, so outputs stream out in
 // order while inputs arrive (one input word per iteration).  Consecutive words of one pixel
 // row update the same running maximum when CH/PE = 1 (a read-modify-write dependence that
@@ -34,26 +36,40 @@ ap_uint<W> max_lanes(const ap_uint<W>& a, const ap_uint<W>& b) {
     return m;
 }
 
-// running[NR][OW][CF]: the caller's memory, partitioned completely on dim 1 and cyclically by NX on
+// What a pool does with a window (R): the running value's element type acc_t, its start init()
+// and add(running, input word), lane by lane; maxpool's is the maximum, sum_pool.hpp's the sum.
+template <class E, unsigned PE>
+struct MaxReduce {
+    typedef E in_t;
+    typedef E acc_t;
+    static ap_uint<PE * E::bits> init() { return splat<E, PE>(E::lowest()); }
+    static ap_uint<PE * E::bits> add(const ap_uint<PE * E::bits>& m, const ap_uint<PE * E::bits>& v) {
+#pragma HLS INLINE
+        return max_lanes<E>(m, v);
+    }
+};
+
+// running[NR][OWB][CF]: the caller's memory, partitioned completely on dim 1 and cyclically by NX on
 // dim 2 (hls/nodes/maxpool.py memories()).
-template <class C>
-void maxpool(hls::stream<ap_uint<C::PE * C::elem_t::bits> >& in, hls::stream<ap_uint<C::PE * C::elem_t::bits> >& out,
-             ap_uint<C::PE * C::elem_t::bits> running[(C::KH + C::SH - 1) / C::SH][C::OW][C::CH / C::PE]) {
-    typedef ap_uint<C::PE * C::elem_t::bits> word;
-    typedef typename C::elem_t E;
+template <class C, class R>
+void pool_windows(hls::stream<ap_uint<C::PE * R::in_t::bits> >& in, hls::stream<ap_uint<C::PE * R::acc_t::bits> >& out,
+                  ap_uint<C::PE * R::acc_t::bits> running[(C::KH + C::SH - 1) / C::SH]
+                                                         [C::KH == 1 ? (C::KW + C::SW - 1) / C::SW : C::OW][C::CH / C::PE]) {
+    typedef ap_uint<C::PE * R::acc_t::bits> word;
     enum { CF = C::CH / C::PE, NR = (C::KH + C::SH - 1) / C::SH, NX = (C::KW + C::SW - 1) / C::SW };
-    const word lowest = splat<E, C::PE>(E::lowest());
+    enum { OWB = C::KH == 1 ? NX : C::OW };
+    const word start = R::init();
     for (unsigned r = 0; r < NR; r++)
-        for (unsigned ox = 0; ox < C::OW; ox++)
+        for (unsigned ox = 0; ox < OWB; ox++)
             for (unsigned cf = 0; cf < CF; cf++) {
 #pragma HLS PIPELINE II=1
-                running[r][ox][cf] = lowest;
+                running[r][ox][cf] = start;
             }
 
     unsigned y = 0, x = 0, cf = 0;
     for (unsigned i = 0; i < unsigned(C::H) * C::W * CF; i++) {
 #pragma HLS PIPELINE II=1
-        const word v = in.read();
+        const ap_uint<C::PE * R::in_t::bits> v = in.read();
         const unsigned qy = y / C::SH, qx = x / C::SW;
         for (unsigned dy = 0; dy < NR; dy++) {
 #pragma HLS UNROLL
@@ -64,13 +80,13 @@ void maxpool(hls::stream<ap_uint<C::PE * C::elem_t::bits> >& in, hls::stream<ap_
                 const unsigned ox = qx - dx;
                 const bool ok = row_ok && dx <= qx && ox < unsigned(C::OW) && x < ox * C::SW + C::KW;
                 if (ok) {
-                    const unsigned r = oy % NR;
-                    const word m = max_lanes<E>(running[r][ox][cf], v);
+                    const unsigned r = oy % NR, b = ox % OWB;
+                    const word m = R::add(running[r][b][cf], v);
                     if (y == oy * C::SH + C::KH - 1 && x == ox * C::SW + C::KW - 1) {
                         out.write(m);  // the window's last element: complete
-                        running[r][ox][cf] = lowest;
+                        running[r][b][cf] = start;
                     } else {
-                        running[r][ox][cf] = m;
+                        running[r][b][cf] = m;
                     }
                 }
             }
@@ -87,6 +103,13 @@ void maxpool(hls::stream<ap_uint<C::PE * C::elem_t::bits> >& in, hls::stream<ap_
             cf++;
         }
     }
+}
+
+template <class C>
+void maxpool(hls::stream<ap_uint<C::PE * C::elem_t::bits> >& in, hls::stream<ap_uint<C::PE * C::elem_t::bits> >& out,
+             ap_uint<C::PE * C::elem_t::bits> running[(C::KH + C::SH - 1) / C::SH]
+                                                     [C::KH == 1 ? (C::KW + C::SW - 1) / C::SW : C::OW][C::CH / C::PE]) {
+    pool_windows<C, MaxReduce<typename C::elem_t, C::PE> >(in, out, running);
 }
 
 }  // namespace qnnflow

@@ -18,17 +18,25 @@ from qnnflow.hls.nodes.label_select import LabelSelect
 from qnnflow.hls.nodes.maxpool import StreamingMaxPool
 from qnnflow.hls.nodes.mvau import MVAU
 from qnnflow.hls.nodes.padding import FMPadding
+from qnnflow.hls.nodes.pixel_padding import FMPaddingPixel
 from qnnflow.hls.nodes.sliding_window import ConvolutionInputGenerator
+from qnnflow.hls.nodes.sliding_window_1d import ConvolutionInputGenerator1D
+from qnnflow.hls.nodes.sum_pool import SumPool
 from qnnflow.hls.nodes.thresholding import Thresholding
+from qnnflow.hls.nodes.upsample import UpsampleNearestNeighbour
 
 _BUILTIN = (
     MVAU,
     ConvolutionInputGenerator,
+    ConvolutionInputGenerator1D,
     FMPadding,
+    FMPaddingPixel,
     StreamingMaxPool,
+    SumPool,
     Thresholding,
     ChannelwiseOp,
     GlobalAccPool,
+    UpsampleNearestNeighbour,
     LabelSelect,
     StreamingFIFO,
     StreamingDataWidthConverter,

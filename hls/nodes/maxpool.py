@@ -96,14 +96,21 @@ class StreamingMaxPool(HWNode):
         pe = self.get_nodeattr("PE")
         return (*self.normal_output_shape()[:-1], self.get_nodeattr("NumChannels") // pe, pe)
 
+    def _open_windows(self) -> tuple[int, int]:
+        """(NX, OWB) of maxpool.hpp: ceil(KW/SW) windows an input word updates, and the windows of a row
+        kept open: all OW, or only NX for a 1-D pool (KH = 1), whose windows close within their row."""
+        _, (kh, kw), (_, sw), _ = self._geometry()
+        nx = math.ceil(kw / sw)
+        return nx, nx if kh == 1 else self._out_hw()[1]
+
     def memories(self):
-        """The running maxima of maxpool.hpp: ceil(KH/SH) rows (one memory each) of OW x C/PE words of
+        """The running maxima of maxpool.hpp: ceil(KH/SH) rows (one memory each) of OWB x C/PE words of
         PE*bits, each row split cyclically into ceil(KW/SW) memories (the windows an input word updates)."""
-        _, (kh, kw), (sh, sw), c = self._geometry()
+        _, (kh, _), (sh, _), c = self._geometry()
         pe = self.get_nodeattr("PE")
-        nx, ow = math.ceil(kw / sw), self._out_hw()[1]
-        return [Memory("buffer", math.ceil(kh / sh) * nx, math.ceil(ow / nx) * (c // pe),
-                       pe * self.input_datatype().bitwidth(), "auto")]
+        nx, owb = self._open_windows()
+        return [Memory("buffer", math.ceil(kh / sh) * nx, math.ceil(owb / nx) * (c // pe),
+                       pe * self.output_datatype().bitwidth(), "auto")]
 
     def initiation_interval(self) -> int:
         """With one word per pixel (C/PE = 1) consecutive words of a window update the same running
@@ -132,13 +139,19 @@ class StreamingMaxPool(HWNode):
             buffer.count * pe * 2 * cost.comparator_luts(bits)
         return {"LUT": int(luts), "BRAM18": mem["BRAM18"], "DSP": 0}
 
-    def emit(self, model, ident: str) -> Kernel:
-        check_emittable(self, model)
+    def kernel_config(self) -> tuple[dict, list[str]]:
+        """The kernel's constants and the C++ lines declaring its running values ``buffer``."""
         (h, w), (kh, kw), (sh, sw), ch = self._geometry()
         oh, ow = self._out_hw()
-        pe, nr, nx = self.get_nodeattr("PE"), math.ceil(kh / sh), math.ceil(kw / sw)
+        pe, nr = self.get_nodeattr("PE"), math.ceil(kh / sh)
+        nx, owb = self._open_windows()
         constants = dict(H=h, W=w, CH=ch, PE=pe, KH=kh, KW=kw, SH=sh, SW=sw, OH=oh, OW=ow)
-        lines = [f"ap_uint<{pe * self.input_datatype().bitwidth()}> buffer[{nr}][{ow}][{ch // pe}];",
+        lines = [f"ap_uint<{pe * self.output_datatype().bitwidth()}> buffer[{nr}][{owb}][{ch // pe}];",
                  "#pragma HLS ARRAY_PARTITION variable=buffer complete dim=1",
                  f"#pragma HLS ARRAY_PARTITION variable=buffer cyclic factor={nx} dim=2"]
+        return constants, lines
+
+    def emit(self, model, ident: str) -> Kernel:
+        check_emittable(self, model)
+        constants, lines = self.kernel_config()
         return pixel_stream_kernel(self, ident, "PE", constants, "maxpool", buffer=lines)

@@ -135,7 +135,8 @@ def test_steps_and_models_listing(capsys):
     assert listed[: len(DEFAULT_STEPS)] == DEFAULT_STEPS and sorted(listed[len(DEFAULT_STEPS):]) == others
     assert main(["models"]) == 0
     listing = capsys.readouterr().out
-    assert "cnv_w1a1" in listing and "tfc_w2a2" in listing
+    assert "cnv_w1a1" in listing and "tfc_w2a2" in listing and "vgg10_1d_w4a4" in listing
+    assert len({line.index(line.split()[1], len(line.split()[0])) for line in listing.splitlines()}) == 1  # aligned
 
 
 def test_version_and_boards(capsys):

@@ -7,7 +7,7 @@ import onnx
 import pytest
 import torch
 from brevitas.export import export_qonnx
-from brevitas.nn import QuantIdentity, QuantLinear
+from brevitas.nn import QuantIdentity, QuantLinear, QuantReLU
 from onnx import numpy_helper
 
 from qnnflow.base.errors import QnnflowError
@@ -21,12 +21,17 @@ NAMES = sorted(ZOO)
 CNV_CONVS = [(3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256)]
 CNV_FCS = [(256, 512), (512, 512)]
 FC_HIDDEN = {"lfc": [1024, 1024, 1024], "tfc": [64, 64, 64]}
+# vgg10_1d: 2 I/Q channels, seven k=3 convs of 64 channels halving 1024 samples to 8, dense 128-128-24
+VGG10_LAYERS = [(2 * 3, 64)] + [(64 * 3, 64)] * 6 + [(64 * 8, 128), (128, 128), (128, 24)]
+CLASSES = {"cifar10": 10, "mnist": 10, "radioml2018": 24}
 
 
 def _layers(entry):
     """(weight layers [(fan_in, fan_out)], number of hidden activation layers)."""
     if entry.family == "cnv":
         layers = [(cin * 9, cout) for cin, cout in CNV_CONVS] + CNV_FCS + [(512, 10)]
+    elif entry.family == "vgg10_1d":
+        layers = VGG10_LAYERS
     else:
         widths = [784] + FC_HIDDEN[entry.family] + [10]
         layers = list(zip(widths[:-1], widths[1:]))
@@ -59,7 +64,8 @@ def _all_codes(bits):
 
 def _input(entry, n, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return torch.rand((n,) + tuple(entry.input_shape[1:]), generator=g)
+    low, high = entry.input_range
+    return torch.rand((n,) + tuple(entry.input_shape[1:]), generator=g) * (high - low) + low
 
 
 # ---------------------------------------------------------------- quantizers
@@ -134,19 +140,22 @@ def test_every_model_builds_runs_and_is_non_degenerate(name):
     assert not model.training
     acts = []
     hooks = [m.register_forward_hook(lambda m, i, o: acts.append(o))
-             for n, m in model.named_modules() if isinstance(m, QuantIdentity) and n != "input_quant"]
+             for n, m in model.named_modules() if isinstance(m, (QuantIdentity, QuantReLU)) and n != "input_quant"]
     x = _input(entry, 16)
     with torch.no_grad():
         y = model(x)
     for h in hooks:
         h.remove()
-    assert y.shape == (16, 10) and torch.isfinite(y).all()
+    assert y.shape == (16, CLASSES[entry.dataset]) and torch.isfinite(y).all()
     assert (y.std(0) > 0).all()  # logits depend on the input
     _, n_act = _layers(entry)
     assert len(acts) == n_act
     for i, a in enumerate(acts):
         codes = np.unique(_codes(a.numpy(), entry.act_bits))  # fails on off-grid values
-        assert codes.min() < 0 < codes.max(), f"layer {i}: activations all one sign"
+        if entry.family == "vgg10_1d":  # QuantReLU: unsigned codes, zero included
+            assert codes.min() == 0 < codes.max(), f"layer {i}: activations all zero"
+        else:
+            assert codes.min() < 0 < codes.max(), f"layer {i}: activations all one sign"
         if entry.act_bits > 1:
             assert len(codes) >= 3, f"layer {i}: only codes {codes} used"
         per_channel = a.transpose(0, 1).reshape(a.shape[1], -1)
@@ -211,7 +220,8 @@ def test_zoo_table_rows():
         assert set(r) == {"name", "family", "dataset", "weight_bits", "act_bits", "in_bits", "params", "input_shape"}
         suffix = "" if r["in_bits"] == 8 else f"_in{r['in_bits']}"
         assert r["name"] == f"{r['family']}_w{r['weight_bits']}a{r['act_bits']}{suffix}"
-        assert (r["dataset"], r["input_shape"]) in {("cifar10", (1, 3, 32, 32)), ("mnist", (1, 1, 28, 28))}
+        assert (r["dataset"], r["input_shape"]) in {("cifar10", (1, 3, 32, 32)), ("mnist", (1, 1, 28, 28)),
+                                                    ("radioml2018", (1, 2, 1024))}
 
 
 @pytest.mark.parametrize("wrap", [False, True])

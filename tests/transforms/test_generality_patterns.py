@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from brevitas.nn import QuantConv1d, QuantConv2d, QuantLinear, QuantReLU
+from brevitas.nn import QuantConv1d, QuantConv2d, QuantConvTranspose2d, QuantLinear, QuantReLU, TruncAvgPool2d
 from brevitas.quant import Int8WeightPerChannelFloat, Uint8ActPerTensorFixedPoint
 from onnx import helper, numpy_helper
 from qonnx.custom_op.registry import getCustomOp
@@ -19,7 +19,7 @@ from qnnflow.models.export import seeded_inputs
 from qnnflow.transforms.fold import fold
 
 from .nets import activation, weight_kwargs
-from .test_generality import HEAD_OPS, TAIL_OPS, _input_quant, _randomized, assert_exact_through_hw
+from .test_generality import HEAD_OPS, TAIL_OPS, PerChannelWeightPow2, _input_quant, _randomized, assert_exact_through_hw
 
 BOARD = load_board("pynq-z1")
 
@@ -183,6 +183,74 @@ def test_global_average_pool_becomes_a_sum_pool():
     assert ops(folded)[ops(folded).index("MVAU"):][:3] == ["MVAU", "GlobalAccPool", "MVAU"]
 
 
+def average_pool():
+    """nn.AvgPool2d(3, stride 2, overlapping) between two quantized activations: an integer window sum
+    (SumPool) whose 1/9 goes into the next thresholds."""
+    return nn.Sequential(
+        _input_quant(), QuantConv2d(2, 4, 3, padding=1, bias=False, **weight_kwargs(4)), activation("hardtanh", 4),
+        nn.AvgPool2d(3, stride=2), activation("relu", 3), nn.Flatten(),
+        QuantLinear(4 * 3 * 3, 4, bias=False, **weight_kwargs(4)),
+    ), (1, 2, 7, 7)
+
+
+def trunc_average_pool():
+    """Brevitas's TruncAvgPool2d (AveragePool + Trunc): the window sum, and the truncation to 3 bits as
+    thresholds on it."""
+    return nn.Sequential(
+        _input_quant(), QuantConv2d(2, 4, 3, padding=1, bias=False, **weight_kwargs(4)),
+        QuantReLU(act_quant=Uint8ActPerTensorFixedPoint, bit_width=4, return_quant_tensor=True),
+        TruncAvgPool2d(2, bit_width=3), nn.Flatten(), QuantLinear(4 * 3 * 3, 4, bias=False, **weight_kwargs(4)),
+    ), (1, 2, 6, 6)
+
+
+@pytest.mark.parametrize("pattern", ["average_pool", "trunc_average_pool"])
+def test_average_pool_between_quantized_layers_becomes_a_window_sum(pattern):
+    folded, _ = to_hw_and_fold(pattern)
+    kinds = ops(folded)
+    assert kinds[kinds.index("SumPool") - 1:][:3] == ["MVAU", "SumPool", "Thresholding"]
+    assert "Mul" not in kinds[:kinds.index("MVAU", kinds.index("SumPool"))]
+
+
+def upsample():
+    """nn.Upsample(scale_factor=2, mode='nearest') between quantized layers (an ONNX Resize): the
+    activation's scale moves past it and it becomes an UpsampleNearestNeighbour."""
+    return nn.Sequential(
+        _input_quant(), QuantConv2d(2, 4, 3, padding=1, bias=False, **weight_kwargs(4)), activation("relu", 4),
+        nn.Upsample(scale_factor=2), QuantConv2d(4, 2, 3, bias=False, **weight_kwargs(4)), activation("relu", 4),
+        nn.Flatten(), QuantLinear(2 * 6 * 6, 4, bias=False, **weight_kwargs(4)),
+    ), (1, 2, 4, 4)
+
+
+def test_nearest_upsample_repeats_pixels_in_hardware():
+    folded, _ = to_hw_and_fold("upsample")
+    kinds = ops(folded)
+    assert kinds[kinds.index("UpsampleNearestNeighbour") - 1] == "MVAU"
+    (node,) = [n for n in folded.graph.node if n.op_type == "UpsampleNearestNeighbour"]
+    assert getCustomOp(node).normal_output_shape() == (1, 8, 8, 4)
+
+
+def transposed_conv():
+    """QuantConvTranspose2d (kernel 3, stride 2, padding 1, output_padding 1, with bias, per-channel
+    scales): pixel padding (FMPaddingPixel), border padding, sliding window and an MVAU with the
+    kernel flipped."""
+    return nn.Sequential(
+        _input_quant(), QuantConv2d(2, 4, 3, padding=1, bias=False, **weight_kwargs(4)), activation("relu", 4),
+        QuantConvTranspose2d(4, 3, 3, stride=2, padding=1, output_padding=1, bias=True,
+                             weight_quant=PerChannelWeightPow2, weight_bit_width=4),
+        activation("relu", 4), nn.Flatten(), QuantLinear(3 * 8 * 8, 4, bias=False, **weight_kwargs(4)),
+    ), (1, 2, 4, 4)
+
+
+def test_transposed_convolution_is_pixel_padding_then_a_convolution():
+    folded, _ = to_hw_and_fold("transposed_conv")
+    kinds = ops(folded)
+    start = kinds.index("FMPaddingPixel")
+    assert [k for k in kinds[start:] if k != "StreamingDataWidthConverter"][:4] == [
+        "FMPaddingPixel", "FMPadding", "ConvolutionInputGenerator", "MVAU"]
+    (pixel,) = [n for n in folded.graph.node if n.op_type == "FMPaddingPixel"]
+    assert list(getCustomOp(pixel).get_nodeattr("Stride")) == [2, 2]
+
+
 def two_linear_float_channel_scale():
     """Bug 5 (the trailing case): per-channel float weight scales on the first of two linear layers
     with no activation between them: no threshold absorbs the scale, so the last layer runs as a
@@ -213,7 +281,7 @@ def test_an_unabsorbable_channel_scale_before_the_last_layer_keeps_it_on_the_hos
 
 def test_conv1d_builds_as_height_one_conv2d():
     folded, _ = to_hw_and_fold("conv1d")
-    windows = [n for n in folded.graph.node if n.op_type == "ConvolutionInputGenerator"]
+    windows = [n for n in folded.graph.node if n.op_type == "ConvolutionInputGenerator1D"]
     assert [list(getCustomOp(n).get_nodeattr("ConvKernelDim")) for n in windows] == [[1, 3], [1, 3]]
 
 
@@ -268,7 +336,8 @@ def test_per_channel_power_of_two_activation_scales_become_an_integer_multiply()
 
 PATTERNS = {f.__name__: f for f in (pool_after_linear, xnor_conv_pool_sign, view_flatten, conv1d, raw_float_input,
                                     bn_negative_gamma_after_pool, global_average_pool, bn_after_activation,
-                                    per_channel_relu, two_linear_float_channel_scale, bn_after_last_activation)}
+                                    per_channel_relu, two_linear_float_channel_scale, bn_after_last_activation,
+                                    average_pool, trunc_average_pool, upsample, transposed_conv)}
 # What stays on the host besides HEAD_OPS and TAIL_OPS, where a pattern keeps more there.
 HEAD_OPS_OF = {"conv1d": {*HEAD_OPS, "Unsqueeze"}, "raw_float_input": {*HEAD_OPS, "Conv", "Mul", "Relu"}}
 TAIL_OPS_OF = {"two_linear_float_channel_scale": {*TAIL_OPS, "MatMul"},

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from brevitas.nn import QuantConv2d, QuantConvTranspose2d, QuantLinear, QuantReLU
+from brevitas.nn import QuantConv2d, QuantConvTranspose2d, QuantLinear, QuantReLU, TruncAvgPool2d
+from brevitas.quant import Uint8ActPerTensorFixedPoint
 from torch import nn
 
 from qnnflow.base.errors import QnnflowError
@@ -58,12 +59,11 @@ class TwoBranches(nn.Module):
 
 
 CASES = {  # name: (network on a (1, 2, 4, 4) input, the node named, a word of the fix)
-    "average-pool": (lambda: around(nn.AvgPool2d(2), activation("relu", 4), features=16), "AveragePool_0", "MaxPool"),
+    # an average pool whose output meets no quantizer before the classifier (one that does builds: patterns)
     "float-average-pool": (lambda: around(nn.AvgPool2d(2), features=16), "AveragePool_0", "MaxPool"),
-    "upsample": (lambda: around(nn.Upsample(scale_factor=2), conv(4, 2), activation("relu", 4), features=72),
-                 "Resize_0", "remove the upsampling"),
-    "transposed-conv": (lambda: around(QuantConvTranspose2d(4, 2, 2, stride=2, bias=False, **weight_kwargs(4)),
-                                       activation("relu", 4), features=128), "ConvTranspose_0", "strided Conv2d"),
+    # a nearest upsample by an integer factor builds (patterns); a bilinear one has no hardware form
+    "bilinear-upsample": (lambda: around(nn.Upsample(scale_factor=2, mode="bilinear"), conv(4, 2), activation("relu", 4),
+                                         features=72), "Resize_0", "mode='nearest'"),
     "softmax-inside": (lambda: around(nn.Softmax(dim=1), activation("relu", 4), features=64), "Softmax_0",
                        "after the last layer"),
     "float-conv": (lambda: around(nn.Conv2d(4, 4, 3, padding=1, bias=False), activation("relu", 4), features=64),
@@ -90,3 +90,23 @@ def test_a_layer_with_no_hardware_form_is_named(case):
     message = str(err.value)
     op_type = next(n.op_type for n in model.graph.node if n.name == node)
     assert message.startswith(f"node '{node}' ({op_type})") and fix in message and "\n" not in message
+
+
+def test_a_truncating_average_pool_it_cannot_reproduce_is_named():
+    """TruncAvgPool2d(3): its Trunc's scale is 1/9 of the input's, which no power-of-two shift of the
+    integer window sum reproduces exactly in the float graph: refused by name while streamlining."""
+    net = nn.Sequential(_input_quant(), conv(2, 4, padding=1),
+                        QuantReLU(act_quant=Uint8ActPerTensorFixedPoint, bit_width=4, return_quant_tensor=True),
+                        TruncAvgPool2d(3, bit_width=4), nn.Flatten(), QuantLinear(4, 4, bias=False, **weight_kwargs(4)))
+    with pytest.raises(QnnflowError) as err:
+        streamline(tidy(export_brevitas(_randomized(net).eval(), (1, 2, 3, 3))))
+    assert str(err.value).startswith("node 'Trunc_0' (Trunc)") and "2x2" in str(err.value)
+
+
+def test_a_grouped_transposed_convolution_is_named():
+    """An ungrouped transposed convolution builds (patterns); a grouped one has no hardware form yet."""
+    net = around(QuantConvTranspose2d(4, 4, 2, stride=2, groups=2, bias=False, **weight_kwargs(4)),
+                 activation("relu", 4), features=256)
+    with pytest.raises(QnnflowError) as err:
+        streamline(tidy(export_brevitas(_randomized(net).eval(), (1, 2, 4, 4))))
+    assert str(err.value).startswith("node 'ConvTranspose_0' (ConvTranspose)") and "groups=1" in str(err.value)

@@ -98,11 +98,37 @@ def test_sliding_window(case, cppsim_cache):
     assert_exact(cppsim_all(models, cppsim_cache), [f"{case}/SIMD={s}" for s in (1, c, 2)])
 
 
+SWG_1D_CASES = {
+    # name: (kernel width, channels, image width, stride)
+    "1x3-stride1": (3, 4, 9, 1),
+    "1x3-stride2-leftover": (3, 4, 10, 2),
+    "1x2-stride3-gaps": (2, 2, 9, 3),
+    "1x1": (1, 4, 5, 1),
+}
+
+
+@pytest.mark.parametrize("case", list(SWG_1D_CASES))
+def test_sliding_window_1d(case, cppsim_cache):
+    kw, c, w, sw = SWG_1D_CASES[case]
+    models = [node_model("ConvolutionInputGenerator1D", dict(
+        ConvKernelDim=[1, kw], IFMChannels=c, IFMDim=[1, w], OFMDim=[1, (w - kw) // sw + 1], Stride=[1, sw],
+        SIMD=simd, inputDataType="INT3", outputDataType="INT3")) for simd in (1, c, 2)]
+    assert_exact(cppsim_all(models, cppsim_cache), [f"{case}/SIMD={s}" for s in (1, c, 2)])
+
+
 def test_padding(cppsim_cache):
     cases = [("INT4", [1, 2, 0, 1], -3, s) for s in (1, 6, 3)] + [("BINARY", [1, 1, 1, 1], 1, 2)]
     models = [node_model("FMPadding", dict(ImgDim=[5, 4], Padding=pad, NumChannels=6, SIMD=simd,
                                            inputDataType=dt, PadValue=value)) for dt, pad, value, simd in cases]
     assert_exact(cppsim_all(models, cppsim_cache), [str(c) for c in cases])
+
+
+@pytest.mark.parametrize("image,stride", [([3, 4], [2, 2]), ([2, 3], [3, 1]), ([1, 4], [1, 2])],
+                         ids=["2x2", "3x1", "1-d"])
+def test_pixel_padding(image, stride, cppsim_cache):
+    models = [node_model("FMPaddingPixel", dict(ImgDim=image, Stride=stride, NumChannels=4, SIMD=simd,
+                                                inputDataType="INT3")) for simd in (1, 4, 2)]
+    assert_exact(cppsim_all(models, cppsim_cache), [f"{stride}/SIMD={s}" for s in (1, 4, 2)])
 
 
 POOL_CASES = {
@@ -119,6 +145,38 @@ def test_maxpool(case, cppsim_cache):
     models = [node_model("StreamingMaxPool", dict(ImgDim=[7, 6], PoolDim=pool, Stride=stride, NumChannels=4,
                                                   PE=pe, dataType=dt)) for pe in (1, 4, 2)]
     assert_exact(cppsim_all(models, cppsim_cache), [f"{case}/PE={p}" for p in (1, 4, 2)])
+
+
+@pytest.mark.parametrize("pool,stride", [([1, 2], [1, 2]), ([1, 3], [1, 2]), ([1, 2], [1, 3])],
+                         ids=["1x2-stride2", "1x3-stride2-overlap", "1x2-stride3-gaps"])
+def test_maxpool_1d_keeps_only_open_windows(pool, stride, cppsim_cache):
+    models = [node_model("StreamingMaxPool", dict(ImgDim=[1, 11], PoolDim=pool, Stride=stride, NumChannels=4,
+                                                  PE=pe, dataType="INT4")) for pe in (1, 4, 2)]
+    assert_exact(cppsim_all(models, cppsim_cache), [f"{pool}/PE={p}" for p in (1, 4, 2)])
+
+
+SUM_POOL_CASES = {  # name: (image, pool, stride, input type, output type)
+    "2x2-stride2-uint": ([6, 6], [2, 2], [2, 2], "UINT4", "UINT6"),
+    "3x3-stride2-overlap-int": ([7, 6], [3, 3], [2, 2], "INT4", "INT8"),
+    "3x3-stride3-leftover": ([7, 7], [3, 3], [3, 3], "INT3", "INT7"),
+    "1x2-stride2-1d": ([1, 9], [1, 2], [1, 2], "UINT2", "UINT3"),
+}
+
+
+@pytest.mark.parametrize("case", list(SUM_POOL_CASES))
+def test_sum_pool(case, cppsim_cache):
+    image, pool, stride, idt, odt = SUM_POOL_CASES[case]
+    models = [node_model("SumPool", dict(ImgDim=image, PoolDim=pool, Stride=stride, NumChannels=4, PE=pe,
+                                         inputDataType=idt, outputDataType=odt)) for pe in (1, 4, 2)]
+    assert_exact(cppsim_all(models, cppsim_cache), [f"{case}/PE={p}" for p in (1, 4, 2)])
+
+
+@pytest.mark.parametrize("image,factors", [([3, 4], [2, 2]), ([2, 3], [3, 1]), ([1, 5], [1, 2])],
+                         ids=["2x2", "3x1", "1-d"])
+def test_upsample_nearest(image, factors, cppsim_cache):
+    models = [node_model("UpsampleNearestNeighbour", dict(ImgDim=image, Factor=factors, NumChannels=4, SIMD=simd,
+                                                          inputDataType="INT3")) for simd in (1, 4, 2)]
+    assert_exact(cppsim_all(models, cppsim_cache), [f"{factors}/SIMD={s}" for s in (1, 4, 2)])
 
 
 def test_thresholding(cppsim_cache):

@@ -1,0 +1,56 @@
+"""ConvolutionInputGenerator1D: the sliding-window unit of a height-1 image (Conv1d, 1xK kernels).
+
+Same attributes and semantics as ConvolutionInputGenerator (IFMDim [1, W], ConvKernelDim [1, K]);
+its kernel keeps a ring of K + S pixels instead of K + S whole rows, and reads while it writes
+from the first word (hls/include/sliding_window_1d.hpp): a Conv1d costs no buffering of the
+whole row and no cycles for it.
+"""
+
+from __future__ import annotations
+
+from qnnflow.hls.codegen.kernel import Kernel, check_emittable, pixel_stream_kernel, storage_pragma
+from qnnflow.hls.nodes.base import Memory
+from qnnflow.hls.nodes.sliding_window import ConvolutionInputGenerator
+
+__all__ = ["ConvolutionInputGenerator1D"]
+
+
+class ConvolutionInputGenerator1D(ConvolutionInputGenerator):
+    """1-D sliding window generator (FINN's ConvolutionInputGenerator1D)."""
+
+    KERNEL_HEADER = "sliding_window_1d.hpp"
+
+    def node_problems(self):
+        found = super().node_problems()
+        if found:
+            return found
+        (kh, _), _, (h, _), _, _ = self._geometry()
+        if (h, kh) != (1, 1):
+            found.append(f"IFMDim={self.get_nodeattr('IFMDim')}, ConvKernelDim={self.get_nodeattr('ConvKernelDim')}: "
+                         f"the 1-D unit takes a height-1 image and kernel; use ConvolutionInputGenerator for 2-D windows")
+        return found
+
+    def cycles(self) -> int:
+        """One iteration per output word, reading alongside (or one per input word when the stride
+        skips more than the kernel covers), plus the first word's read: max(W, OW*KW) * C/SIMD + 1.
+        An estimate of the kernel's loop at II=1, not yet measured in RTL."""
+        self.check()
+        (_, kw), c, (_, w), (_, ow), _ = self._geometry()
+        sf = c // self.get_nodeattr("SIMD")
+        return max(w * sf, ow * kw * sf) + 1
+
+    def memories(self):
+        """The ring of KW + SW pixels, C/SIMD words of SIMD*bits each."""
+        (_, kw), c, _, _, (_, sw) = self._geometry()
+        simd = self.get_nodeattr("SIMD")
+        return [Memory("buffer", 1, (kw + sw) * (c // simd), simd * self.input_datatype().bitwidth(),
+                       self.get_nodeattr("ram_style"))]
+
+    def emit(self, model, ident: str) -> Kernel:
+        check_emittable(self, model)
+        (_, kw), ch, (_, w), (_, ow), (_, sw) = self._geometry()
+        constants = dict(KW=kw, CH=ch, W=w, OW=ow, SW=sw, SIMD=self.get_nodeattr("SIMD"))
+        (ring,) = self.memories()
+        lines = [f"ap_uint<{ring.width}> buffer[{ring.depth}];",
+                 *storage_pragma("buffer", self.get_nodeattr("ram_style"), "ram_s2p")]
+        return pixel_stream_kernel(self, ident, "SIMD", constants, "sliding_window_1d", buffer=lines)
