@@ -20,9 +20,11 @@ from qnnflow.hls.nodes.mvau import MVAU
 from qnnflow.hls.nodes.padding import FMPadding
 from qnnflow.hls.nodes.sliding_window import ConvolutionInputGenerator
 from qnnflow.hls.nodes.thresholding import Thresholding
+from qnnflow.hls.nodes.vvau import VVAU
 
 _BUILTIN = (
     MVAU,
+    VVAU,
     ConvolutionInputGenerator,
     FMPadding,
     StreamingMaxPool,
