@@ -110,3 +110,18 @@ def test_cppsim_is_bit_exact_and_memories_are_the_declared_arrays(swg_simd, pe, 
     result = cppsim(model, images(swg_simd + pe), BOARD, tmp_path_factory.getbasetemp() / "cppsim-vvau",
                     project=project)
     assert result.bit_exact and not result.native, result.message()
+
+
+def test_cost_follows_the_folding_and_multi_bit_products_take_dsps():
+    op = getCustomOp(depthwise_model().graph.node[1])
+    costs = {}
+    for pe, simd in [(1, 1), (1, 3), (1, 6), (2, 6), (4, 6)]:
+        op.set_nodeattr("PE", pe)
+        op.set_nodeattr("SIMD", simd)
+        costs[pe * simd] = (op.cycles(), op.resources(BOARD))
+    lanes = sorted(costs)
+    assert [costs[n][0] * n for n in lanes] == [costs[1][0]] * len(lanes)  # cycles scale as 1 / (PE * SIMD)
+    assert all(costs[a][1]["LUT"] < costs[b][1]["LUT"] for a, b in zip(lanes, lanes[1:]))
+    assert all(c[1]["DSP"] == 0 for c in costs.values())  # 3 x 4-bit products stay in fabric under auto
+    op.set_nodeattr("resType", "dsp")
+    assert op.resources(BOARD)["DSP"] == 4 * 6 and op.resources(BOARD)["LUT"] < costs[24][1]["LUT"]
