@@ -8,6 +8,9 @@ sign function (QONNX ``BipolarQuant``); b >= 2 bits give the integers
 free of learned scale parameters, so the flow can turn every activation into
 integer thresholds.
 
+A ReLU activation (``quant_relu``) is unsigned, not narrow, with the same power-of-two
+step: b bits give 0 .. 2^b - 1 times 2^-(b-1) (4 bits is {0..15}/8).
+
 The input quantizer is different: signed b-bit, not narrow, with the
 power-of-two scale 2^-(b-1); 8 bits cover [-1, 1 - 2^-7] in steps of 2^-7.
 """
@@ -22,12 +25,12 @@ from brevitas.inject.enum import (
     ScalingImplType,
     ScalingPerOutputType,
 )
-from brevitas.nn import QuantIdentity
+from brevitas.nn import QuantIdentity, QuantReLU
 from brevitas.quant.solver import ActQuantSolver, WeightQuantSolver
 
 from qnnflow.base.errors import QnnflowError
 
-__all__ = ["weight_quant", "act_quant", "input_quant", "quant_act", "quant_input"]
+__all__ = ["weight_quant", "act_quant", "input_quant", "relu_quant", "quant_act", "quant_input", "quant_relu"]
 
 
 class _ConstScaleQuant(ExtendedInjector):
@@ -74,6 +77,18 @@ class _ActQuant(_ConstScaleQuant, ActQuantSolver):
         return _range_limit(bit_width)
 
 
+class _ReluQuant(_ConstScaleQuant, ActQuantSolver):
+    """Unsigned, not narrow: levels 0 .. 2^b - 1 with the step 2^-(b-1) of the signed quantizers."""
+
+    narrow_range = False
+    signed = False
+    min_val = 0.0
+
+    @value
+    def max_val(bit_width):
+        return (2**bit_width - 1) * 2.0 ** -(bit_width - 1)
+
+
 class _InputQuant(ActQuantSolver):
     """Signed, not narrow, scale 1 / 2^(b-1) (a power of two): [-1, 1 - 2^-(b-1)]."""
 
@@ -107,6 +122,11 @@ def act_quant(bit_width):
     return _ActQuant.let(bit_width=_check_bits(bit_width, "activation"))
 
 
+def relu_quant(bit_width):
+    """The unsigned ReLU activation quantizer injector for `bit_width` (>= 2) bits."""
+    return _ReluQuant.let(bit_width=_check_bits(bit_width, "ReLU activation", minimum=2))
+
+
 def input_quant(bit_width=8):
     """The input quantizer injector: signed `bit_width` bits, scale 2^-(bit_width-1)."""
     return _InputQuant.let(bit_width=_check_bits(bit_width, "input", minimum=2))
@@ -115,6 +135,11 @@ def input_quant(bit_width=8):
 def quant_act(bit_width):
     """An activation layer: QuantIdentity with the `bit_width` activation quantizer."""
     return QuantIdentity(act_quant=act_quant(bit_width), return_quant_tensor=False)
+
+
+def quant_relu(bit_width):
+    """A ReLU activation layer: QuantReLU with the unsigned `bit_width` quantizer."""
+    return QuantReLU(act_quant=relu_quant(bit_width), return_quant_tensor=False)
 
 
 def quant_input(bit_width=8):
