@@ -16,7 +16,7 @@
 //   typedef ... in_t, w_t, out_t, acc_t, thr_t, wmem_t, tmem_t;  as the MVAU's (mvau.hpp)
 // weights[pe][cf * K/SIMD + sf] holds positions sf*SIMD.. of channel cf*PE + pe (join_limbs);
 // thresholds[pe][cf][0..NT-1] ascending (without activation mvau_no_thresholds<C>::table).
-// Lane products and the activation are the MVAU's.
+// Lane products and the output word (activation) are the MVAU's.
 #ifndef QNNFLOW_VVAU_HPP
 #define QNNFLOW_VVAU_HPP
 
@@ -29,7 +29,6 @@ void vvau(hls::stream<ap_uint<C::PE * C::SIMD * C::in_t::bits> >& in,
           hls::stream<ap_uint<C::PE * C::out_t::bits> >& out, const typename C::wmem_t weights[C::PE][C::WMEM][C::WLIMBS],
           const typename C::tmem_t thresholds[C::PE][C::TMEM][C::TSLOTS]) {
     typedef ap_uint<C::PE * C::SIMD * C::in_t::bits> in_word;
-    typedef ap_uint<C::PE * C::out_t::bits> out_word;
     typedef typename C::acc_t acc_type;
     enum { SF = C::K / C::SIMD, CF = C::CH / C::PE };
 
@@ -57,16 +56,7 @@ void vvau(hls::stream<ap_uint<C::PE * C::SIMD * C::in_t::bits> >& in,
             acc[pe] = sum;
         }
         if (sf == SF - 1) {
-            out_word o = 0;
-            for (unsigned pe = 0; pe < C::PE; pe++) {
-#pragma HLS UNROLL
-                if (C::HAS_ACT) {
-                    set_lane<typename C::out_t>(o, pe, mvau_activation<C>(acc[pe], thresholds[pe][C::HAS_ACT ? cf : 0]));
-                } else {
-                    set_lane<typename C::out_t>(o, pe, acc[pe]);
-                }
-            }
-            out.write(o);
+            out.write(mvau_output<C>(acc, thresholds, cf));
             sf = 0;
             cf = (cf == CF - 1) ? 0 : cf + 1;
         } else {

@@ -38,6 +38,21 @@ class DotProductNode(HWNode):
     then thresholds.  Attributes it reads: SIMD, PE, weightDataType, accDataType, noActivation, ActVal,
     ram_style, resType."""
 
+    def get_nodeattr_types(self):
+        """The attributes every such node has (FINN's names); a subclass adds its dimensions."""
+        return {
+            "SIMD": ("i", False, 1),
+            "PE": ("i", False, 1),
+            "inputDataType": ("s", True, ""),
+            "weightDataType": ("s", True, ""),
+            "outputDataType": ("s", True, ""),
+            "accDataType": ("s", False, "INT32"),
+            "noActivation": ("i", False, 0, {0, 1}),
+            "ActVal": ("i", False, 0),
+            "ram_style": ("s", False, "auto", {"auto", "block", "distributed", "ultra"}),
+            "resType": ("s", False, "auto", {"auto", "lut", "dsp"}),
+        }
+
     @abstractmethod
     def _dot(self) -> tuple[int, int, int, int]:
         """(products summed per output, outputs, SIMD, PE)."""

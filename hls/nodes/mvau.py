@@ -65,18 +65,9 @@ class MVAU(DotProductNode):
         return {
             "MW": ("i", True, 0),
             "MH": ("i", True, 0),
-            "SIMD": ("i", False, 1),
-            "PE": ("i", False, 1),
-            "inputDataType": ("s", True, ""),
-            "weightDataType": ("s", True, ""),
-            "outputDataType": ("s", True, ""),
-            "accDataType": ("s", False, "INT32"),
+            **super().get_nodeattr_types(),
             "binaryXnorMode": ("i", False, 0, {0, 1}),
-            "noActivation": ("i", False, 0, {0, 1}),
-            "ActVal": ("i", False, 0),
             "numInputVectors": ("ints", False, [1]),
-            "ram_style": ("s", False, "auto", {"auto", "block", "distributed", "ultra"}),
-            "resType": ("s", False, "auto", {"auto", "lut", "dsp"}),
         }
 
     # ----- attributes -------------------------------------------------------------------

@@ -47,16 +47,7 @@ class VVAU(DotProductNode):
             "Channels": ("i", True, 0),
             "KernelPositions": ("i", True, 0),
             "Dim": ("ints", True, []),
-            "SIMD": ("i", False, 1),
-            "PE": ("i", False, 1),
-            "inputDataType": ("s", True, ""),
-            "weightDataType": ("s", True, ""),
-            "outputDataType": ("s", True, ""),
-            "accDataType": ("s", False, "INT32"),
-            "noActivation": ("i", False, 0, {0, 1}),
-            "ActVal": ("i", False, 0),
-            "ram_style": ("s", False, "auto", {"auto", "block", "distributed", "ultra"}),
-            "resType": ("s", False, "auto", {"auto", "lut", "dsp"}),
+            **super().get_nodeattr_types(),
         }
 
     @classmethod
