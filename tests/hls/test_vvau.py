@@ -21,6 +21,7 @@ from qnnflow.hls.codegen.project import generate
 from qnnflow.hls.cppsim import cppsim
 from qnnflow.hls.nodes.base import DOMAIN
 from qnnflow.transforms.fold import fold
+from qnnflow.transforms.fold.finn_json import canonical_name
 from tests.hls.test_memories_as_emitted import declared_memories
 
 BOARD = load_board("pynq-z1")
@@ -125,3 +126,8 @@ def test_cost_follows_the_folding_and_multi_bit_products_take_dsps():
     assert all(c[1]["DSP"] == 0 for c in costs.values())  # 3 x 4-bit products stay in fabric under auto
     op.set_nodeattr("resType", "dsp")
     assert op.resources(BOARD)["DSP"] == 4 * 6 and op.resources(BOARD)["LUT"] < costs[24][1]["LUT"]
+
+
+def test_finn_names_map_to_the_vvau():
+    assert canonical_name("VectorVectorActivation_hls_2") == canonical_name("Vector_Vector_Activation_Batch_2") \
+        == "VVAU_2"
