@@ -8,6 +8,9 @@ sign function (QONNX ``BipolarQuant``); b >= 2 bits give the integers
 free of learned scale parameters, so the flow can turn every activation into
 integer thresholds.
 
+A ReLU activation (``quant_relu``) is unsigned, not narrow, with the same power-of-two
+step: b bits give 0 .. 2^b - 1 times 2^-(b-1) (4 bits is {0..15}/8).
+
 The input quantizer is different: signed b-bit, not narrow, with the
 power-of-two scale 2^-(b-1); 8 bits cover [-1, 1 - 2^-7] in steps of 2^-7.
 """
@@ -27,7 +30,7 @@ from brevitas.quant.solver import ActQuantSolver, WeightQuantSolver
 
 from qnnflow.base.errors import QnnflowError
 
-__all__ = ["weight_quant", "act_quant", "input_quant", "quant_act", "quant_input", "quant_relu"]
+__all__ = ["weight_quant", "act_quant", "input_quant", "relu_quant", "quant_act", "quant_input", "quant_relu"]
 
 
 class _ConstScaleQuant(ExtendedInjector):
@@ -75,10 +78,10 @@ class _ActQuant(_ConstScaleQuant, ActQuantSolver):
 
 
 class _ReluQuant(_ConstScaleQuant, ActQuantSolver):
-    """Unsigned b bits, scale 2^-(b-1): the integers 0 .. 2^b - 1 times 2^-(b-1), so [0, 2 - 2^-(b-1)]."""
+    """Unsigned, not narrow: levels 0 .. 2^b - 1 with the step 2^-(b-1) of the signed quantizers."""
 
-    signed = False
     narrow_range = False
+    signed = False
     min_val = 0.0
 
     @value
@@ -119,6 +122,11 @@ def act_quant(bit_width):
     return _ActQuant.let(bit_width=_check_bits(bit_width, "activation"))
 
 
+def relu_quant(bit_width):
+    """The unsigned ReLU activation quantizer injector for `bit_width` (>= 2) bits."""
+    return _ReluQuant.let(bit_width=_check_bits(bit_width, "ReLU activation", minimum=2))
+
+
 def input_quant(bit_width=8):
     """The input quantizer injector: signed `bit_width` bits, scale 2^-(bit_width-1)."""
     return _InputQuant.let(bit_width=_check_bits(bit_width, "input", minimum=2))
@@ -130,9 +138,8 @@ def quant_act(bit_width):
 
 
 def quant_relu(bit_width):
-    """A rectifying activation layer: QuantReLU with an unsigned `bit_width`-bit constant power-of-two scale."""
-    return QuantReLU(act_quant=_ReluQuant.let(bit_width=_check_bits(bit_width, "activation", minimum=2)),
-                     return_quant_tensor=False)
+    """A ReLU activation layer: QuantReLU with the unsigned `bit_width` quantizer."""
+    return QuantReLU(act_quant=relu_quant(bit_width), return_quant_tensor=False)
 
 
 def quant_input(bit_width=8):

@@ -19,6 +19,7 @@ from qnnflow.base.errors import QnnflowError
 
 from .cnv import CNV
 from .fc import FC
+from .mobilenet import MobileNet
 from .norms import TensorNorm
 from .vgg10_1d import VGG10_1D
 
@@ -33,7 +34,7 @@ SHIPPED_CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
 @dataclass(frozen=True)
 class ZooEntry:
     name: str
-    family: str  # "cnv", "lfc", "tfc" or "vgg10_1d"
+    family: str  # "cnv", "lfc", "tfc", "vgg10_1d" or "mobilenet"
     weight_bits: int
     act_bits: int
     dataset: str  # "cifar10", "mnist" or "radioml2018"
@@ -43,7 +44,7 @@ class ZooEntry:
 
 
 def _entry(family, w, a, in_bits=8):
-    dataset, shape = ("cifar10", CIFAR10_SHAPE) if family == "cnv" else ("mnist", MNIST_SHAPE)
+    dataset, shape = ("cifar10", CIFAR10_SHAPE) if family in ("cnv", "mobilenet") else ("mnist", MNIST_SHAPE)
     suffix = "" if in_bits == 8 else f"_in{in_bits}"
     return ZooEntry(f"{family}_w{w}a{a}{suffix}", family, w, a, dataset, shape, in_bits)
 
@@ -56,6 +57,7 @@ ZOO = {
         _entry("lfc", 1, 1), _entry("lfc", 1, 2), _entry("lfc", 2, 2), _entry("lfc", 1, 1, in_bits=1),
         _entry("tfc", 1, 1), _entry("tfc", 1, 2), _entry("tfc", 2, 2),
         ZooEntry("vgg10_1d_w4a4", "vgg10_1d", 4, 4, "radioml2018", RADIOML_SHAPE, input_range=(-1.0, 1.0)),
+        _entry("mobilenet", 4, 4),
     )
 }
 
@@ -78,6 +80,8 @@ def _construct(entry):
         return CNV(entry.weight_bits, entry.act_bits)
     if entry.family == "vgg10_1d":
         return VGG10_1D(entry.weight_bits, entry.act_bits)
+    if entry.family == "mobilenet":
+        return MobileNet(entry.weight_bits, entry.act_bits)
     return FC(FC_HIDDEN[entry.family], entry.weight_bits, entry.act_bits, in_bits=entry.in_bits)
 
 

@@ -5,7 +5,10 @@ so every 4D tensor after the float head becomes NHWC in one walk over the graph:
 
 - a Transpose to NHWC is inserted where a 4D tensor leaves the float head;
 - Conv becomes Im2Col (NHWC, patch order ky, kx, c) + MatMul with the weights
-  reordered to match; grouped or dilated convolutions are rejected by name;
+  reordered to match; a depthwise Conv (group = input = output channels) the same with a
+  ``depthwise=1`` Im2Col and block-sparse weights (column c reads only channel c), which
+  to_hw turns into the depthwise sliding window and a VVAU; other grouped or dilated
+  convolutions are rejected by name;
 - MaxPool becomes MaxPoolNHWC, MultiThreshold, a global sum (ReduceSum), an average pool's window
   sum (QuantAvgPool2d) and a nearest upsample (Resize) switch to NHWC, a transposed convolution's
   pixel padding becomes the FMPaddingPixel dataflow node, per-channel
@@ -56,6 +59,14 @@ def _no_auto_pad(node) -> None:
 def _nhwc(shape):
     n, c, h, w = shape
     return [n, h, w, c]
+
+
+def depthwise_dense(weights: np.ndarray) -> np.ndarray:
+    """Depthwise Conv weights (C, 1, kh, kw) as the (C, C, kh, kw) dense weights of the same convolution."""
+    channels = weights.shape[0]
+    dense = np.zeros((channels, channels, *weights.shape[2:]), dtype=weights.dtype)
+    dense[np.arange(channels), np.arange(channels)] = weights[:, 0]
+    return dense
 
 
 class LowerToNHWC(Transformation):
@@ -182,10 +193,13 @@ class LowerToNHWC(Transformation):
         weights = model.get_initializer(node.input[1])
         if weights is None:
             raise QnnflowError(f"node '{node.name}' (Conv): weights must be constant to become a hardware layer")
-        if _attr(node, "group", 1) != 1:
+        group = _attr(node, "group", 1)
+        depthwise = group > 1 and weights.shape[0] == group and weights.shape[1] == 1
+        if group != 1 and not depthwise:
             raise QnnflowError(
-                f"node '{node.name}' (Conv): grouped/depthwise convolution (group={_attr(node, 'group')}) "
-                "is not supported by the sliding-window generator; use group=1"
+                f"node '{node.name}' (Conv): grouped convolution (group={group}, {weights.shape[1] * group} input and "
+                f"{weights.shape[0]} output channels) has no dataflow node; use group=1, or a depthwise convolution "
+                f"(groups = in_channels = out_channels)"
             )
         dilations = list(_attr(node, "dilations", [1, 1]))
         if any(d != 1 for d in dilations):
@@ -197,6 +211,9 @@ class LowerToNHWC(Transformation):
             raise QnnflowError(f"node '{node.name}' (Conv): bias must be extracted before lowering")
         _no_auto_pad(node)
         cout, cin, kh, kw = weights.shape
+        if depthwise:  # dense (kh*kw*C, C) weights, zero off each channel's own window
+            weights = depthwise_dense(weights)
+            cin = cout
         in_shape = model.get_tensor_shape(node.input[0])  # NCHW
         out_shape = model.get_tensor_shape(node.output[0])
         pads = list(_attr(node, "pads", [0, 0, 0, 0]))
@@ -208,7 +225,7 @@ class LowerToNHWC(Transformation):
         im2col = helper.make_node(
             "Im2Col", [x], [cols], domain=QONNX_DOMAIN, name=node.name.replace("Conv", "Im2Col"),
             stride=strides, kernel_size=[kh, kw], pad_amount=pads,
-            input_shape=str(tuple(_nhwc(in_shape))), pad_value=0,
+            input_shape=str(tuple(_nhwc(in_shape))), pad_value=0, depthwise=int(depthwise),
         )
         matmul_w = fresh_name(model, f"{node.name}_weights")
         model.set_initializer(matmul_w, weights.transpose(2, 3, 1, 0).reshape(kh * kw * cin, cout))

@@ -2,7 +2,8 @@
 
 - MatMul (integer weights) + MultiThreshold -> MVAU with thresholds; a MatMul alone -> MVAU
   without activation; Im2Col -> [FMPadding] + ConvolutionInputGenerator (ConvolutionInputGenerator1D
-  for a height-1 image and kernel); MaxPoolNHWC ->
+  for a height-1 image and kernel); a depthwise convolution (a MatMul reading a ``depthwise=1``
+  Im2Col) -> the sliding window in depthwise mode + VVAU, with thresholds as the MVAU's; MaxPoolNHWC ->
   StreamingMaxPool; a MultiThreshold alone -> Thresholding; TopK -> LabelSelect; an integer
   per-channel Mul in front of a MultiThreshold (a factored-out sign) -> ChannelwiseOp; ReduceSum
   over H, W (a global average pool's sum) -> GlobalAccPool; an average pool's window sum
@@ -135,6 +136,7 @@ def _is_bipolar_linear(model, node) -> bool:
         and node.input[0] != ""
         and model.get_initializer(node.input[1]) is not None
         and _dtype(model, node.input[1]) == DataType["BIPOLAR"]
+        and _attr(node, "group", 1) == 1  # a depthwise VVAU multiplies integers; it has no XNOR mode
     )
 
 
@@ -165,6 +167,23 @@ def _acc_range(x_dtype: DataType, weights: np.ndarray) -> tuple[np.ndarray, np.n
     lo, hi = float(x_dtype.min()), float(x_dtype.max())
     w = weights.astype(np.float64)
     return np.minimum(w * lo, w * hi).sum(axis=0), np.maximum(w * lo, w * hi).sum(axis=0)
+
+
+def _depthwise_window(model, tensor) -> bool:
+    """Whether ``tensor`` is the output of a depthwise Im2Col (lowering's form of a depthwise Conv)."""
+    producer = model.find_producer(tensor)
+    return producer is not None and producer.op_type == "Im2Col" and _attr(producer, "depthwise", 0) == 1
+
+
+def _vvau_weights(matmul, weights: np.ndarray, channels: int) -> np.ndarray:
+    """The (C, K) weights of a depthwise layer from its lowered dense (K*C, C) MatMul weights."""
+    k = weights.shape[0] // channels
+    dense = weights.reshape(k, channels, channels)
+    own = dense[:, np.arange(channels), np.arange(channels)]  # (K, C)
+    if np.count_nonzero(dense) != np.count_nonzero(own):
+        raise QnnflowError(f"node '{matmul.name}' (MatMul): reads a depthwise window but mixes channels; "
+                           f"only depthwise weights (column c reading channel c) can become a VVAU")
+    return np.ascontiguousarray(own.T)
 
 
 def _smallest_int_type(lo: float, hi: float) -> DataType:
@@ -260,8 +279,9 @@ class ConvertToHWNodes(Transformation):
             )
         mw, mh = weights.shape
         in_shape = model.get_tensor_shape(x)
+        depthwise = _depthwise_window(model, x)
         # Bits standing for +-1 (see EncodeBipolarActivations) times bipolar weights: XNOR-popcount.
-        xnor = x_dtype == DataType["BINARY"] and w_dtype == DataType["BIPOLAR"]
+        xnor = x_dtype == DataType["BINARY"] and w_dtype == DataType["BIPOLAR"] and not depthwise
         mt = single_consumer(model, matmul.output[0])
         if mt is not None and mt.op_type != "MultiThreshold":
             mt = None
@@ -269,7 +289,13 @@ class ConvertToHWNodes(Transformation):
             MW=mw, MH=mh, SIMD=1, PE=1, inputDataType=x_dtype.name, weightDataType=w_dtype.name,
             binaryXnorMode=int(xnor), numInputVectors=list(in_shape[:-1]),
         )
-        if xnor:
+        kind = "VVAU" if depthwise else "MVAU"
+        if depthwise:
+            acc_lo, acc_hi = _acc_range(x_dtype, weights)
+            weights = _vvau_weights(matmul, weights, mh)
+            attrs = dict(Channels=mh, KernelPositions=mw // mh, Dim=list(in_shape[1:3]), SIMD=1, PE=1,
+                         inputDataType=x_dtype.name, weightDataType=w_dtype.name)
+        elif xnor:
             weights = (weights + 1) / 2  # bit 1 is +1, bit 0 is -1
             attrs.update(inputDataType="BINARY", weightDataType="BINARY")
             acc_lo, acc_hi = np.zeros(mh), np.full(mh, float(mw))
@@ -281,7 +307,7 @@ class ConvertToHWNodes(Transformation):
         if mt is None:
             acc_dtype = _smallest_int_type(acc_lo.min(), acc_hi.max())
             attrs.update(noActivation=1, outputDataType=acc_dtype.name, accDataType=acc_dtype.name)
-            node = helper.make_node("MVAU", [x, w_new], [matmul.output[0]], domain=HW_DOMAIN, name=matmul.name, **attrs)
+            node = helper.make_node(kind, [x, w_new], [matmul.output[0]], domain=HW_DOMAIN, name=matmul.name, **attrs)
             reader = single_consumer(model, matmul.output[0])
             node = self._replace(model, [matmul], node)
             if not xnor or (reader is not None and reader.op_type == "TopK"):
@@ -307,7 +333,7 @@ class ConvertToHWNodes(Transformation):
             noActivation=0, ActVal=int(inst.get_nodeattr("out_bias")), outputDataType=inst.get_nodeattr("out_dtype"),
             accDataType=acc_dtype.name,
         )
-        node = helper.make_node("MVAU", [x, w_new, t_new], [mt.output[0]], domain=HW_DOMAIN, name=matmul.name, **attrs)
+        node = helper.make_node(kind, [x, w_new, t_new], [mt.output[0]], domain=HW_DOMAIN, name=matmul.name, **attrs)
         self._replace(model, [matmul, mt], node)
 
     @staticmethod
@@ -371,6 +397,7 @@ class ConvertToHWNodes(Transformation):
             domain=HW_DOMAIN, name=im2col.name,
             ConvKernelDim=[kh, kw], IFMChannels=c, IFMDim=[h, w], OFMDim=[oh, ow], Stride=[sh, sw],
             Dilation=[1, 1], SIMD=1, inputDataType=dtype.name, outputDataType=dtype.name,
+            depthwise=int(_attr(im2col, "depthwise", 0)),
         ))
         index = list(model.graph.node).index(im2col)
         model.graph.node.remove(im2col)

@@ -62,8 +62,9 @@ def storage_pragma(name: str, ram_style: str, kind: str = "rom_2p") -> list[str]
 
 
 def pixel_stream_kernel(inst, ident: str, lanes_attr: str, constants: dict, function: str,
-                        buffer: list[str] | None = None) -> Kernel:
-    """A kernel moving one element type through, ``lanes_attr`` elements a word, configured by ``constants``.
+                        buffer: list[str] | None = None, out_lanes: int | None = None) -> Kernel:
+    """A kernel moving one element type through, ``lanes_attr`` elements a word (``out_lanes`` a word
+    out, when it writes wider words than it reads), configured by ``constants``.
 
     ``buffer``: C++ lines declaring (and binding) the kernel's working memory ``buffer``, its third
     argument; it is a local of a per-node wrapper process in the parameter header, which the top calls.
@@ -73,9 +74,10 @@ def pixel_stream_kernel(inst, ident: str, lanes_attr: str, constants: dict, func
     body = config_struct(f"{ident}_cfg", constants, dict(elem_t=element_type(dt.name)))
     call = f"qnnflow::{function}<{ident}_cfg>({{inp}}, {{out}});"
     if buffer is not None:
-        stream = f"hls::stream<ap_uint<{lanes * dt.bitwidth()}> >&"
+        stream = "hls::stream<ap_uint<{}> >&"
+        in_stream, out_stream = (stream.format(n * dt.bitwidth()) for n in (lanes, out_lanes or lanes))
         body += (f"\n// {node.op_type} '{node.name}' with its working memory\n"
-                 f"static void {ident}_process({stream} in, {stream} out) {{\n"
+                 f"static void {ident}_process({in_stream} in, {out_stream} out) {{\n"
                  + "".join(line if line.startswith("#") else f"    {line}" for line in (f"{b}\n" for b in buffer))
                  + f"    qnnflow::{function}<{ident}_cfg>(in, out, buffer);\n}}\n")
         call = f"{ident}_process({{inp}}, {{out}});"

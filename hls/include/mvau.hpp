@@ -172,13 +172,30 @@ struct mvau_no_thresholds {
 template <class C>
 const typename C::tmem_t mvau_no_thresholds<C>::table[C::PE][1][1] = {};
 
+// The output word of PE sums: each through its thresholds of row nf with an activation, else as is.
+template <class C, class A>
+QNNFLOW_INLINE ap_uint<C::PE * C::out_t::bits> mvau_output(const A (&acc)[C::PE],
+                                                          const typename C::tmem_t thresholds[C::PE][C::TMEM][C::TSLOTS],
+                                                          unsigned nf) {
+#pragma HLS INLINE
+    ap_uint<C::PE * C::out_t::bits> o = 0;
+    for (unsigned pe = 0; pe < C::PE; pe++) {
+#pragma HLS UNROLL
+        if (C::HAS_ACT) {
+            set_lane<typename C::out_t>(o, pe, mvau_activation<C>(acc[pe], thresholds[pe][C::HAS_ACT ? nf : 0]));
+        } else {
+            set_lane<typename C::out_t>(o, pe, acc[pe]);
+        }
+    }
+    return o;
+}
+
 template <class C>
 void mvau(hls::stream<ap_uint<C::SIMD * C::in_t::bits> >& in, hls::stream<ap_uint<C::PE * C::out_t::bits> >& out,
           const typename C::wmem_t weights[C::PE][C::WMEM][C::WLIMBS],
           const typename C::tmem_t thresholds[C::PE][C::TMEM][C::TSLOTS],
           ap_uint<C::SIMD * C::in_t::bits> vector[C::MW / C::SIMD]) {
     typedef ap_uint<C::SIMD * C::in_t::bits> in_word;
-    typedef ap_uint<C::PE * C::out_t::bits> out_word;
     typedef typename mvau_types<C>::acc_type acc_type;
     enum { SF = C::MW / C::SIMD, NF = C::MH / C::PE };
 
@@ -204,16 +221,7 @@ void mvau(hls::stream<ap_uint<C::SIMD * C::in_t::bits> >& in, hls::stream<ap_uin
             acc[pe] = base + mvau_dot<C>(input, weights[pe][tile]);
         }
         if (sf == SF - 1) {
-            out_word o = 0;
-            for (unsigned pe = 0; pe < C::PE; pe++) {
-#pragma HLS UNROLL
-                if (C::HAS_ACT) {
-                    set_lane<typename C::out_t>(o, pe, mvau_activation<C>(acc[pe], thresholds[pe][C::HAS_ACT ? nf : 0]));
-                } else {
-                    set_lane<typename C::out_t>(o, pe, acc[pe]);
-                }
-            }
-            out.write(o);
+            out.write(mvau_output<C>(acc, thresholds, nf));
             sf = 0;
             if (nf == NF - 1) {
                 nf = 0;

@@ -24,9 +24,11 @@ from qnnflow.hls.nodes.sliding_window_1d import ConvolutionInputGenerator1D
 from qnnflow.hls.nodes.sum_pool import SumPool
 from qnnflow.hls.nodes.thresholding import Thresholding
 from qnnflow.hls.nodes.upsample import UpsampleNearestNeighbour
+from qnnflow.hls.nodes.vvau import VVAU
 
 _BUILTIN = (
     MVAU,
+    VVAU,
     ConvolutionInputGenerator,
     ConvolutionInputGenerator1D,
     FMPadding,

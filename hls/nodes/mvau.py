@@ -24,28 +24,11 @@ import math
 
 import numpy as np
 
-from qnnflow.base.streams import MAX_WORD_BITS
-from qnnflow.base.values import value_problem
-from qnnflow.hls.codegen.cpp import (
-    ap_type,
-    array_definition,
-    config_struct,
-    element_type,
-    limb_bits,
-    memory_limbs,
-    signed_bits,
-)
-from qnnflow.hls.codegen.kernel import Kernel, check_emittable, formats, header, storage_pragma
-from qnnflow.hls.nodes import cost
-from qnnflow.hls.nodes.base import HWNode, Memory, fold_problem
-from qnnflow.hls.nodes.intmath import count_reached, exact_matmul
-from qnnflow.hls.nodes.thresholding import (
-    activation_problem,
-    threshold_cpp,
-    threshold_slots,
-    threshold_table,
-    threshold_word_bits,
-)
+from qnnflow.hls.codegen.cpp import config_struct
+from qnnflow.hls.codegen.kernel import Kernel, check_emittable, formats, header
+from qnnflow.hls.nodes.base import Memory, fold_problem
+from qnnflow.hls.nodes.dot import DotProductNode
+from qnnflow.hls.nodes.intmath import exact_matmul
 from qnnflow.hls.nodes.xnor import xnor_popcount_matmul
 
 __all__ = ["MVAU", "packed_weights", "xnor_popcount_matmul"]
@@ -72,7 +55,7 @@ def accumulator_range(weights: np.ndarray, idt) -> tuple[int, int]:
     return int(lo.min()), int(hi.max())
 
 
-class MVAU(HWNode):
+class MVAU(DotProductNode):
     """Matrix-vector-activation unit (FINN's MVAU attribute names)."""
 
     FINN_OP_TYPES = ("MatrixVectorActivation", "StreamingFCLayer_Batch")
@@ -82,18 +65,9 @@ class MVAU(HWNode):
         return {
             "MW": ("i", True, 0),
             "MH": ("i", True, 0),
-            "SIMD": ("i", False, 1),
-            "PE": ("i", False, 1),
-            "inputDataType": ("s", True, ""),
-            "weightDataType": ("s", True, ""),
-            "outputDataType": ("s", True, ""),
-            "accDataType": ("s", False, "INT32"),
+            **super().get_nodeattr_types(),
             "binaryXnorMode": ("i", False, 0, {0, 1}),
-            "noActivation": ("i", False, 0, {0, 1}),
-            "ActVal": ("i", False, 0),
             "numInputVectors": ("ints", False, [1]),
-            "ram_style": ("s", False, "auto", {"auto", "block", "distributed", "ultra"}),
-            "resType": ("s", False, "auto", {"auto", "lut", "dsp"}),
         }
 
     # ----- attributes -------------------------------------------------------------------
@@ -101,15 +75,14 @@ class MVAU(HWNode):
     def _mw_mh_simd_pe(self) -> tuple[int, int, int, int]:
         return tuple(self.get_nodeattr(a) for a in ("MW", "MH", "SIMD", "PE"))
 
+    _dot = _mw_mh_simd_pe
+
+    def weight_layout(self):
+        return (self.get_nodeattr("MW"), self.get_nodeattr("MH")), "(MW, MH)"
+
     def _vectors(self) -> list[int]:
         """Input vectors per image: numInputVectors without its leading batch entry."""
         return list(self.get_nodeattr("numInputVectors"))[1:]
-
-    def get_weight_datatype(self):
-        return self.datatype("weightDataType")
-
-    def get_accumulator_datatype(self):
-        return self.datatype("accDataType")
 
     def xnor(self) -> bool:
         return self.get_nodeattr("binaryXnorMode") == 1
@@ -126,70 +99,27 @@ class MVAU(HWNode):
             for attr in ("inputDataType", "weightDataType"):
                 if self.get_nodeattr(attr) != "BINARY":
                     found.append(f"binaryXnorMode=1 needs {attr}=BINARY, not {self.get_nodeattr(attr)}")
-        if not found and self.get_accumulator_datatype().bitwidth() > MAX_WORD_BITS:
-            found.append(f"accDataType={self.get_nodeattr('accDataType')} is wider than the {MAX_WORD_BITS}-bit "
-                         f"ap_int the kernel supports; narrow accDataType")
-        if not found and self.get_nodeattr("noActivation") == 0 and signed_bits(*self._threshold_range()) > 64:
-            found.append(f"thresholds would need {signed_bits(*self._threshold_range())} bits, beyond the kernel's "
-                         f"int64 threshold memories; narrow accDataType")
-        return found
+        return found or self.accumulator_problems()
 
     def folding_problems(self) -> list[str]:
         mw, mh, simd, pe = self._mw_mh_simd_pe()
         found = [fold_problem("SIMD", simd, "MW", mw), fold_problem("PE", pe, "MH", mh)]
-        found = [p for p in found if p]
-        w_bits = simd * self.get_weight_datatype().bitwidth()
-        if not found and w_bits > MAX_WORD_BITS:
-            found.append(f"the weight word (SIMD={simd} x {self.get_weight_datatype().bitwidth()} bits) is {w_bits} "
-                         f"bits wide, beyond the {MAX_WORD_BITS}-bit words the HLS kernels support; lower SIMD")
-        return found
+        return [p for p in found if p] or self.weight_word_problems()
 
     def parallel_knobs(self):
         return {"SIMD": "MW", "PE": "MH"}
-
-    def parameter_word_bits(self) -> int:
-        """PE * SIMD * weight bits: the weight bits read per cycle across the PEs."""
-        return self.get_nodeattr("PE") * self.get_nodeattr("SIMD") * self.get_weight_datatype().bitwidth()
 
     def accumulator_range(self, weights: np.ndarray) -> tuple[int, int]:
         if self.xnor():
             return 0, self.get_nodeattr("MW")
         return accumulator_range(weights, self.input_datatype())
 
-    def tensor_problems(self, weights: np.ndarray, thresholds: np.ndarray | None) -> list[str]:
-        """Problems with the weight and threshold tensors given the attributes."""
-        mw, mh, _, _ = self._mw_mh_simd_pe()
-        w_name = self.onnx_node.input[1]
-        if weights.shape != (mw, mh):
-            return [f"weights '{w_name}' have shape {weights.shape}, expected (MW, MH) = ({mw}, {mh})"]
-        bad = value_problem(weights, self.get_weight_datatype())
-        if bad:
-            return [f"weights '{w_name}' {bad}; set weightDataType to a type that holds them"]
-        found = []
-        adt, odt = self.get_accumulator_datatype(), self.output_datatype()
-        lo, hi = self.accumulator_range(weights)
-        if lo < adt.min() or hi > adt.max():
-            found.append(f"accumulator range [{lo}, {hi}] does not fit accDataType={adt.name}; widen accDataType")
-        if thresholds is not None and self.get_nodeattr("noActivation") == 0:
-            p = activation_problem(thresholds, mh, self.get_nodeattr("ActVal"), odt, self.onnx_node.input[2])
-            if p:
-                found.append(p)
-        elif not (odt.min() <= lo and hi <= odt.max()) or odt.name == "BIPOLAR":
-            found.append(f"accumulator range [{lo}, {hi}] does not fit outputDataType={odt.name}; "
-                         f"without thresholds the output is the accumulator")
-        return found
-
     def model_problems(self, model) -> list[str]:
-        """All problems, including those of the weight/threshold initializers in ``model``."""
-        found = self.problems()
-        if found:
+        """All problems, including those of the weight/threshold initializers and the input's shape in ``model``."""
+        found = super().model_problems(model)
+        if self.problems():
             return found
         inputs = self.onnx_node.input
-        weights = model.get_initializer(inputs[1]) if len(inputs) > 1 else None
-        if weights is None:
-            return ["input 1 (weights) must be an initializer"]
-        thresholds = model.get_initializer(inputs[2]) if len(inputs) > 2 and inputs[2] else None
-        found = self.tensor_problems(np.asarray(weights), None if thresholds is None else np.asarray(thresholds))
         shape = model.get_tensor_shape(inputs[0])
         want = math.prod(self._vectors()) * self.get_nodeattr("MW")
         if shape and math.prod(shape[1:]) != want:
@@ -221,18 +151,13 @@ class MVAU(HWNode):
         wi = np.asarray(weights).astype(np.int64)
         if self.xnor():  # validated bits go straight to packing: no int64 copy of a large input
             self.check_values(x, idt, f"input '{self.onnx_node.input[0]}'")
-            return self._activate(xnor_popcount_matmul(x, wi).astype(np.int64), thresholds)
+            return self.activate(xnor_popcount_matmul(x, wi).astype(np.int64), thresholds)
         xi = self.int_array(x, idt, f"input '{self.onnx_node.input[0]}'")
         if idt.name == "BIPOLAR" and wdt.name == "BIPOLAR":  # +-1 products: the packed kernel is exact and cheaper
             acc = 2 * xnor_popcount_matmul(xi > 0, wi > 0).astype(np.int64) - mw
         else:
             acc = exact_matmul(xi, wi)
-        return self._activate(acc, thresholds)
-
-    def _activate(self, acc, thresholds):
-        if thresholds is None or self.get_nodeattr("noActivation") == 1:
-            return acc
-        return self.get_nodeattr("ActVal") + count_reached(acc, np.asarray(thresholds).astype(np.int64))
+        return self.activate(acc, thresholds)
 
     def make_shape_compatible_op(self, model):
         """The output shape comes from the attributes (the input may be any shape with the same elements)."""
@@ -256,11 +181,6 @@ class MVAU(HWNode):
 
     # ----- weight memory layout ---------------------------------------------------------
 
-    def calc_wmem(self) -> int:
-        """Words per PE weight memory: MW*MH / (PE*SIMD)."""
-        mw, mh, simd, pe = self._mw_mh_simd_pe()
-        return mw * mh // (pe * simd)
-
     def packed_weights(self, weights: np.ndarray) -> np.ndarray:
         self.check()
         return packed_weights(weights, self.get_nodeattr("PE"), self.get_nodeattr("SIMD"))
@@ -273,117 +193,27 @@ class MVAU(HWNode):
         mw, mh, simd, pe = self._mw_mh_simd_pe()
         return (mh // pe) * (mw // simd) * math.prod(self._vectors())
 
-    def acc_bits(self) -> int:
-        """Accumulator width: accDataType, capped by what MW products can reach."""
-        mw = self.get_nodeattr("MW")
-        if self.xnor():
-            bound = math.ceil(math.log2(mw + 1))
-        else:
-            bound = self.input_datatype().bitwidth() + self.get_weight_datatype().bitwidth() + math.ceil(math.log2(mw))
-        return min(self.get_accumulator_datatype().bitwidth(), bound)
-
-    def _compared_range(self) -> tuple[int, int]:
-        """Every accumulator value thresholds are compared with lies here (popcounts for XNOR): within
-        accDataType and within the signed range of acc_bits, which the products cannot leave."""
-        if self.xnor():
-            return 0, self.get_nodeattr("MW")
-        adt, bits = self.get_accumulator_datatype(), self.acc_bits()
-        return max(int(adt.min()), -(1 << (bits - 1))), min(int(adt.max()), (1 << (bits - 1)) - 1)
-
-    def _threshold_range(self) -> tuple[int, int]:
-        """Thresholds are stored clipped to this range (thresholding.threshold_table)."""
-        lo, hi = self._compared_range()
-        return lo, hi + 1
-
-    def uses_dsp(self) -> bool:
-        """resType=dsp, or auto with both operands at least 5 bits wide (narrower products stay in LUTs)."""
-        if self.xnor():
-            return False
-        res = self.get_nodeattr("resType")
-        narrow = min(self.input_datatype().bitwidth(), self.get_weight_datatype().bitwidth())
-        return res == "dsp" or (res == "auto" and narrow >= 5)
-
-    def has_activation(self) -> bool:
-        return self.get_nodeattr("noActivation") == 0 and len(self.onnx_node.input) > 2 and bool(self.onnx_node.input[2])
-
     def memories(self):
-        """Per PE, its weights (one word of SIMD weights per cycle, in whole C++ limbs) and, with an
-        activation, its thresholds (all slots of an output in one word); and the input vector, kept
-        for the MH/PE output folds."""
-        mw, mh, simd, pe = self._mw_mh_simd_pe()
-        mems = [Memory("weights", pe, self.calc_wmem(), limb_bits(simd * self.get_weight_datatype().bitwidth()),
-                       self.get_nodeattr("ram_style"))]
-        if self.has_activation():
-            slots = threshold_slots(self.output_datatype(), self.get_nodeattr("ActVal"))
-            mems.append(Memory("thresholds", pe, mh // pe, threshold_word_bits(slots, *self._compared_range()),
-                               "auto"))
-        mems.append(Memory("vector", 1, mw // simd, simd * self.input_datatype().bitwidth(), "auto"))
-        return mems
-
-    def resources(self, board: dict) -> dict:
-        """FINN-R style: LUT = control + 1.1 * PE * (SIMD lanes + adder tree + accumulator + comparators),
-        plus the memories (``memories``).
-
-        Lanes: 1 LUT (XNOR) with a popcount tree in binaryXnorMode, else a LUT multiplier
-        (cost.lut_multiplier) or DSPs (cost.dsp_multiplier); cost.py documents the calibration.
-        """
-        self.check()
-        family = cost.part_family(board)
-        cost.uram_check(self.get_nodeattr("ram_style"), board, self.name)
-        idt, wdt = self.input_datatype(), self.get_weight_datatype()
-        a_bits, w_bits = idt.bitwidth(), wdt.bitwidth()
-        _, _, simd, pe = self._mw_mh_simd_pe()
-        acc = self.acc_bits()
-        dsp = 0
-        if self.xnor():
-            lanes = simd * 1 + cost.popcount_luts(simd, board)
-        elif self.uses_dsp():
-            dsp = pe * simd * cost.dsp_multiplier(a_bits, idt.signed(), w_bits, wdt.signed(), family)
-            lanes = cost.adder_tree_luts(simd, a_bits + w_bits)
-        else:
-            lanes = simd * cost.lut_multiplier(a_bits, w_bits) + cost.adder_tree_luts(simd, a_bits + w_bits)
-        per_pe = lanes + acc
-        if self.has_activation():
-            slots = threshold_slots(self.output_datatype(), self.get_nodeattr("ActVal"))
-            per_pe += slots * cost.comparator_luts(acc)
-        mem = cost.memories_cost(self.memories())
-        luts = mem["LUT"] + cost.control_luts(board) + cost.DATAPATH_SCALE * pe * per_pe
-        return {"LUT": int(math.ceil(luts)), "BRAM18": int(mem["BRAM18"]), "DSP": int(dsp)}
+        """The weights and thresholds (DotProductNode.memories), and the input vector, kept for the MH/PE
+        output folds."""
+        mw, _, simd, _ = self._mw_mh_simd_pe()
+        return [*super().memories(),
+                Memory("vector", 1, mw // simd, simd * self.input_datatype().bitwidth(), "auto")]
 
     # ----- C++ --------------------------------------------------------------------------
 
     def emit(self, model, ident: str) -> Kernel:
         check_emittable(self, model)
-        node, g = self.onnx_node, self.get_nodeattr
+        node = self.onnx_node
         mw, mh, simd, pe = self._mw_mh_simd_pe()
-        idt, wdt, odt = self.input_datatype(), self.get_weight_datatype(), self.output_datatype()
+        idt, odt = self.input_datatype(), self.output_datatype()
         weights = np.asarray(model.get_initializer(node.input[1])).astype(np.int64)
-        wmem_t, limbs = memory_limbs(packed_weights(weights, pe, simd), wdt.name)  # [PE][WMEM][limbs]
-        has_act = self.has_activation()
-        constants = dict(MW=mw, MH=mh, SIMD=simd, PE=pe, VECS=math.prod(self._vectors()), WMEM=limbs.shape[1],
-                         WLIMBS=limbs.shape[2], TMEM=mh // pe if has_act else 1, NT=0, TSLOTS=1,
-                         XNOR=int(self.xnor()), HAS_ACT=int(has_act),
-                         ACT_VAL=g("ActVal") if has_act else 0, DSP=int(self.uses_dsp()))
-        types = dict(in_t=element_type(idt.name), w_t=element_type(wdt.name), out_t=element_type(odt.name),
-                     acc_t=ap_type(self.get_nodeattr("accDataType")), wmem_t=wmem_t)
-        parts = ["// weights[pe][nf * MW/SIMD + sf]: the SIMD weights (inputs sf*SIMD..) of output nf*PE + pe\n"
-                 + array_definition(wmem_t, f"{ident}_weights", limbs)]
-        pragmas = [f"#pragma HLS ARRAY_PARTITION variable={ident}_weights complete dim=1",
-                   f"#pragma HLS ARRAY_RESHAPE variable={ident}_weights complete dim=3",
-                   *storage_pragma(f"{ident}_weights", g("ram_style"))]
-        thresholds = "qnnflow::mvau_no_thresholds<{c}>::table".format(c=f"{ident}_cfg")
-        if has_act:
-            lo, hi = self._compared_range()
-            slots = threshold_slots(odt, g("ActVal"))
-            table = threshold_table(model.get_initializer(node.input[2]), pe, slots, lo, hi)
-            types["thr_t"], types["tmem_t"], thr_def = threshold_cpp(ident, table, lo, hi)
-            constants["NT"] = constants["TSLOTS"] = slots
-            parts.append("// thresholds[pe][nf][t]: ascending thresholds of output nf*PE + pe\n" + thr_def)
-            pragmas += [f"#pragma HLS ARRAY_PARTITION variable={ident}_thresholds complete dim=1",
-                        f"#pragma HLS ARRAY_RESHAPE variable={ident}_thresholds complete dim=3"]
-            thresholds = f"{ident}_thresholds"
-        else:
-            types["thr_t"], types["tmem_t"] = "ap_int<2>", "int8_t"
+        constants, types, parts, pragmas, thresholds = self.emit_parameters(
+            model, ident, packed_weights(weights, pe, simd),
+            "// weights[pe][nf * MW/SIMD + sf]: the SIMD weights (inputs sf*SIMD..) of output nf*PE + pe")
+        constants.update(MW=mw, MH=mh, VECS=math.prod(self._vectors()), XNOR=int(self.xnor()))
+        constants = {k: constants[k] for k in ("MW", "MH", "SIMD", "PE", "VECS", "WMEM", "WLIMBS", "TMEM", "NT",
+                                               "TSLOTS", "XNOR", "HAS_ACT", "ACT_VAL", "DSP")}
         in_word = f"ap_uint<{simd * idt.bitwidth()}>"
         out_word = f"ap_uint<{pe * odt.bitwidth()}>"
         process = (f"// MVAU '{node.name}' with its input vector buffer\n"

@@ -3,10 +3,15 @@
 (N, H, W, C) NHWC, unpadded (padding is FMPadding) -> (N, OH, OW, KH*KW*C) with window
 elements ordered (ky, kx, c), c fastest -- the order of qonnx's Im2Col on NHWC data and
 of the MVAU weight columns a lowered convolution expects.
+
+Depthwise mode (``depthwise=1``, for the VVAU): the same windows with their elements
+channel-major, (c, ky, kx) with kx fastest, written as C/SIMD words of SIMD whole windows each,
+so that a depthwise layer reads each channel's window as one contiguous run.
 """
 
 from __future__ import annotations
 
+import math
 
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -39,7 +44,20 @@ class ConvolutionInputGenerator(HWNode):
             "inputDataType": ("s", True, ""),
             "outputDataType": ("s", True, ""),
             "ram_style": ("s", False, "auto", {"auto", "block", "distributed", "ultra"}),
+            "depthwise": ("i", False, 0, {0, 1}),
         }
+
+    def depthwise(self) -> bool:
+        return self.get_nodeattr("depthwise") == 1
+
+    def _out_lanes(self) -> int:
+        """Elements per output word: SIMD channels, or in depthwise mode SIMD channels' whole windows."""
+        (kh, kw), simd = self.get_nodeattr("ConvKernelDim"), self.get_nodeattr("SIMD")
+        return simd * kh * kw if self.depthwise() else simd
+
+    def _banks(self) -> int:
+        """Memories per line-buffer row: KW in depthwise mode (a window's KW columns are read at once)."""
+        return self.get_nodeattr("ConvKernelDim")[1] if self.depthwise() else 1
 
     def _geometry(self):
         """(kh, kw), C, (h, w), (oh, ow), (sh, sw)."""
@@ -79,6 +97,8 @@ class ConvolutionInputGenerator(HWNode):
         self.check_values(x, self.input_datatype(), f"input '{self.onnx_node.input[0]}'")
         # Windows only copy values: gather from the (exact) float carrier, not an int64 copy 2-8x its size.
         win = sliding_window_view(x, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]  # (N, oh, ow, C, kh, kw), a view
+        if self.depthwise():
+            return win.reshape(x.shape[0], oh, ow, c * kh * kw)
         return win.transpose(0, 1, 2, 4, 5, 3).reshape(x.shape[0], oh, ow, kh * kw * c)
 
     def make_shape_compatible_op(self, model):
@@ -99,42 +119,53 @@ class ConvolutionInputGenerator(HWNode):
 
     def folded_output_shape(self):
         (kh, kw), c, _, (oh, ow), _ = self._geometry()
-        simd = self.get_nodeattr("SIMD")
-        return (1, oh, ow, kh * kw * c // simd, simd)
+        lanes = self._out_lanes()
+        return (1, oh, ow, kh * kw * c // lanes, lanes)
 
     def cycles(self) -> int:
         """finn-hlslib's ConvolutionInputGenerator (FINN get_exp_cycles): fill KH input rows, then per
         output row the slower of writing OW*KH*KW*C/SIMD words and reading SH input rows (W*C/SIMD each).
-        Roughly max(H*W*C, OH*OW*KH*KW*C)/SIMD plus the initial KH*W*C/SIMD buffer fill."""
+        Roughly max(H*W*C, OH*OW*KH*KW*C)/SIMD plus the initial KH*W*C/SIMD buffer fill.  Depthwise
+        mode writes a whole window per word: OW*C/SIMD words per output row."""
         self.check()
         (kh, kw), c, (_, w), (oh, ow), (sh, _) = self._geometry()
         sf = c // self.get_nodeattr("SIMD")
-        write_row = ow * kh * kw * sf
+        write_row = ow * sf * (1 if self.depthwise() else kh * kw)
         read_rows = sh * w * sf
         return w * kh * sf + oh * max(write_row, read_rows)
 
     def memories(self):
-        """KH + SH line buffers of W*C/SIMD words x SIMD*bits (KH rows in use while SH more arrive)."""
+        """KH + SH line buffers of W*C/SIMD words x SIMD*bits (KH rows in use while SH more arrive); in
+        depthwise mode each row in KW banks of ceil(W/KW)*C/SIMD words."""
         (kh, _), c, (_, w), _, (sh, _) = self._geometry()
-        simd = self.get_nodeattr("SIMD")
-        return [Memory("buffer", kh + sh, w * c // simd, simd * self.input_datatype().bitwidth(),
-                       self.get_nodeattr("ram_style"))]
+        simd, banks = self.get_nodeattr("SIMD"), self._banks()
+        return [Memory("buffer", (kh + sh) * banks, math.ceil(w / banks) * (c // simd),
+                       simd * self.input_datatype().bitwidth(), self.get_nodeattr("ram_style"))]
 
     def resources(self, board: dict) -> dict:
-        """The line buffers (``memories``) plus control."""
+        """The line buffers (``memories``) plus control; in depthwise mode each output bit also selects its
+        row slot (KH+SH) and bank (KW) by multiplexers."""
         self.check()
         cost.part_family(board)
         cost.uram_check(self.get_nodeattr("ram_style"), board, self.name)
         mem = cost.memories_cost(self.memories())
-        return {"LUT": int(cost.control_luts(board) + mem["LUT"]), "BRAM18": mem["BRAM18"], "DSP": 0}
+        (kh, kw), _, _, _, (sh, _) = self._geometry()
+        select = 0
+        if self.depthwise():
+            select = self.outstream_width() * (cost.mux_luts(kh + sh) + cost.mux_luts(kw))
+        return {"LUT": int(cost.control_luts(board) + mem["LUT"] + select), "BRAM18": mem["BRAM18"], "DSP": 0}
 
     def emit(self, model, ident: str) -> Kernel:
         check_emittable(self, model)
         (kh, kw), ch, (h, w), (oh, ow), (sh, sw) = self._geometry()
         simd = self.get_nodeattr("SIMD")
-        constants = dict(KH=kh, KW=kw, CH=ch, H=h, W=w, OH=oh, OW=ow, SH=sh, SW=sw, SIMD=simd)
+        constants = dict(KH=kh, KW=kw, CH=ch, H=h, W=w, OH=oh, OW=ow, SH=sh, SW=sw, SIMD=simd,
+                         DW=int(self.depthwise()))
         (buffer,) = self.memories()
-        lines = [f"ap_uint<{buffer.width}> buffer[{buffer.count}][{buffer.depth}];",
+        banks = self._banks()
+        lines = [f"ap_uint<{buffer.width}> buffer[{buffer.count // banks}][{banks}][{buffer.depth}];",
                  "#pragma HLS ARRAY_PARTITION variable=buffer complete dim=1",
+                 "#pragma HLS ARRAY_PARTITION variable=buffer complete dim=2",
                  *storage_pragma("buffer", self.get_nodeattr("ram_style"), "ram_s2p")]
-        return pixel_stream_kernel(self, ident, "SIMD", constants, "sliding_window", buffer=lines)
+        return pixel_stream_kernel(self, ident, "SIMD", constants, "sliding_window", buffer=lines,
+                                   out_lanes=self._out_lanes())

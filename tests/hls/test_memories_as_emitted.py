@@ -65,7 +65,7 @@ def folded(name: str, board: dict):
 
 @pytest.mark.parametrize("name", ["tfc_w1a1", "lfc_w1a2", "cnv_w1a1", "cnv_w2a2"] + [
     pytest.param(name, marks=pytest.mark.slow)
-    for name in ("tfc_w1a2", "tfc_w2a2", "lfc_w1a1", "lfc_w2a2", "cnv_w1a2", "cnv_w4a4", "cnv_w8a8")
+    for name in ("tfc_w1a2", "tfc_w2a2", "lfc_w1a1", "lfc_w2a2", "cnv_w1a2", "cnv_w4a4", "cnv_w8a8", "mobilenet_w4a4")
 ])
 def test_costed_memories_are_the_declared_arrays(name):
     board = load_board("ultra96")

@@ -10,7 +10,7 @@ from qnnflow.models.source import parse_model_source
 from qnnflow.models.zoo import ZOO
 
 
-@pytest.mark.parametrize("name", list(ZOO))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "mobilenet_w4a4" else n for n in ZOO])
 def test_export_matches_pytorch(name):
     model, golden = export_source(parse_model_source(name), "random", count=2, seed=0)
     assert len(golden.input) == 2 and golden.output.shape == (2, 24 if ZOO[name].dataset == "radioml2018" else 10)

@@ -11,11 +11,13 @@ from brevitas.nn import QuantIdentity, QuantLinear, QuantReLU
 from onnx import numpy_helper
 
 from qnnflow.base.errors import QnnflowError
-from qnnflow.models.quant import quant_act, quant_input, weight_quant
+from qnnflow.models.quant import quant_act, quant_input, quant_relu, weight_quant
 from qnnflow.models.norms import TensorNorm
 from qnnflow.models.zoo import ZOO, build_model, count_params, zoo_table
 
 NAMES = sorted(ZOO)
+SLOW = {"mobilenet_w4a4"}  # 27 quantized layers: half a minute to build; tests/models/test_mobilenet.py has a small one
+NAMES = [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in NAMES]
 
 # Layer shapes written out independently of the model code.
 CNV_CONVS = [(3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256)]
@@ -24,6 +26,8 @@ FC_HIDDEN = {"lfc": [1024, 1024, 1024], "tfc": [64, 64, 64]}
 # vgg10_1d: 2 I/Q channels, seven k=3 convs of 64 channels halving 1024 samples to 8, dense 128-128-24
 VGG10_LAYERS = [(2 * 3, 64)] + [(64 * 3, 64)] * 6 + [(64 * 8, 128), (128, 128), (128, 24)]
 CLASSES = {"cifar10": 10, "mnist": 10, "radioml2018": 24}
+# MobileNet-v1 at width 0.5: the stem's channels, then each block's pointwise output channels
+MOBILENET_WIDTHS = [16, 32, 64, 64, 128, 128, 256, 256, 256, 256, 256, 256, 512, 512]
 
 
 def _layers(entry):
@@ -32,6 +36,12 @@ def _layers(entry):
         layers = [(cin * 9, cout) for cin, cout in CNV_CONVS] + CNV_FCS + [(512, 10)]
     elif entry.family == "vgg10_1d":
         layers = VGG10_LAYERS
+    elif entry.family == "mobilenet":  # stem; per block a depthwise 3x3 (9 weights a channel) and a pointwise 1x1
+        widths = MOBILENET_WIDTHS
+        layers = [(27, widths[0])]
+        for cin, cout in zip(widths[:-1], widths[1:]):
+            layers += [(9, cin), (cin, cout)]
+        layers.append((widths[-1], 10))
     else:
         widths = [784] + FC_HIDDEN[entry.family] + [10]
         layers = list(zip(widths[:-1], widths[1:]))
@@ -106,6 +116,19 @@ def test_input_quantizer_is_8_bit_power_of_two():
     torch.testing.assert_close(y, expected, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("bits", [3, 4, 8])
+def test_relu_quantizer_is_unsigned_with_the_power_of_two_step(bits):
+    x = torch.linspace(-1.0, 3.0, 4001)
+    with torch.no_grad():
+        y = quant_relu(bits).eval()(x).numpy().astype(np.float64)
+    step = 2.0 ** -(bits - 1)
+    top = 2**bits - 1
+    assert set(_codes(y, bits).tolist()) == set(range(top + 1))  # every level 0 .. 2^b - 1, none negative
+    exact = np.abs(x.numpy() / step - np.round(x.numpy() / step)) != 0.5  # ties excluded
+    expected = np.clip(np.round(x.numpy().astype(np.float64) / step), 0, top) * step
+    np.testing.assert_array_equal(y[exact], expected[exact])
+
+
 def test_bad_bit_width_is_one_line_error():
     with pytest.raises(QnnflowError, match="bit width 0"):
         weight_quant(0)
@@ -152,7 +175,7 @@ def test_every_model_builds_runs_and_is_non_degenerate(name):
     assert len(acts) == n_act
     for i, a in enumerate(acts):
         codes = np.unique(_codes(a.numpy(), entry.act_bits))  # fails on off-grid values
-        if entry.family == "vgg10_1d":  # QuantReLU: unsigned codes, zero included
+        if entry.family in ("vgg10_1d", "mobilenet"):  # QuantReLU: unsigned codes, zero included
             assert codes.min() == 0 < codes.max(), f"layer {i}: activations all zero"
         else:
             assert codes.min() < 0 < codes.max(), f"layer {i}: activations all one sign"

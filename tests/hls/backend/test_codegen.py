@@ -129,8 +129,10 @@ def test_ram_style_binds_the_line_buffer(ram_style, impl):
     project = generate(node_model("ConvolutionInputGenerator", SWG_ATTRS | {"ram_style": ram_style}), BOARD)
     header = project.files["params/ConvolutionInputGenerator_0.h"].decode()
     process = header[header.index("static void ConvolutionInputGenerator_0_process("):]
-    # KH + SH rows of W * CH/SIMD words, local to the node's process, one memory per row
-    assert "    ap_uint<4> buffer[5][12];\n#pragma HLS ARRAY_PARTITION variable=buffer complete dim=1\n" in process
+    # KH + SH rows of W * CH/SIMD words (one bank a row: banks are the depthwise mode's), local to the
+    # node's process, one memory per row
+    assert ("    ap_uint<4> buffer[5][1][12];\n#pragma HLS ARRAY_PARTITION variable=buffer complete dim=1\n"
+            "#pragma HLS ARRAY_PARTITION variable=buffer complete dim=2\n") in process
     binds = [line for line in process.splitlines() if "BIND_STORAGE" in line]
     assert binds == ([f"#pragma HLS BIND_STORAGE variable=buffer type=ram_s2p impl={impl}"] if impl else [])
     assert "ConvolutionInputGenerator_0_process(s_input, ConvolutionInputGenerator_0_out);" in \

@@ -18,6 +18,9 @@ from qnnflow.hls.nodes.base import HWNode
 EXAMPLES = {
     "MVAU": (dict(inputs=["x", "W"], MW=6, MH=4, SIMD=3, PE=2, inputDataType="UINT2", weightDataType="INT2",
                   outputDataType="INT8", noActivation=1, accDataType="INT8"), (2, 6), "UINT2"),
+    "VVAU": (dict(inputs=["x", "V"], Channels=2, KernelPositions=3, Dim=[1, 2], PE=2, SIMD=3, inputDataType="UINT2",
+                  weightDataType="INT2", outputDataType="INT8", noActivation=1, accDataType="INT8"), (2, 1, 2, 6),
+             "UINT2"),
     "ConvolutionInputGenerator": (dict(ConvKernelDim=[2, 2], IFMChannels=2, IFMDim=[3, 3], OFMDim=[2, 2],
                                        inputDataType="INT4", outputDataType="INT4"), (2, 3, 3, 2), "INT4"),
     "ConvolutionInputGenerator1D": (dict(ConvKernelDim=[1, 3], IFMChannels=2, IFMDim=[1, 5], OFMDim=[1, 2],
@@ -38,7 +41,7 @@ EXAMPLES = {
     "StreamingFIFO": (dict(depth=4, folded_shape=[1, 2, 1, 2], dataType="INT4"), (2, 2, 2), "INT4"),
     "StreamingDataWidthConverter": (dict(inWidth=4, outWidth=8, shape=[1, 2, 2], dataType="INT4"), (2, 2, 2), "INT4"),
 }
-INITS = {"W": (np.ones((6, 4)), "INT2"), "T": (np.array([[0, 1, 2], [-1, 0, 1]]), "INT4"),
+INITS = {"W": (np.ones((6, 4)), "INT2"), "V": (np.array([[1, -2, 0], [-1, 1, 1]]), "INT2"), "T": (np.array([[0, 1, 2], [-1, 0, 1]]), "INT4"),
          "P": (np.array([[-1, 3], [2, -4]]), "INT3")}
 
 
