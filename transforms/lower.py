@@ -116,8 +116,8 @@ class LowerToNHWC(Transformation):
             if c.ndim == 4:
                 model.set_initializer(node.input[1 - idx], np.transpose(c, TO_NHWC))
             self._follow(model, node, nhwc)
-        elif op in ("Relu", "Identity"):
-            self._follow(model, node, nhwc)
+        elif op in ("Relu", "Identity") or (op == "Add" and all(i in nhwc for i in node.input)):
+            self._follow(model, node, nhwc)  # elementwise, or a residual add of two NHWC branches
         elif op == "ReduceSum" and x in nhwc:  # the global sum pool: sum over H, W of the NHWC tensor
             model.set_initializer(node.input[1], np.array([1, 2], dtype=np.int64))
             self._follow(model, node, nhwc)

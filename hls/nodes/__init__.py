@@ -9,8 +9,10 @@ qonnx's ``getCustomOp`` looks them up.
 
 from qonnx.custom_op.registry import add_op_to_domain
 
+from qnnflow.hls.nodes.add_streams import AddStreams
 from qnnflow.hls.nodes.base import DOMAIN, HWNode
 from qnnflow.hls.nodes.channelwise import ChannelwiseOp
+from qnnflow.hls.nodes.duplicate_streams import DuplicateStreams
 from qnnflow.hls.nodes.dwc import StreamingDataWidthConverter
 from qnnflow.hls.nodes.fifo import StreamingFIFO
 from qnnflow.hls.nodes.global_acc_pool import GlobalAccPool
@@ -29,6 +31,8 @@ _BUILTIN = (
     Thresholding,
     ChannelwiseOp,
     GlobalAccPool,
+    DuplicateStreams,
+    AddStreams,
     LabelSelect,
     StreamingFIFO,
     StreamingDataWidthConverter,

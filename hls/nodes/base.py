@@ -33,7 +33,7 @@ from qonnx.custom_op.base import CustomOp
 from qonnx.util.basic import get_by_name
 
 from qnnflow.base.errors import QnnflowError
-from qnnflow.base.streams import MAX_WORD_BITS
+from qnnflow.base.streams import MAX_WORD_BITS, StreamFormat
 from qnnflow.base.values import datatype_holds, divisors, to_carrier, value_problem
 from qnnflow.hls.nodes import cost
 
@@ -74,6 +74,7 @@ class HWNode(CustomOp):
 
     _input_dt_attr = "inputDataType"
     _output_dt_attr = "outputDataType"
+    STREAM_INPUTS = 1  # the first inputs that are streams (the others are parameters); a join reads several
     FINN_OP_TYPES: tuple[str, ...] = ()  # FINN's older op types for this kind (its own name needs none)
     KERNEL_HEADER: str | None = None  # the kernel's header in hls/include/
     DERIVED = False  # placed by hls/widths.py (converters, FIFOs): fold never searches it
@@ -275,6 +276,15 @@ class HWNode(CustomOp):
     def outstream_width(self) -> int:
         """Bits per output stream word."""
         return self.folded_output_shape()[-1] * self.output_datatype().bitwidth()
+
+    def input_format(self, port: int = 0) -> StreamFormat:
+        """Stream input ``port`` as the kernel reads it (a node with several input streams overrides this)."""
+        return StreamFormat(self.normal_input_shape()[1:], self.folded_input_shape()[-1], self.input_datatype().name)
+
+    def output_format(self, port: int = 0) -> StreamFormat:
+        """Stream output ``port`` as the kernel writes it (every output of a node is a stream)."""
+        return StreamFormat(self.normal_output_shape()[1:], self.folded_output_shape()[-1],
+                            self.output_datatype().name)
 
     def parallel_knobs(self) -> dict[str, str]:
         """Folding attributes that set parallelism -> the attribute holding the dimension each must divide."""

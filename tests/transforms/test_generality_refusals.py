@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from brevitas.nn import QuantConv2d, QuantConvTranspose2d, QuantLinear
+from brevitas.nn import QuantConv2d, QuantConvTranspose2d, QuantLinear, QuantReLU
+from brevitas.quant import Uint8ActPerTensorFloat
 from torch import nn
 
 from qnnflow.base.errors import QnnflowError
@@ -29,13 +30,16 @@ def around(*middle, features):
 
 
 class TwoBranches(nn.Module):
-    """conv -> conv, joined with the first conv's output by an add (residual) or a concat."""
+    """conv -> conv, joined with the first conv's output by an add (residual) or a concat; ``float_scale``
+    gives the second activation a float scale (1/15), which no integer ratio lines up with the first's 1/16."""
 
-    def __init__(self, join):
+    def __init__(self, join, float_scale=False):
         super().__init__()
         self.join = join
         self.inp, self.conv1, self.act1 = _input_quant(), conv(2, 4, padding=1), activation("relu", 4)
-        self.conv2, self.act2 = conv(4, 4, padding=1), activation("relu", 4)
+        self.conv2 = conv(4, 4, padding=1)
+        self.act2 = QuantReLU(act_quant=Uint8ActPerTensorFloat, bit_width=4, max_val=3.0) if float_scale else \
+            activation("relu", 4)
         self.fc = QuantLinear((8 if join == "concat" else 4) * 16, 4, bias=False, **weight_kwargs(4))
 
     def forward(self, x):
@@ -55,7 +59,7 @@ CASES = {  # name: (network on a (1, 2, 4, 4) input, the node named, a word of t
                        "after the last layer"),
     "float-conv": (lambda: around(nn.Conv2d(4, 4, 3, padding=1, bias=False), activation("relu", 4), features=64),
                    "Conv_1", "quantize"),
-    "residual-add": (lambda: TwoBranches("add"), "Add_0", "skip connection"),
+    "residual-add-float-scales": (lambda: TwoBranches("add", float_scale=True), "Add_0", "power-of-two scales"),
     "concat": (lambda: TwoBranches("concat"), "Concat_0", "concat"),
 }
 
@@ -69,3 +73,17 @@ def test_a_layer_with_no_hardware_form_is_named(case):
     message = str(err.value)
     op_type = next(n.op_type for n in model.graph.node if n.name == node)
     assert message.startswith(f"node '{node}' ({op_type})") and fix in message and "\n" not in message
+
+
+def test_a_residual_add_with_float_scales_names_both_scales():
+    model = streamline(tidy(export_brevitas(_randomized(TwoBranches("add", float_scale=True)).eval(), (1, 2, 4, 4))))
+    with pytest.raises(QnnflowError, match=r"^node 'Add_0' \(Add\).*: scale 0\.0625 from 'Mul_\d+' and scale 0\.0666667 from 'Mul_\d+'"):
+        to_hw(model)
+
+
+def test_a_residual_add_builds():
+    """The residual case this file used to refuse: power-of-two scales line up, and it becomes hardware."""
+    model = streamline(tidy(export_brevitas(_randomized(TwoBranches("add")).eval(), (1, 2, 4, 4))))
+    hw, partition = to_hw(model)
+    kinds = {n.op_type for n in hw.graph.node if n.name in partition.hardware}
+    assert {"DuplicateStreams", "AddStreams"} <= kinds

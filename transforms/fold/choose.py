@@ -19,6 +19,7 @@ The search (``search``) is exact for this cost model; its module docstring gives
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import time
 
@@ -38,45 +39,85 @@ from qnnflow.transforms.fold.space import DEFAULT_MAX_WEIGHT_WIDTH, FoldSpace, b
 
 
 
-def set_folding(model: ModelWrapper, space: FoldSpace, choice: list[int]) -> None:
+def set_folding(model: ModelWrapper, space: FoldSpace, problem: fold_search.Problem, choice: list[int]) -> None:
     nodes = {n.name: n for n in model.graph.node}
-    for ns, k in zip(space.nodes, choice):
+    for i, (ns, k) in enumerate(zip(space.nodes, choice)):
         op = getCustomOp(nodes[ns.name])
-        for attr, value in ns.attrs[k].items():
+        for attr, value in ns.attrs[int(problem.origin[i][k])].items():
             op.set_nodeattr(attr, value)
 
 
 # ----- the search as a fold_search.Problem -------------------------------------------------
 
 
+def _classes(columns: list[np.ndarray], count: int) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct rows, class of each candidate) of the width tuples ``columns`` (none: one class)."""
+    if not columns:
+        return np.zeros((1, 0), dtype=np.int64), np.zeros(count, dtype=np.int64)
+    keys, cls = np.unique(np.stack(columns, axis=1), axis=0, return_inverse=True)
+    return keys, cls.ravel()
+
+
 def make_problem(space: FoldSpace, budget: np.ndarray, weights: np.ndarray) -> fold_search.Problem:
-    """Width classes per node and the converter table per edge, from a FoldSpace."""
-    nodes, in_vals, out_vals = [], [], []
-    for ns in space.nodes:
-        iv, ic = np.unique(ns.in_width, return_inverse=True)
-        ov, oc = np.unique(ns.out_width, return_inverse=True)
-        nodes.append(fold_search.NodeCands(ns.cycles, ns.res, ic.ravel(), oc.ravel()))
-        in_vals.append(iv)
-        out_vals.append(ov)
-    edges = []
-    for i in range(len(space.nodes) - 1):
-        P, C = len(out_vals[i]), len(in_vals[i + 1])
+    """The region as a chain problem: position i is node i (topological order), and a width class after
+    position i is the tuple of widths of the streams crossing that cut (one stream in a chain).
+
+    A stream passing over a node (a residual skip) is carried: the node's candidates repeat once per
+    width its producer may write, so the converter where the stream ends is costed exactly.  The edge
+    table between positions i and i+1 charges a converter for each stream node i+1 reads and is
+    illegal where a carried width would change.
+    """
+    edges, n = space.edges, len(space.nodes)
+    after = [[e for e, edge in enumerate(edges) if edge.link.producer <= i < edge.link.consumer] for i in range(n)]
+    before = [[], *after[:-1]]
+    carried_values = {e: np.unique(space.nodes[edge.link.producer].out_width[:, edge.link.out_port])
+                      for e, edge in enumerate(edges)}
+    nodes, origin, in_keys, out_keys = [], [], [], []
+    for i, ns in enumerate(space.nodes):
+        over = [e for e in before[i] if e in after[i]]
+        combos = np.array(list(itertools.product(*(carried_values[e] for e in over))), dtype=np.int64)
+        combos = combos.reshape(max(len(combos), 1), len(over))
+        k = np.repeat(np.arange(len(ns)), len(combos))  # candidate k once per carried combination
+        carry = np.tile(np.arange(len(combos)), len(ns))
+
+        def column(e, own_widths, port):
+            return combos[carry, over.index(e)] if e in over else own_widths[k, port]
+
+        ik, ic = _classes([column(e, ns.in_width, edges[e].link.in_port) for e in before[i]], len(k))
+        ok, oc = _classes([column(e, ns.out_width, edges[e].link.out_port) for e in after[i]], len(k))
+        nodes.append(fold_search.NodeCands(ns.cycles[k], ns.res[k], ic, oc))
+        origin.append(k)
+        in_keys.append(ik)
+        out_keys.append(ok)
+    problem_edges = []
+    for i in range(n - 1):
+        P, C = len(out_keys[i]), len(in_keys[i + 1])
         res = np.zeros((P, C, 3), dtype=np.int64)
         cycles = np.zeros((P, C), dtype=np.int64)
-        legal = np.zeros((P, C), dtype=bool)
-        for p, a in enumerate(out_vals[i]):
-            for c, w in enumerate(in_vals[i + 1]):
-                cost = space.dwc(i, int(a), int(w))
-                if cost is not None:
-                    res[p, c], cycles[p, c], legal[p, c] = cost.res, cost.cycles, True
+        legal = np.ones((P, C), dtype=bool)
+        for col, e in enumerate(after[i]):
+            a, w = out_keys[i][:, col], in_keys[i + 1][:, col]
+            if edges[e].link.consumer != i + 1:  # carried past node i + 1: the width cannot change
+                legal &= a[:, None] == w[None, :]
+                continue
+            for p in range(P):
+                for c in range(C):
+                    cost = space.dwc(e, int(a[p]), int(w[c])) if legal[p, c] else None
+                    if cost is None:
+                        legal[p, c] = False
+                    else:
+                        res[p, c] += cost.res
+                        cycles[p, c] = max(cycles[p, c], cost.cycles)
         if not legal.any():  # else every design is "infinitely expensive" and the budget error says inf
-            producer, consumer = space.nodes[i].name, space.nodes[i + 1].name
+            e = next(e for e in after[i] if edges[e].link.consumer == i + 1)
+            producer, consumer = space.nodes[edges[e].link.producer].name, space.nodes[i + 1].name
+            col = after[i].index(e)
             raise QnnflowError(
                 f"node '{consumer}': no width converter joins it to '{producer}' at any folding (output words of "
-                f"{sorted(int(v) for v in out_vals[i])} bits, input words of {sorted(int(v) for v in in_vals[i + 1])} "
-                f"bits); check the two nodes' shapes and datatypes")
-        edges.append(fold_search.EdgeCands(res, cycles, legal))
-    return fold_search.Problem(nodes, edges, budget, weights)
+                f"{sorted({int(v) for v in out_keys[i][:, col]})} bits, input words of "
+                f"{sorted({int(v) for v in in_keys[i + 1][:, col]})} bits); check the two nodes' shapes and datatypes")
+        problem_edges.append(fold_search.EdgeCands(res, cycles, legal))
+    return fold_search.Problem(nodes, problem_edges, budget, weights, origin)
 
 
 def _ceiling(space: FoldSpace, clock_ns: float) -> dict:
@@ -177,7 +218,7 @@ def fold(model: ModelWrapper, board: dict, clock_ns: float | None = None, *, lut
             solution = fold_search.solve(problem, T)
             if solution is None:
                 raise _budget_error(problem, space, budget, T, what)
-        set_folding(model, space, solution.choice)
+        set_folding(model, space, problem, solution.choice)
     converters = insert_converters(model, board)
     layers = estimate.layer_estimates(model, board)
     performance = estimate.network_performance(layers, clock_ns)

@@ -3,7 +3,9 @@
 The problem (pure arrays, no graph; ``Problem``): a chain of nodes, node i choosing one
 candidate k with ``cycles[k]`` and resources ``res[k] = (LUT, BRAM18, DSP)``; between
 nodes i and i+1 a width converter whose cost and cycles depend on node i's output width
-and node i+1's input width (zero when equal, "illegal" when no converter can do it).
+class and node i+1's input width class (zero when equal, "illegal" when no converter can do
+it).  A DAG (forks and joins) is posed as such a chain by ``choose.make_problem``: a class
+there is the tuple of widths of every stream crossing the cut between two positions.
 
 Claim: ``min_bottleneck`` returns an assignment minimising the largest cycle count over
 nodes and converters subject to total LUT, BRAM18 and DSP each within budget, and among
@@ -67,6 +69,7 @@ class Problem:
     edges: list[EdgeCands]  # len(nodes) - 1
     budget: np.ndarray  # (3,) int: LUT, BRAM18, DSP
     weights: np.ndarray  # (3,) float, the objective's weight per resource
+    origin: list | None = None  # per node, the FoldSpace candidate each candidate stands for (None: itself)
 
 
 @dataclass

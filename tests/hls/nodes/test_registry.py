@@ -27,6 +27,10 @@ EXAMPLES = {
                            paramDataType="INT3"), (2, 2), "INT4"),
     "GlobalAccPool": (dict(NumChannels=2, inputDataType="INT4", outputDataType="INT8", numInputVectors=[2, 3, 2]),
                       (2, 3, 2, 2), "INT4"),
+    "DuplicateStreams": (dict(outputs=["y1"], NumChannels=2, inputDataType="INT4", numInputVectors=[2, 3]), (2, 3, 2),
+                         "INT4"),
+    "AddStreams": (dict(inputs=["x", "x"], NumChannels=2, inputDataType="INT4", input1DataType="INT4",
+                        outputDataType="INT5", numInputVectors=[2]), (2, 2), "INT4"),
     "LabelSelect": (dict(Labels=5, K=2, inputDataType="INT4"), (2, 5), "INT4"),
     "StreamingFIFO": (dict(depth=4, folded_shape=[1, 2, 1, 2], dataType="INT4"), (2, 2, 2), "INT4"),
     "StreamingDataWidthConverter": (dict(inWidth=4, outWidth=8, shape=[1, 2, 2], dataType="INT4"), (2, 2, 2), "INT4"),
@@ -38,8 +42,10 @@ INITS = {"W": (np.ones((6, 4)), "INT2"), "T": (np.array([[0, 1, 2], [-1, 0, 1]])
 def example(op_type):
     attrs, shape, dt = EXAMPLES[op_type]
     attrs = dict(attrs)
-    inputs = attrs.pop("inputs", ["x"])
-    return make_node(op_type, inputs, **attrs), shape, dt, {k: INITS[k] for k in inputs[1:]}
+    inputs, more_outputs = attrs.pop("inputs", ["x"]), attrs.pop("outputs", [])
+    node = make_node(op_type, inputs, **attrs)
+    node.output.extend(more_outputs)  # a fork's second output
+    return node, shape, dt, {k: INITS[k] for k in inputs[1:] if k in INITS}
 
 
 def test_every_exported_class_is_found_by_the_qonnx_registry():
