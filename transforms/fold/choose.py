@@ -14,6 +14,9 @@ differ and the two AXI port adapters (hls/widths.py places and costs both; conve
 FIFOs already in the graph are removed first: they depend on the folding).  "Cheapest"
 minimises the sum of the fractions of the board used, LUT/LUTs + BRAM18/BRAM18s + DSP/DSPs.
 The search (``search``) is exact for this cost model; its module docstring gives the argument.
+A fork's branch FIFOs are sized after the search, from the folded branches' cycles
+(hls/branch_fifos.py); where they push the design over budget the search runs again with
+their cost set aside, and the report's notes say why each is as deep as it is.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from qonnx.custom_op.registry import getCustomOp
 
 from qnnflow.base.errors import QnnflowError
 from qnnflow.hls import estimate
+from qnnflow.hls.branch_fifos import FORK, reset_branch_fifos, size_branch_fifos
 from qnnflow.hls.nodes.cost import RESOURCES
 from qnnflow.hls.widths import insert_converters, strip_derived
 from qnnflow.transforms.fold import search as fold_search
@@ -37,6 +41,9 @@ from qnnflow.transforms.fold.finn_json import apply_folding, folding_config
 from qnnflow.transforms.fold.report import FoldReport
 from qnnflow.transforms.fold.space import DEFAULT_MAX_WEIGHT_WIDTH, FoldSpace, build_space
 
+
+
+FIFO_RETRIES = 2  # searches again when the branch FIFOs sized after a search push the design over budget
 
 
 def set_folding(model: ModelWrapper, space: FoldSpace, problem: fold_search.Problem, choice: list[int]) -> None:
@@ -176,6 +183,22 @@ def _target_cycles(target_fps, target_cycles, clock_ns) -> tuple[int, str] | Non
 # ----- the entry point ---------------------------------------------------------------------
 
 
+def _search(space: FoldSpace, budget: Budget, limits: np.ndarray, target):
+    """(problem, solution) of the search within ``limits``: the smallest bottleneck, or the cheapest design at
+    ``target`` (cycles, description); a QnnflowError saying what the budget would need when nothing fits."""
+    problem = make_problem(space, limits, budget.device_weights())
+    if target is None:
+        solution = fold_search.min_bottleneck(problem)
+        if solution is None:
+            T = int(fold_search.cycle_levels(problem)[-1])
+            raise _budget_error(problem, space, budget, T, "even the slowest folding")
+        return problem, solution
+    solution = fold_search.solve(problem, target[0])
+    if solution is None:
+        raise _budget_error(problem, space, budget, target[0], target[1])
+    return problem, solution
+
+
 def fold(model: ModelWrapper, board: dict, clock_ns: float | None = None, *, lut: float = DEFAULT_BUDGET["lut"],
          bram: float = DEFAULT_BUDGET["bram"], dsp: float = DEFAULT_BUDGET["dsp"], target_fps: float | None = None, target_cycles: int | None = None,
          folding: dict | None = None, folding_source: str = "folding", max_weight_width: int = DEFAULT_MAX_WEIGHT_WIDTH):
@@ -192,41 +215,52 @@ def fold(model: ModelWrapper, board: dict, clock_ns: float | None = None, *, lut
     removed = strip_derived(model)
     if removed:
         notes.append(f"removed {removed} width converter/FIFO node(s) from an earlier folding")
+    reset_branch_fifos(model)  # sized again below, for the new folding
     space = build_space(model, board, max_weight_width)
     ceiling = _ceiling(space, clock_ns)
     target = _target_cycles(target_fps, target_cycles, clock_ns)
-    if folding is not None:
-        mode = "file"
-        notes += apply_folding(model, folding, max_weight_width, folding_source)
-    else:
-        problem = make_problem(space, budget.vector(), budget.device_weights())
-        if target is None:
-            mode = "maximise"
-            solution = fold_search.min_bottleneck(problem)
-            if solution is None:
-                T = int(fold_search.cycle_levels(problem)[-1])
-                raise _budget_error(problem, space, budget, T, "even the slowest folding")
+    mode = "file" if folding is not None else "maximise" if target is None else \
+        "target_fps" if target_fps is not None else "target_cycles"
+    if target is not None and target[0] < ceiling["max_cycles"]:
+        raise QnnflowError(
+            f"fold: {target[1]} is beyond the ceiling: node '{ceiling['node']}' needs at least "
+            f"{ceiling['max_cycles']:,} cycles per image at its widest legal folding (at most "
+            f"{ceiling['fps']:,.0f} FPS at {1e3 / clock_ns:g} MHz); lower the target"
+            f"{_weight_hint(ceiling, max_weight_width)}")
+    unfolded, limits = model, budget.vector()
+    for attempt in range(FIFO_RETRIES + 1):
+        model = ModelWrapper(copy.deepcopy(unfolded.model))
+        if folding is not None:
+            notes += apply_folding(model, folding, max_weight_width, folding_source)
         else:
-            mode = "target_fps" if target_fps is not None else "target_cycles"
-            T, what = target
-            if T < ceiling["max_cycles"]:
-                raise QnnflowError(
-                    f"fold: {what} is beyond the ceiling: node '{ceiling['node']}' needs at least "
-                    f"{ceiling['max_cycles']:,} cycles per image at its widest legal folding (at most "
-                    f"{ceiling['fps']:,.0f} FPS at {1e3 / clock_ns:g} MHz); lower the target"
-                    f"{_weight_hint(ceiling, max_weight_width)}")
-            solution = fold_search.solve(problem, T)
-            if solution is None:
-                raise _budget_error(problem, space, budget, T, what)
-        set_folding(model, space, problem, solution.choice)
-    converters = insert_converters(model, board)
-    layers = estimate.layer_estimates(model, board)
-    performance = estimate.network_performance(layers, clock_ns)
-    if folding is None:  # the graph's own cost models must agree with the search's bookkeeping
-        got = estimate.total_resources(layers)
-        if [got[r] for r in RESOURCES] != list(solution.totals) or performance["max_cycles"] != solution.bottleneck:
-            raise RuntimeError(f"internal error: the folded graph costs {got} at {performance['max_cycles']} cycles, "
-                               f"the search counted {list(solution.totals)} at {solution.bottleneck}")
+            problem, solution = _search(space, budget, limits, target)
+            set_folding(model, space, problem, solution.choice)
+        converters = insert_converters(model, board)
+        layers = estimate.layer_estimates(model, board)
+        performance = estimate.network_performance(layers, clock_ns)
+        if folding is None:  # the graph's own cost models must agree with the search's bookkeeping
+            got = estimate.total_resources(layers)
+            if [got[r] for r in RESOURCES] != list(solution.totals) or performance["max_cycles"] != solution.bottleneck:
+                raise RuntimeError(f"internal error: the folded graph costs {got} at {performance['max_cycles']} "
+                                   f"cycles, the search counted {list(solution.totals)} at {solution.bottleneck}")
+        searched = estimate.total_resources(layers)
+        fifo_notes = size_branch_fifos(model) if any(n.op_type == FORK for n in model.graph.node) else []
+        if fifo_notes:
+            layers = estimate.layer_estimates(model, board)
+            performance = estimate.network_performance(layers, clock_ns)
+        totals = estimate.total_resources(layers)
+        extra = np.array([totals[r] - searched[r] for r in RESOURCES])
+        if folding is not None or not fifo_notes or (np.array([totals[r] for r in RESOURCES]) <= budget.vector()).all():
+            break
+        if attempt == FIFO_RETRIES:
+            notes.append("the branch FIFOs push the design over the budget; lower the budget fractions or the "
+                         "target to leave them room")
+            break
+        # the FIFOs' size depends on the folding the search picks: search again, leaving them room
+        limits = np.maximum(budget.vector() - extra, 0)
+        notes.append(f"searched again leaving {', '.join(f'{int(v):,} {r}' for v, r in zip(extra, RESOURCES) if v)} "
+                     f"for the branch FIFOs")
+    notes += fifo_notes
     if folding is None and performance["max_cycles"] == ceiling["max_cycles"] and ceiling["weight_word_limited"]:
         notes.append(f"the design is at its ceiling{_weight_hint(ceiling, max_weight_width)}")
     report = FoldReport(mode, board["name"], clock_ns, budget, layers, performance, ceiling,

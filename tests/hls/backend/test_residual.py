@@ -22,9 +22,10 @@ from qnnflow.base.errors import QnnflowError
 from qnnflow.base.execute import compare_outputs, execute_batch
 from qnnflow.flow.boards import load_board
 from qnnflow.hls import estimate
+from qnnflow.hls.branch_fifos import reset_branch_fifos
 from qnnflow.hls.codegen.project import generate
 from qnnflow.hls.cppsim import cppsim
-from qnnflow.hls.nodes.base import DOMAIN
+from qnnflow.hls.nodes.base import DOMAIN, STREAM_DEPTH
 from qnnflow.hls.partition import hardware_region
 from qnnflow.hls.widths import insert_converters
 from qnnflow.models.export import export_brevitas, seeded_inputs
@@ -165,7 +166,36 @@ def test_fold_over_a_fork_and_join_is_the_brute_force_optimum():
     model, _ = _join_graph()
     want = _brute_force(model, BOARD)
     folded, report = fold(model, BOARD, lut=1.0, bram=1.0, dsp=1.0)
+    reset_branch_fifos(folded)  # the search prices the design before the branch FIFOs are sized
+    layers = estimate.layer_estimates(folded, BOARD)
+    totals = estimate.total_resources(layers)
     weights = report.budget.device_weights()
-    got = (report.performance["max_cycles"], float(weights @ [report.totals[r] for r in ("LUT", "BRAM18", "DSP")]))
-    assert got[0] == want[0] and got[1] == pytest.approx(want[1])
+    got = (max(layer.cycles for layer in layers), float(weights @ [totals[r] for r in ("LUT", "BRAM18", "DSP")]))
+    assert got[0] == want[0] == report.performance["max_cycles"] and got[1] == pytest.approx(want[1])
     assert len(hardware_region(folded).links) >= 3
+
+
+def test_the_short_branch_gets_a_fifo_sized_from_the_long_branch(block):
+    """After folding, the skip (the ChannelwiseOp side) holds the words the fork writes while the long branch
+    (padding, sliding window, MVAU, twice) fills; the long branch keeps the default depth.  The FIFO is in the
+    fork's memories and cost, in top.cpp's STREAM pragma, and the fold report says why."""
+    _, hw = block
+    folded, report = fold(hw, BOARD)
+    fork_node = next(n for n in folded.graph.node if n.op_type == "DuplicateStreams")
+    fork = getCustomOp(fork_node)
+    skip_port = next(k for k, t in enumerate(fork_node.output) if folded.find_consumers(t)[0].op_type == "ChannelwiseOp")
+    depths = fork.fifo_depths()
+    assert STREAM_DEPTH < depths[skip_port] <= fork.cycles() + STREAM_DEPTH and depths[1 - skip_port] == STREAM_DEPTH
+    (memory,) = fork.memories()
+    assert memory.depth == depths[skip_port] and memory.width == fork.outstream_width()
+    shallow = copy.deepcopy(fork_node)
+    getCustomOp(shallow).set_nodeattr("outFIFODepths", [STREAM_DEPTH] * 2)
+    assert fork.resources_with_stream(BOARD)["LUT"] > getCustomOp(shallow).resources_with_stream(BOARD)["LUT"]
+    layer = next(layer for layer in report.layers if layer.name == fork_node.name)
+    assert layer.resources == fork.resources_with_stream(BOARD)
+    kernel = next(k for k in generate(folded, BOARD).kernels if k.node == fork_node.name)
+    stream = kernel.streams()[skip_port][0]
+    assert f"#pragma HLS STREAM variable={stream} depth={depths[skip_port]}" in \
+        generate(folded, BOARD).files["top.cpp"].decode()
+    (note,) = [n for n in report.notes if n.startswith(fork_node.name)]
+    assert f"{depths[skip_port]}-word FIFO" in note and "AddStreams" in note
