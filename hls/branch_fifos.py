@@ -9,8 +9,9 @@ short branch's stream is therefore sized from the cycles of the long branch (an 
 - a node's fill time (cycles before its first output word) is its cycles per image times the
   share of its input it reads first, estimated from its shapes (``fill_cycles``);
 - a branch's fill time is the sum over its nodes, from the fork to the join;
-- the fork writes at most one word per cycle, so a branch that fills ``d`` cycles sooner than
-  the slowest one buffers at most ``d`` words (never more than one image's words).
+- the fork writes an image's W words in C cycles, C the cycles of the slowest node from the
+  accelerator's input to the fork (itself included), so a branch that fills ``d`` cycles sooner
+  than the slowest one buffers about ``d * W / C`` words (never more than one image's words).
 
 C simulation runs the kernels one after another and needs no depth; the depth matters in
 hardware, and is what the generated STREAM pragma and the fork's cost (``memories``) carry.
@@ -57,6 +58,20 @@ def _branch(region: Region, fork: int, port: int) -> tuple[list[int], int | None
     return path, None
 
 
+def _feeding(region: Region, index: int) -> set[int]:
+    """Node ``index`` and every node of the region upstream of it."""
+    before: dict[int, list[int]] = {}
+    for link in region.links:
+        before.setdefault(link.consumer, []).append(link.producer)
+    found, stack = {index}, [index]
+    while stack:
+        for producer in before.get(stack.pop(), []):
+            if producer not in found:
+                found.add(producer)
+                stack.append(producer)
+    return found
+
+
 def reset_branch_fifos(model: ModelWrapper) -> None:
     """Every fork's output streams back to the default depth (before a new folding is searched)."""
     for node in model.graph.node:
@@ -82,7 +97,8 @@ def size_branch_fifos(model: ModelWrapper) -> list[str]:
                          f"image ({words} words)")
             continue
         fills = [sum(fill_cycles(getCustomOp(region.nodes[i])) for i in path) for path, _ in branches]
-        depths = [STREAM_DEPTH + min(words, math.ceil(max(fills) - fill)) for fill in fills]
+        pace = max(getCustomOp(region.nodes[i]).cycles() for i in _feeding(region, index))
+        depths = [STREAM_DEPTH + min(words, math.ceil((max(fills) - fill) * words / pace)) for fill in fills]
         fork.set_nodeattr("outFIFODepths", depths)
         long_branch = max(range(len(fills)), key=fills.__getitem__)
         for port, (path, join) in enumerate(branches):
@@ -93,5 +109,6 @@ def size_branch_fifos(model: ModelWrapper) -> list[str]:
                 f"{node.name}: output {port} (to '{first}') is a {depths[port]}-word FIFO, because the other "
                 f"branch (from '{region.nodes[branches[long_branch][0][0]].name}') needs an estimated "
                 f"{max(fills):,.0f} cycles before its first word reaches '{region.nodes[join].name}' against "
-                f"{fills[port]:,.0f} on this one, and the fork writes up to one word per cycle meanwhile")
+                f"{fills[port]:,.0f} on this one, and meanwhile the fork writes {words:,} words per {pace:,} cycles "
+                f"(the pace of the slowest node feeding it)")
     return notes

@@ -20,6 +20,7 @@ from qnnflow.base.errors import QnnflowError
 from .cnv import CNV
 from .fc import FC
 from .norms import TensorNorm
+from .resnet import ResNet
 
 CIFAR10_SHAPE = (1, 3, 32, 32)
 MNIST_SHAPE = (1, 1, 28, 28)
@@ -31,7 +32,7 @@ SHIPPED_CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
 @dataclass(frozen=True)
 class ZooEntry:
     name: str
-    family: str  # "cnv", "lfc" or "tfc"
+    family: str  # "cnv", "lfc", "tfc" or "resnet8"
     weight_bits: int
     act_bits: int
     dataset: str  # "cifar10" or "mnist"
@@ -39,7 +40,7 @@ class ZooEntry:
 
 
 def _entry(family, w, a):
-    dataset, shape = ("cifar10", CIFAR10_SHAPE) if family == "cnv" else ("mnist", MNIST_SHAPE)
+    dataset, shape = ("cifar10", CIFAR10_SHAPE) if family in ("cnv", "resnet8") else ("mnist", MNIST_SHAPE)
     return ZooEntry(f"{family}_w{w}a{a}", family, w, a, dataset, shape)
 
 
@@ -50,6 +51,7 @@ ZOO = {
         _entry("cnv", 8, 8),
         _entry("lfc", 1, 1), _entry("lfc", 1, 2), _entry("lfc", 2, 2),
         _entry("tfc", 1, 1), _entry("tfc", 1, 2), _entry("tfc", 2, 2),
+        _entry("resnet8", 4, 4),
     )
 }
 
@@ -70,6 +72,8 @@ def get_entry(name):
 def _construct(entry):
     if entry.family == "cnv":
         return CNV(entry.weight_bits, entry.act_bits)
+    if entry.family == "resnet8":
+        return ResNet(entry.weight_bits, entry.act_bits)
     return FC(FC_HIDDEN[entry.family], entry.weight_bits, entry.act_bits)
 
 

@@ -21,12 +21,19 @@ NAMES = sorted(ZOO)
 CNV_CONVS = [(3, 64), (64, 64), (64, 128), (128, 128), (128, 256), (256, 256)]
 CNV_FCS = [(256, 512), (512, 512)]
 FC_HIDDEN = {"lfc": [1024, 1024, 1024], "tfc": [64, 64, 64]}
+# ResNet-8: stem, then per stage two 3x3 convs and (when the shape changes) a 1x1 skip conv; FC 10
+RESNET8_CONVS = [(3 * 9, 16), (16 * 9, 16), (16 * 9, 16), (16 * 9, 32), (32 * 9, 32), (16, 32),
+                 (32 * 9, 64), (64 * 9, 64), (32, 64)]
+RESNET8_ADDS = 3  # each followed by its own activation
 
 
 def _layers(entry):
     """(weight layers [(fan_in, fan_out)], number of hidden activation layers)."""
     if entry.family == "cnv":
         layers = [(cin * 9, cout) for cin, cout in CNV_CONVS] + CNV_FCS + [(512, 10)]
+    elif entry.family == "resnet8":
+        layers = RESNET8_CONVS + [(64, 10)]
+        return layers, len(layers) - 1 + RESNET8_ADDS
     else:
         widths = [784] + FC_HIDDEN[entry.family] + [10]
         layers = list(zip(widths[:-1], widths[1:]))
