@@ -118,6 +118,11 @@ class LowerToNHWC(Transformation):
             self._follow(model, node, nhwc)
         elif op in ("Relu", "Identity") or (op == "Add" and all(i in nhwc for i in node.input)):
             self._follow(model, node, nhwc)  # elementwise, or a residual add of two NHWC branches
+        elif op == "Concat" and all(i in nhwc for i in node.input) and _attr(node, "axis") in (1, -3):
+            self._follow(model, node, nhwc)  # a channel concat of two NHWC branches: channels are last now
+            for a in node.attribute:
+                if a.name == "axis":
+                    a.i = 3
         elif op == "ReduceSum" and x in nhwc:  # the global sum pool: sum over H, W of the NHWC tensor
             model.set_initializer(node.input[1], np.array([1, 2], dtype=np.int64))
             self._follow(model, node, nhwc)

@@ -14,7 +14,8 @@ so that layers compute integer accumulators compared against integer thresholds:
 - a Mul/Add read by several nodes (a fork) is copied per reader; at a residual add (a join)
   a bias moves through, and the two branches' scales are lined up: a x + c y = s (m_a x + m_c y)
   with integer m where the scales' ratio is an integer (an integer multiply stays on a branch,
-  s moves on);
+  s moves on); past a channel concat each branch's scale and bias become one per-channel
+  constant of the result;
 - a scalar Mul moves past MatMul/Conv; an Add moves past MatMul (as b @ W) and
   unpadded Conv; Mul (non-negative) and Add move past MaxPool; per-channel Mul and Add move past
   a global sum (the Add times H*W); both move past
@@ -198,6 +199,8 @@ class MoveAffineDownstream(Transformation):
             return False
         if is_join(model, consumer):
             return _past_join(model, node, consumer)
+        if is_channel_concat(model, consumer):
+            return _past_concat(model, node, consumer)
         if cop in LINEAR and consumer.input[0] == node.output[0] and model.get_initializer(consumer.input[1]) is not None:
             return self._past_linear(model, node, consumer, c)
         if cop in POOLS:
@@ -359,6 +362,45 @@ def _past_join(model, node, join) -> bool:
             new = insert_before(model, join, "Mul", _channel_vector(model, source, m), index=port)
             model.set_tensor_datatype(new.input[1], DataType.get_smallest_possible(-np.abs(m).max() - 1))  # holds +-max
     insert_after(model, join, "Mul", _channel_vector(model, join.output[0], s))
+    return True
+
+
+def is_channel_concat(model, node) -> bool:
+    """A Concat of two computed tensors along the channel axis (NCHW, or (N, C))."""
+    if node.op_type != "Concat" or len([i for i in node.input if i and model.get_initializer(i) is None]) != 2 \
+            or len(node.input) != 2:
+        return False
+    axis = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "axis"), 1)
+    rank = len(model.get_tensor_shape(node.output[0]))
+    return axis % rank == 1
+
+
+def _past_concat(model, node, concat) -> bool:
+    """Move a branch's bias or scale past a channel concat as one per-channel constant of the result:
+    concat(a x + b, c y) = [a, c] concat(x, y) + [b, 0] (each branch keeps its own scale, per channel)."""
+    out_shape = model.get_tensor_shape(concat.output[0])
+    channel_counts = [model.get_tensor_shape(t)[1] for t in concat.input]
+    if node.op_type == "Add":
+        port = list(concat.input).index(node.output[0])
+        bias = broadcast_channelwise(_affine(model, node)[1], tuple(model.get_tensor_shape(node.output[0])), 1)
+        if bias is None:
+            return False
+        parts = [bias if k == port else np.zeros(n) for k, n in enumerate(channel_counts)]
+        concat.input[port] = node.input[_affine(model, node)[0]]
+        model.graph.node.remove(node)
+        insert_after(model, concat, "Add", _channel_vector(model, concat.output[0], np.concatenate(parts)))
+        return True
+    sides = [branch_scale(model, t) for t in concat.input]
+    if any(side is None for side in sides):
+        return False
+    parts = [broadcast_channelwise(scale, (1, n, *out_shape[2:]), 1) for (scale, _, _), n in zip(sides, channel_counts)]
+    if any(part is None for part in parts):
+        return False
+    for port, (_, source, mul) in enumerate(sides):
+        if mul is not None:
+            model.graph.node.remove(mul)
+        concat.input[port] = source
+    insert_after(model, concat, "Mul", _channel_vector(model, concat.output[0], np.concatenate(parts)))
     return True
 
 

@@ -47,7 +47,13 @@ from qnnflow.transforms.graph import (
 from qnnflow.transforms.lower import LowerToNHWC
 from qnnflow.hls.nodes.base import DOMAIN as HW_DOMAIN
 from qnnflow.hls.partition import LAYOUT_OPS, STREAM_TRANSPARENT, find_partition
-from qnnflow.transforms.streamline import MoveAffineDownstream, aligned_scales, branch_scale, is_join
+from qnnflow.transforms.streamline import (
+    MoveAffineDownstream,
+    aligned_scales,
+    branch_scale,
+    is_channel_concat,
+    is_join,
+)
 
 PASS_THROUGH = ("MaxPool", "MaxPoolNHWC", "Im2Col", *STREAM_TRANSPARENT)
 LINEAR = ("MatMul", "Conv")
@@ -183,6 +189,8 @@ class ConvertToHWNodes(Transformation):
                 self._channelwise(model, node)
             elif is_join(model, node):
                 self._add_streams(model, node)
+            elif node.op_type == "Concat":
+                self._concat(model, node)
         model = model.transform(InferDataTypes())
         for node in list(model.graph.node):
             if node.op_type == "MultiThreshold":
@@ -411,6 +419,26 @@ class ConvertToHWNodes(Transformation):
         self._replace(model, [add], node)
         model.set_tensor_datatype(add.output[0], out_dtype)
 
+    def _concat(self, model, concat):
+        """A channel concat of two integer NHWC tensors with the same pixels -> StreamingConcat."""
+        a, b = concat.input if len(concat.input) == 2 else (None, None)
+        shapes = [model.get_tensor_shape(t) for t in (a, b)] if a else []
+        axis = _attr(concat, "axis")
+        if not shapes or shapes[0][:-1] != shapes[1][:-1] or axis % len(shapes[0]) != len(shapes[0]) - 1:
+            return
+        da, db = _dtype(model, a), _dtype(model, b)
+        if not (da.is_integer() and db.is_integer()):
+            return
+        out_dtype = _smallest_int_type(min(da.min(), db.min()), max(da.max(), db.max()))
+        node = helper.make_node(
+            "StreamingConcat", [a, b], [concat.output[0]], domain=HW_DOMAIN, name=concat.name,
+            ChannelsPerStream=[shapes[0][-1], shapes[1][-1]], NumChannels=shapes[0][-1] + shapes[1][-1], PE=1,
+            inputDataType=da.name, input1DataType=db.name, outputDataType=out_dtype.name,
+            numInputVectors=list(shapes[0][:-1]),
+        )
+        self._replace(model, [concat], node)
+        model.set_tensor_datatype(concat.output[0], out_dtype)
+
     def _thresholding(self, model, mt):
         x = mt.input[0]
         if not _dtype(model, x).is_integer():
@@ -539,8 +567,8 @@ NO_HARDWARE_FORM = {
     "Sigmoid": "quantize the activation instead (QuantReLU, QuantHardTanh, QuantIdentity)",
     "Tanh": "use QuantHardTanh",
 }
-BRANCHES = ("qnnflow builds residual adds of integer branches but not this join yet; remove the concat or "
-            "the skip connection")
+BRANCHES = ("qnnflow builds residual adds and channel concats of integer branches, not this join; remove it "
+            "or write it as a residual add (+) or a channel concat (torch.cat along dim 1)")
 
 
 def _feeds_hardware(model: ModelWrapper) -> set[str]:
@@ -596,6 +624,12 @@ def refuse_unbuildable(model: ModelWrapper) -> None:
                                f"{node.op_type}: {NO_HARDWARE_FORM[node.op_type]}")
         if is_join(model, node):
             _check_residual_add(model, node)
+        elif is_channel_concat(model, node):
+            if not all(_dtype(model, t).is_integer() for t in node.input):
+                raise QnnflowError(
+                    f"{what} concatenates branches that are not integer tensors ({_describe_scale(model, node.input[0])}"
+                    f" and {_describe_scale(model, node.input[1])}): quantize each branch with an activation "
+                    f"quantizer right before the concat")
         elif node.op_type in ("Add", "Sum", "Concat", "Mul") and len(dynamic) > 1:
             raise QnnflowError(f"{what} joins two branches of the network: {BRANCHES}")
         if node.op_type in LINEAR and node.input[1] and not _dtype(model, node.input[1]).is_integer():

@@ -21,6 +21,7 @@ from qnnflow.hls.nodes.maxpool import StreamingMaxPool
 from qnnflow.hls.nodes.mvau import MVAU
 from qnnflow.hls.nodes.padding import FMPadding
 from qnnflow.hls.nodes.sliding_window import ConvolutionInputGenerator
+from qnnflow.hls.nodes.streaming_concat import StreamingConcat
 from qnnflow.hls.nodes.thresholding import Thresholding
 
 _BUILTIN = (
@@ -33,6 +34,7 @@ _BUILTIN = (
     GlobalAccPool,
     DuplicateStreams,
     AddStreams,
+    StreamingConcat,
     LabelSelect,
     StreamingFIFO,
     StreamingDataWidthConverter,

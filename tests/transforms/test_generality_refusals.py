@@ -60,7 +60,6 @@ CASES = {  # name: (network on a (1, 2, 4, 4) input, the node named, a word of t
     "float-conv": (lambda: around(nn.Conv2d(4, 4, 3, padding=1, bias=False), activation("relu", 4), features=64),
                    "Conv_1", "quantize"),
     "residual-add-float-scales": (lambda: TwoBranches("add", float_scale=True), "Add_0", "power-of-two scales"),
-    "concat": (lambda: TwoBranches("concat"), "Concat_0", "concat"),
 }
 
 
@@ -81,9 +80,11 @@ def test_a_residual_add_with_float_scales_names_both_scales():
         to_hw(model)
 
 
-def test_a_residual_add_builds():
-    """The residual case this file used to refuse: power-of-two scales line up, and it becomes hardware."""
-    model = streamline(tidy(export_brevitas(_randomized(TwoBranches("add")).eval(), (1, 2, 4, 4))))
+@pytest.mark.parametrize("join, kind", [("add", "AddStreams"), ("concat", "StreamingConcat")])
+def test_a_residual_add_and_a_concat_build(join, kind):
+    """The two cases this file used to refuse: they become hardware (tests/hls/backend/test_residual.py
+    simulates them)."""
+    model = streamline(tidy(export_brevitas(_randomized(TwoBranches(join)).eval(), (1, 2, 4, 4))))
     hw, partition = to_hw(model)
     kinds = {n.op_type for n in hw.graph.node if n.name in partition.hardware}
-    assert {"DuplicateStreams", "AddStreams"} <= kinds
+    assert {"DuplicateStreams", kind} <= kinds

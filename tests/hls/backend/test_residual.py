@@ -1,5 +1,6 @@
-"""Residual blocks in hardware (issue 13): a fork (DuplicateStreams) and an integer join (AddStreams), a
-DAG region through fold, code generation and cppsim, bit-exact with the ap_int arithmetic."""
+"""Residual blocks and channel concats in hardware (issue 13): a fork (DuplicateStreams) and an integer join
+(AddStreams, StreamingConcat), a DAG region through fold, code generation and cppsim, bit-exact with the ap_int
+arithmetic."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import itertools
 
 import numpy as np
 import pytest
-from brevitas.nn import QuantConv2d, QuantLinear
+import torch
+from brevitas.nn import QuantConv2d, QuantLinear, QuantReLU
+from brevitas.quant import Uint8ActPerTensorFloat
 from onnx import TensorProto, helper
 from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
@@ -199,3 +202,34 @@ def test_the_short_branch_gets_a_fifo_sized_from_the_long_branch(block):
         generate(folded, BOARD).files["top.cpp"].decode()
     (note,) = [n for n in report.notes if n.startswith(fork_node.name)]
     assert f"{depths[skip_port]}-word FIFO" in note and "AddStreams" in note
+
+
+class ConcatBlock(nn.Module):
+    """A conv and its output concatenated (channels) with a second conv's, whose activation has a float scale
+    (1/15) unlike the first's power of two: each branch keeps its own scale, per channel, into the activation
+    after the concat."""
+
+    def __init__(self):
+        super().__init__()
+        self.inp, self.conv1, self.act1 = _input_quant(), conv(2, 4), activation("relu", 4)
+        self.conv2 = conv(4, 2)
+        self.act2 = QuantReLU(act_quant=Uint8ActPerTensorFloat, bit_width=4, max_val=1.0)
+        self.act3, self.fc = activation("relu", 4), QuantLinear(6 * 36, 3, bias=False, **weight_kwargs(4))
+
+    def forward(self, x):
+        y = self.act1(self.conv1(self.inp(x)))
+        return self.fc(self.act3(torch.cat([y, self.act2(self.conv2(y))], 1)).flatten(1))
+
+
+def test_a_channel_concat_with_different_branch_scales_builds_to_cppsim(cppsim_cache):
+    exported = tidy(export_brevitas(_randomized(ConcatBlock()).eval(), INPUT))
+    hw, _ = to_hw(streamline(exported))
+    concat = next(n for n in hw.graph.node if n.op_type == "StreamingConcat")
+    assert getCustomOp(concat).get_nodeattr("ChannelsPerStream") == [4, 2]
+    assert hw.find_consumers(concat.output[0])[0].op_type == "Thresholding"
+    folded, report = fold(hw, BOARD)
+    x = seeded_inputs(INPUT, 6, 1, (-1.0, 1.0))
+    result = compare_outputs(folded, execute_batch(folded, x), execute_batch(exported, x))
+    assert result.ok, f"max |diff| {result.max_abs_diff}"
+    sim = cppsim(folded, x, BOARD, cppsim_cache)
+    assert sim.bit_exact and not sim.native, sim.message()

@@ -31,6 +31,8 @@ EXAMPLES = {
                          "INT4"),
     "AddStreams": (dict(inputs=["x", "x"], NumChannels=2, inputDataType="INT4", input1DataType="INT4",
                         outputDataType="INT5", numInputVectors=[2]), (2, 2), "INT4"),
+    "StreamingConcat": (dict(inputs=["x", "x"], ChannelsPerStream=[2, 2], NumChannels=4, inputDataType="INT4",
+                             input1DataType="INT4", outputDataType="INT4", numInputVectors=[2]), (2, 2), "INT4"),
     "LabelSelect": (dict(Labels=5, K=2, inputDataType="INT4"), (2, 5), "INT4"),
     "StreamingFIFO": (dict(depth=4, folded_shape=[1, 2, 1, 2], dataType="INT4"), (2, 2, 2), "INT4"),
     "StreamingDataWidthConverter": (dict(inWidth=4, outWidth=8, shape=[1, 2, 2], dataType="INT4"), (2, 2, 2), "INT4"),
