@@ -22,6 +22,7 @@ their cost set aside, and the report's notes say why each is as deep as it is.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import math
 import time
@@ -183,20 +184,19 @@ def _target_cycles(target_fps, target_cycles, clock_ns) -> tuple[int, str] | Non
 # ----- the entry point ---------------------------------------------------------------------
 
 
-def _search(space: FoldSpace, budget: Budget, limits: np.ndarray, target):
-    """(problem, solution) of the search within ``limits``: the smallest bottleneck, or the cheapest design at
+def _search(problem: fold_search.Problem, space: FoldSpace, budget: Budget, target, at_least: int = 0):
+    """The solution of ``problem`` (within its budget): the smallest bottleneck, or the cheapest design at
     ``target`` (cycles, description); a QnnflowError saying what the budget would need when nothing fits."""
-    problem = make_problem(space, limits, budget.device_weights())
     if target is None:
-        solution = fold_search.min_bottleneck(problem)
+        solution = fold_search.min_bottleneck(problem, at_least)
         if solution is None:
             T = int(fold_search.cycle_levels(problem)[-1])
             raise _budget_error(problem, space, budget, T, "even the slowest folding")
-        return problem, solution
+        return solution
     solution = fold_search.solve(problem, target[0])
     if solution is None:
         raise _budget_error(problem, space, budget, target[0], target[1])
-    return problem, solution
+    return solution
 
 
 def fold(model: ModelWrapper, board: dict, clock_ns: float | None = None, *, lut: float = DEFAULT_BUDGET["lut"],
@@ -227,13 +227,15 @@ def fold(model: ModelWrapper, board: dict, clock_ns: float | None = None, *, lut
             f"{ceiling['max_cycles']:,} cycles per image at its widest legal folding (at most "
             f"{ceiling['fps']:,.0f} FPS at {1e3 / clock_ns:g} MHz); lower the target"
             f"{_weight_hint(ceiling, max_weight_width)}")
-    unfolded, limits = model, budget.vector()
+    unfolded = model
+    problem = make_problem(space, budget.vector(), budget.device_weights()) if folding is None else None
     for attempt in range(FIFO_RETRIES + 1):
         model = ModelWrapper(copy.deepcopy(unfolded.model))
         if folding is not None:
             notes += apply_folding(model, folding, max_weight_width, folding_source)
         else:
-            problem, solution = _search(space, budget, limits, target)
+            # a retry has less room, so it cannot beat the last bottleneck
+            solution = _search(problem, space, budget, target, solution.bottleneck if attempt else 0)
             set_folding(model, space, problem, solution.choice)
         converters = insert_converters(model, board)
         layers = estimate.layer_estimates(model, board)
@@ -257,7 +259,7 @@ def fold(model: ModelWrapper, board: dict, clock_ns: float | None = None, *, lut
                          "target to leave them room")
             break
         # the FIFOs' size depends on the folding the search picks: search again, leaving them room
-        limits = np.maximum(budget.vector() - extra, 0)
+        problem = dataclasses.replace(problem, budget=np.maximum(budget.vector() - extra, 0))
         notes.append(f"searched again leaving {', '.join(f'{int(v):,} {r}' for v, r in zip(extra, RESOURCES) if v)} "
                      f"for the branch FIFOs")
     notes += fifo_notes

@@ -284,7 +284,7 @@ def necessary_floor(problem: Problem, levels: np.ndarray) -> int:
     return int(ok[0]) if ok.size else len(levels) - 1
 
 
-def min_bottleneck(problem: Problem) -> Solution | None:
+def min_bottleneck(problem: Problem, at_least: int = 0) -> Solution | None:
     """The smallest feasible bottleneck, then the cheapest design at it; None when no level is feasible.
 
     Galloping from ``necessary_floor`` up, then bisection: a few DP runs instead of one per level.
@@ -293,7 +293,8 @@ def min_bottleneck(problem: Problem) -> Solution | None:
     top = len(levels) - 1
     if not feasible(problem, int(levels[top])):
         return None
-    lo = necessary_floor(problem, levels)  # every level below lo is infeasible
+    # every level below lo is infeasible (``at_least``: a bottleneck the caller knows cannot be beaten)
+    lo = max(necessary_floor(problem, levels), min(int(np.searchsorted(levels, at_least)), top))
     hi, step = lo, 1
     while not feasible(problem, int(levels[hi])):
         lo = hi + 1
