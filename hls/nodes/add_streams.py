@@ -10,18 +10,17 @@ from __future__ import annotations
 from onnx import helper
 
 from qnnflow.base.streams import StreamFormat
-from qnnflow.hls.codegen.cpp import config_struct, element_type
+from qnnflow.hls.codegen.cpp import config_struct
 from qnnflow.hls.codegen.kernel import Kernel, check_emittable, formats, header
 from qnnflow.hls.nodes import cost
-from qnnflow.hls.nodes.base import ChannelStreamNode
+from qnnflow.hls.nodes.base import TwoStreamJoin
 
 __all__ = ["AddStreams"]
 
 
-class AddStreams(ChannelStreamNode):
+class AddStreams(TwoStreamJoin):
     """Sum of two streams (FINN's AddStreams; ``input1DataType`` is the second input's type)."""
 
-    STREAM_INPUTS = 2
     FINN_OP_TYPES = ("AddStreams_Batch",)
     KERNEL_HEADER = "add_streams.hpp"
 
@@ -52,19 +51,11 @@ class AddStreams(ChannelStreamNode):
         if b.shape != a.shape:
             raise self.error(f"input '{self.onnx_node.input[1]}' has shape {b.shape}, expected {a.shape} "
                              f"(the shape of '{self.onnx_node.input[0]}')")
-        return (self.int_array(a, self.input_datatype(), f"input '{self.onnx_node.input[0]}'")
-                + self.int_array(b, self.datatype("input1DataType"), f"input '{self.onnx_node.input[1]}'"))
+        first, second = self.join_inputs(a, b)
+        return first + second
 
     def make_shape_compatible_op(self, model):
         return helper.make_node("Add", list(self.onnx_node.input[:2]), [self.onnx_node.output[0]])
-
-    def infer_node_datatype(self, model):
-        second, declared = self.onnx_node.input[1], self.datatype("input1DataType")
-        actual = model.get_tensor_datatype(second)
-        if actual is not None and actual != declared:
-            raise self.error(f"input '{second}' is annotated {actual.name}, but input1DataType={declared.name}; "
-                             f"set input1DataType to {actual.name}")
-        super().infer_node_datatype(model)
 
     def input_format(self, port: int = 0) -> StreamFormat:
         fmt = super().input_format(0)
@@ -82,9 +73,7 @@ class AddStreams(ChannelStreamNode):
         check_emittable(self, model)
         node, g = self.onnx_node, self.get_nodeattr
         constants = dict(WORDS=self.cycles(), PE=g("PE"))
-        types = dict(in0_t=element_type(self.input_datatype().name),
-                     in1_t=element_type(self.datatype("input1DataType").name),
-                     out_t=element_type(self.output_datatype().name))
+        types = self.join_types()
         in_fmt, out_fmt = formats(self)
         return Kernel(node.name, node.op_type, ident, in_fmt, out_fmt,
                       f"qnnflow::add_streams<{ident}_cfg>({{inp}}, {{inp1}}, {{out}});",

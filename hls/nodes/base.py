@@ -35,6 +35,7 @@ from qonnx.util.basic import get_by_name
 from qnnflow.base.errors import QnnflowError
 from qnnflow.base.streams import MAX_WORD_BITS, StreamFormat
 from qnnflow.base.values import datatype_holds, divisors, to_carrier, value_problem
+from qnnflow.hls.codegen.cpp import element_type
 from qnnflow.hls.nodes import cost
 
 DOMAIN = "qnnflow.hls.nodes"
@@ -379,3 +380,29 @@ class ChannelStreamNode(HWNode):
         """Input-bound: one PE-wide word per cycle, C/PE words per input vector."""
         self.check()
         return self.get_nodeattr("NumChannels") // self.get_nodeattr("PE") * math.prod(self._vectors())
+
+
+class TwoStreamJoin(ChannelStreamNode):
+    """A node reading two channels-last streams (a join: AddStreams, StreamingConcat); ``input1DataType`` is
+    the second input's element type, ``inputDataType`` the first's."""
+
+    STREAM_INPUTS = 2
+
+    def infer_node_datatype(self, model) -> None:
+        second, declared = self.onnx_node.input[1], self.datatype("input1DataType")
+        actual = model.get_tensor_datatype(second)
+        if actual is not None and actual != declared:
+            raise self.error(f"input '{second}' is annotated {actual.name}, but input1DataType={declared.name}; "
+                             f"set input1DataType to {actual.name}")
+        super().infer_node_datatype(model)
+
+    def join_inputs(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Both inputs as int64, each checked against its own DataType."""
+        return (self.int_array(a, self.input_datatype(), f"input '{self.onnx_node.input[0]}'"),
+                self.int_array(b, self.datatype("input1DataType"), f"input '{self.onnx_node.input[1]}'"))
+
+    def join_types(self) -> dict[str, str]:
+        """The kernel's element types: in0_t, in1_t, out_t."""
+        return dict(in0_t=element_type(self.input_datatype().name),
+                    in1_t=element_type(self.datatype("input1DataType").name),
+                    out_t=element_type(self.output_datatype().name))

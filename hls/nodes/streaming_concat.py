@@ -14,18 +14,17 @@ import numpy as np
 from onnx import helper
 
 from qnnflow.base.streams import StreamFormat
-from qnnflow.hls.codegen.cpp import config_struct, element_type
+from qnnflow.hls.codegen.cpp import config_struct
 from qnnflow.hls.codegen.kernel import Kernel, check_emittable, formats, header
 from qnnflow.hls.nodes import cost
-from qnnflow.hls.nodes.base import ChannelStreamNode, fold_problem
+from qnnflow.hls.nodes.base import TwoStreamJoin, fold_problem
 
 __all__ = ["StreamingConcat"]
 
 
-class StreamingConcat(ChannelStreamNode):
+class StreamingConcat(TwoStreamJoin):
     """Channel concat of two streams (FINN's StreamingConcat; ``ChannelsPerStream`` are C0, C1)."""
 
-    STREAM_INPUTS = 2
     FINN_OP_TYPES = ("StreamingConcat_Batch",)
     KERNEL_HEADER = "streaming_concat.hpp"
 
@@ -65,20 +64,10 @@ class StreamingConcat(ChannelStreamNode):
         c0, c1 = self._channels()
         self.check_shape(a, (*self._vectors(), c0))
         self.check_shape(b, (*self._vectors(), c1))
-        return np.concatenate([self.int_array(a, self.input_datatype(), f"input '{self.onnx_node.input[0]}'"),
-                               self.int_array(b, self.datatype("input1DataType"),
-                                              f"input '{self.onnx_node.input[1]}'")], axis=-1)
+        return np.concatenate(self.join_inputs(a, b), axis=-1)
 
     def make_shape_compatible_op(self, model):
         return helper.make_node("Concat", list(self.onnx_node.input[:2]), [self.onnx_node.output[0]], axis=-1)
-
-    def infer_node_datatype(self, model):
-        second, declared = self.onnx_node.input[1], self.datatype("input1DataType")
-        actual = model.get_tensor_datatype(second)
-        if actual is not None and actual != declared:
-            raise self.error(f"input '{second}' is annotated {actual.name}, but input1DataType={declared.name}; "
-                             f"set input1DataType to {actual.name}")
-        super().infer_node_datatype(model)
 
     def normal_input_shape(self):
         return (1, *self._vectors(), self._channels()[0])
@@ -118,9 +107,7 @@ class StreamingConcat(ChannelStreamNode):
         node, pe = self.onnx_node, self.get_nodeattr("PE")
         c0, c1 = self._channels()
         constants = dict(PIXELS=math.prod(self._vectors()), WORDS0=c0 // pe, WORDS1=c1 // pe, PE=pe)
-        types = dict(in0_t=element_type(self.input_datatype().name),
-                     in1_t=element_type(self.datatype("input1DataType").name),
-                     out_t=element_type(self.output_datatype().name))
+        types = self.join_types()
         in_fmt, out_fmt = formats(self)
         return Kernel(node.name, node.op_type, ident, in_fmt, out_fmt,
                       f"qnnflow::streaming_concat<{ident}_cfg>({{inp}}, {{inp1}}, {{out}});",
