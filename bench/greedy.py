@@ -20,7 +20,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 from qnnflow.base.values import divisors
 from qnnflow.hls.nodes.cost import RESOURCES
 from qnnflow.hls.partition import hardware_region
-from qnnflow.hls.widths import chain_edges, converter_cost, input_adapter, output_adapter, port_formats, strip_derived
+from qnnflow.hls.widths import converter_cost, input_adapter, output_adapter, port_formats, stream_edges, strip_derived
 from qnnflow.transforms.fold.budget import DEFAULT_BUDGET, Budget
 from qnnflow.hls.nodes.views import op_view
 from qnnflow.transforms.fold.space import DEFAULT_MAX_WEIGHT_WIDTH
@@ -74,7 +74,7 @@ def greedy_fold(model: ModelWrapper, board: dict, clock_ns: float | None = None,
     model = ModelWrapper(model.model.__deepcopy__())
     strip_derived(model)
     region = hardware_region(model)
-    chain, edges = region.nodes, chain_edges(model, region)
+    chain, edges = region.nodes, stream_edges(model, region)
     port_in, port_out = port_formats(region, board)
     walks = [_walk(node, board, max_weight_width) for node in chain]
     targets = sorted({step[1] for walk in walks for step in walk}, reverse=True)

@@ -1,4 +1,4 @@
-"""The dataflow partition: hardware nodes must form one contiguous region.
+"""The dataflow partition: hardware nodes must form one contiguous region, a DAG of streams.
 
 Nodes before it (the float head that prepares the input) and after it (a float tail,
 e.g. the classifier's scale and bias) run on the host. A node with hardware both
@@ -10,12 +10,13 @@ would have to leave the accelerator in the middle.  That includes a Flatten/Resh
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from onnx import TensorProto, helper
 from qonnx.core.modelwrapper import ModelWrapper
 
 from qnnflow.base.errors import QnnflowError
+from qnnflow.hls.nodes import node_kinds
 from qnnflow.hls.nodes.base import DOMAIN
 
 # Reshapes keep a stream's element order; to_hw leaves none inside the region.
@@ -94,42 +95,86 @@ def find_partition(model: ModelWrapper) -> Partition:
     return Partition(head, hardware, tail)
 
 
+@dataclass(frozen=True)
+class Link:
+    """A stream inside the region: output ``out_port`` of ``nodes[producer]`` read as stream input
+    ``in_port`` of ``nodes[consumer]``."""
+
+    producer: int
+    out_port: int
+    consumer: int
+    in_port: int
+    tensor: str
+
+
 @dataclass
 class Region:
-    """The hardware region as a chain: its nodes in stream order, the tensor entering and leaving."""
+    """The hardware region as a DAG: its nodes in topological (graph) order, the tensor entering and
+    leaving, and the streams between the nodes (a chain has one per consecutive pair)."""
 
     nodes: list
     input: str
     output: str
+    links: list[Link] = field(default_factory=list)
+
+
+def stream_input_count(node) -> int:
+    """How many of a dataflow node's first dynamic inputs are streams (a join reads several)."""
+    kind = node_kinds().get(node.op_type)
+    return kind.STREAM_INPUTS if kind is not None else 1
+
+
+def _fork_error(tensor: str, readers: list[str]) -> QnnflowError:
+    return QnnflowError(f"node '{readers[1]}' reads '{tensor}', which '{readers[0]}' reads too: a stream has one "
+                        f"reader, a fork needs a DuplicateStreams node (to_hw inserts one where a tensor feeds "
+                        f"two branches)")
 
 
 def hardware_region(model: ModelWrapper) -> Region:
-    """The hardware region of a to_hw graph as a single chain of nodes; QnnflowError naming the node otherwise."""
+    """The hardware region of a to_hw graph as a DAG of streams (one input, one output, each stream read
+    once: forks are DuplicateStreams nodes); QnnflowError naming the node otherwise."""
     names = set(find_partition(model).hardware)
     nodes = [n for n in model.graph.node if n.name in names]
-    produced_inside = {o for n in nodes for o in n.output}
-    current = None
-    for node in nodes:
-        # input 0 is the stream; the others are parameters
-        dynamic = [i for i in node.input if i and model.get_initializer(i) is None][:1]
-        if current is None:
-            if len(dynamic) != 1 or dynamic[0] in produced_inside:
-                raise QnnflowError(f"node '{node.name}' ({node.op_type}): the hardware region must start with a "
-                                   f"node reading one stream, but it reads {dynamic}")
-            region_input = dynamic[0]
-        elif dynamic != [current]:
-            raise QnnflowError(f"node '{node.name}' ({node.op_type}) reads {dynamic}, not only '{current}' from the "
-                               f"node before it; the dataflow region must be a single chain of layers (no branches)")
-        if len(node.output) != 1:
-            raise QnnflowError(f"node '{node.name}' ({node.op_type}) has {len(node.output)} outputs; hardware "
-                               f"nodes stream one output")
-        if current is not None:
-            outside = [c.name for c in model.find_consumers(current) or [] if c.name not in names]
-            if outside or any(o.name == current for o in model.graph.output):
-                raise QnnflowError(f"tensor '{current}' inside the hardware region is also read by "
-                                   f"{outside or 'the graph output'}; the accelerator has one output stream")
-        current = node.output[0]
-    return Region(nodes, region_input, current)
+    produced: dict[str, tuple[int, int]] = {}  # tensor -> (node index, output port)
+    for i, node in enumerate(nodes):
+        for k, tensor in enumerate(node.output):
+            produced[tensor] = (i, k)
+    links, region_input, input_reader, read_by = [], None, None, {}
+    for i, node in enumerate(nodes):
+        want = stream_input_count(node)
+        # the first ``want`` dynamic inputs are streams; the others (initializers) are parameters
+        streams = [t for t in node.input if t and model.get_initializer(t) is None][:want]
+        if len(streams) != want:
+            raise QnnflowError(f"node '{node.name}' ({node.op_type}) reads {streams}, but it needs {want} input "
+                               f"stream(s)")
+        for port, tensor in enumerate(streams):
+            if tensor in read_by:
+                raise _fork_error(tensor, [read_by[tensor], node.name])
+            read_by[tensor] = node.name
+            if tensor in produced:
+                p, k = produced[tensor]
+                if p >= i:
+                    raise QnnflowError(f"node '{node.name}' ({node.op_type}) reads '{tensor}' before "
+                                       f"'{nodes[p].name}' writes it; sort the graph topologically")
+                links.append(Link(p, k, i, port, tensor))
+            elif region_input is None:
+                region_input, input_reader = tensor, node
+            else:
+                raise QnnflowError(f"node '{node.name}' ({node.op_type}) reads '{tensor}' from outside the hardware "
+                                   f"region, besides '{region_input}' read by '{input_reader.name}': the accelerator "
+                                   f"has one input stream")
+    graph_outputs = {o.name for o in model.graph.output}
+    unread = [t for t in produced if t not in read_by]
+    for tensor in produced:
+        outside = [c.name for c in model.find_consumers(tensor) or [] if c.name not in names]
+        if tensor in read_by and (outside or tensor in graph_outputs):
+            raise QnnflowError(f"tensor '{tensor}' inside the hardware region is also read by "
+                               f"{outside or 'the graph output'}; the accelerator has one output stream")
+    if len(unread) != 1:
+        writers = [nodes[produced[t][0]].name for t in unread]
+        raise QnnflowError(f"the hardware region must end in one stream, but {unread} (written by {writers}) "
+                           f"leave it; every other output must be read by a node of the region")
+    return Region(nodes, region_input, unread[0], links)
 
 
 def host_graph(model: ModelWrapper, names, input_name: str | None = None,

@@ -27,20 +27,20 @@ from qnnflow.base.streams import PortFormat
 from qnnflow.hls.nodes import cost, derived_kinds
 from qnnflow.hls.nodes.base import DOMAIN, STREAM_DEPTH
 from qnnflow.hls.nodes.views import op_view
-from qnnflow.hls.partition import Region, hardware_region, is_hw
+from qnnflow.hls.partition import Link, Region, hardware_region, is_hw
 
 CONVERTER = "StreamingDataWidthConverter"
 
 
 @dataclass
 class Edge:
-    """The stream ``tensor`` from chain node ``index`` to node ``index + 1``.
+    """The stream ``tensor`` of ``link`` (a producer's output port to a consumer's input port).
 
     The two nodes may group its elements differently (an MVAU reads a (1, H, W, C) tensor as
     (1, H*W*C)): a converter works on the consumer's view, else on the producer's.
     """
 
-    index: int
+    link: Link
     tensor: str
     shape: list[int]  # the consumer's per-image view, batch 1 first
     producer_shape: list[int]  # the producer's
@@ -59,20 +59,28 @@ def _batch_one(shape) -> list[int]:
     return [1, *[int(d) for d in shape[1:]]]
 
 
-def chain_edges(model: ModelWrapper, region: Region) -> list[Edge]:
-    """The streams between consecutive nodes of ``region``; a stream whose element type changes is an error."""
+def stream_edges(model: ModelWrapper, region: Region) -> list[Edge]:
+    """The streams between the nodes of ``region`` (its links, in order); a stream whose element type
+    changes is an error."""
     edges = []
-    for i, (producer, consumer) in enumerate(zip(region.nodes, region.nodes[1:])):
-        p_op, c_op = getCustomOp(producer), getCustomOp(consumer)
-        wrote, reads = p_op.output_datatype(), c_op.input_datatype()
-        if wrote != reads:
+    for link in region.links:
+        producer, consumer = region.nodes[link.producer], region.nodes[link.consumer]
+        wrote = getCustomOp(producer).output_format(link.out_port)
+        reads = getCustomOp(consumer).input_format(link.in_port)
+        if wrote.datatype != reads.datatype:
             raise QnnflowError(
-                f"node '{consumer.name}': reads {reads.name} elements but '{producer.name}' writes {wrote.name}; "
-                f"set its input datatype to {wrote.name} (to_hw does) before folding")
-        annotated = model.get_tensor_datatype(producer.output[0])
-        edges.append(Edge(i, producer.output[0], _batch_one(c_op.normal_input_shape()),
-                          _batch_one(p_op.normal_output_shape()), (annotated or wrote).name))
+                f"node '{consumer.name}': reads {reads.datatype} elements but '{producer.name}' writes "
+                f"{wrote.datatype}; set its input datatype to {wrote.datatype} (to_hw does) before folding")
+        annotated = model.get_tensor_datatype(link.tensor)
+        edges.append(Edge(link, link.tensor, [1, *reads.shape], [1, *wrote.shape],
+                          annotated.name if annotated is not None else wrote.datatype))
     return edges
+
+
+def edge_widths(region: Region, link: Link) -> tuple[int, int]:
+    """(bits per word the producer writes, bits per word the consumer reads) on ``link``."""
+    return (getCustomOp(region.nodes[link.producer]).output_format(link.out_port).packed_bits,
+            getCustomOp(region.nodes[link.consumer]).input_format(link.in_port).packed_bits)
 
 
 def converter_node(name: str, src: str, dst: str, in_width: int, out_width: int, shape, datatype: str):
@@ -115,9 +123,9 @@ def insert_converters(model: ModelWrapper, board: dict) -> list[str]:
     region = hardware_region(model)
     taken = {n.name for n in model.graph.node}
     names = []
-    for edge in chain_edges(model, region):
-        producer, consumer = region.nodes[edge.index], region.nodes[edge.index + 1]
-        a, c = getCustomOp(producer).outstream_width(), getCustomOp(consumer).instream_width()
+    for edge in stream_edges(model, region):
+        producer, consumer = region.nodes[edge.link.producer], region.nodes[edge.link.consumer]
+        a, c = edge_widths(region, edge.link)
         if a == c:
             continue
         placed = converter_cost(edge, a, c, board)
@@ -133,25 +141,24 @@ def insert_converters(model: ModelWrapper, board: dict) -> list[str]:
         src, dst = edge.tensor, f"{name}_out"
         model.set_tensor_shape(dst, model.get_tensor_shape(src))
         model.set_tensor_datatype(dst, model.get_tensor_datatype(src))
-        readers = model.find_consumers(src) or []
-        for reader in readers:
-            for i, tensor in enumerate(reader.input):
-                if tensor == src:
-                    reader.input[i] = dst
-        first = min(list(model.graph.node).index(r) for r in readers)
+        for i, tensor in enumerate(consumer.input):  # a stream has one reader (forks are DuplicateStreams)
+            if tensor == src:
+                consumer.input[i] = dst
         shape = edge.producer_shape if placed.at_producer else edge.shape
-        model.graph.node.insert(first, converter_node(name, src, dst, a, c, shape, edge.datatype))
+        model.graph.node.insert(list(model.graph.node).index(consumer),
+                                converter_node(name, src, dst, a, c, shape, edge.datatype))
         names.append(name)
     return names
 
 
 def width_problem(model: ModelWrapper, region: Region) -> str | None:
     """Why the region's streams cannot be connected as they are (widths that differ), or None."""
-    for producer, consumer in zip(region.nodes, region.nodes[1:]):
-        a, c = getCustomOp(producer).outstream_width(), getCustomOp(consumer).instream_width()
+    for link in region.links:
+        a, c = edge_widths(region, link)
         if a != c:
-            return (f"node '{consumer.name}' reads {c}-bit words but '{producer.name}' writes {a}-bit words; "
-                    f"run the fold step (or hls.widths.insert_converters) to insert the width converter")
+            return (f"node '{region.nodes[link.consumer].name}' reads {c}-bit words but "
+                    f"'{region.nodes[link.producer].name}' writes {a}-bit words; run the fold step "
+                    f"(or hls.widths.insert_converters) to insert the width converter")
     return None
 
 

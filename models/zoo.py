@@ -22,6 +22,7 @@ from .fc import FC
 from .mobilenet import MobileNet
 from .norms import TensorNorm
 from .vgg10_1d import VGG10_1D
+from .resnet import ResNet
 
 CIFAR10_SHAPE = (1, 3, 32, 32)
 MNIST_SHAPE = (1, 1, 28, 28)
@@ -34,7 +35,7 @@ SHIPPED_CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
 @dataclass(frozen=True)
 class ZooEntry:
     name: str
-    family: str  # "cnv", "lfc", "tfc", "vgg10_1d" or "mobilenet"
+    family: str  # "cnv", "lfc", "tfc", "vgg10_1d", "mobilenet" or "resnet8"
     weight_bits: int
     act_bits: int
     dataset: str  # "cifar10", "mnist" or "radioml2018"
@@ -44,7 +45,7 @@ class ZooEntry:
 
 
 def _entry(family, w, a, in_bits=8):
-    dataset, shape = ("cifar10", CIFAR10_SHAPE) if family in ("cnv", "mobilenet") else ("mnist", MNIST_SHAPE)
+    dataset, shape = ("cifar10", CIFAR10_SHAPE) if family in ("cnv", "mobilenet", "resnet8") else ("mnist", MNIST_SHAPE)
     suffix = "" if in_bits == 8 else f"_in{in_bits}"
     return ZooEntry(f"{family}_w{w}a{a}{suffix}", family, w, a, dataset, shape, in_bits)
 
@@ -58,6 +59,7 @@ ZOO = {
         _entry("tfc", 1, 1), _entry("tfc", 1, 2), _entry("tfc", 2, 2),
         ZooEntry("vgg10_1d_w4a4", "vgg10_1d", 4, 4, "radioml2018", RADIOML_SHAPE, input_range=(-1.0, 1.0)),
         _entry("mobilenet", 4, 4),
+        _entry("resnet8", 4, 4),
     )
 }
 
@@ -82,6 +84,8 @@ def _construct(entry):
         return VGG10_1D(entry.weight_bits, entry.act_bits)
     if entry.family == "mobilenet":
         return MobileNet(entry.weight_bits, entry.act_bits)
+    if entry.family == "resnet8":
+        return ResNet(entry.weight_bits, entry.act_bits)
     return FC(FC_HIDDEN[entry.family], entry.weight_bits, entry.act_bits, in_bits=entry.in_bits)
 
 

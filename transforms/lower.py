@@ -132,8 +132,13 @@ class LowerToNHWC(Transformation):
             if c.ndim == 4:
                 model.set_initializer(node.input[1 - idx], np.transpose(c, TO_NHWC))
             self._follow(model, node, nhwc)
-        elif op in ("Relu", "Identity"):
-            self._follow(model, node, nhwc)
+        elif op in ("Relu", "Identity") or (op == "Add" and all(i in nhwc for i in node.input)):
+            self._follow(model, node, nhwc)  # elementwise, or a residual add of two NHWC branches
+        elif op == "Concat" and all(i in nhwc for i in node.input) and _attr(node, "axis") in (1, -3):
+            self._follow(model, node, nhwc)  # a channel concat of two NHWC branches: channels are last now
+            for a in node.attribute:
+                if a.name == "axis":
+                    a.i = 3
         elif pixel_pad_strides(model, node) is not None:  # a transposed convolution's zeros between pixels
             self._pixel_padding(model, node, nhwc)
         elif nearest_factors(model, node) is not None:  # a nearest upsample: the same factors in NHWC order

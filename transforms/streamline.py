@@ -11,6 +11,11 @@ so that layers compute integer accumulators compared against integer thresholds:
 - Sub/Div by constants become Add/Mul; batch-norm becomes Mul + Add; a global average pool
   becomes a sum (ReduceSum) and a scale 1/(H*W);
 - Add before Mul swaps (x + b) * a = x * a + a * b; consecutive Muls or Adds merge;
+- a Mul/Add read by several nodes (a fork) is copied per reader; at a residual add (a join)
+  a bias moves through, and the two branches' scales are lined up: a x + c y = s (m_a x + m_c y)
+  with integer m where the scales' ratio is an integer (an integer multiply stays on a branch,
+  s moves on); past a channel concat each branch's scale and bias become one per-channel
+  constant of the result;
 - a scalar Mul moves past MatMul/Conv; an Add moves past MatMul (as b @ W) and
   unpadded Conv; Mul (non-negative) and Add move past MaxPool (on integers, a Mul with negative
   entries leaves an integer +-1 Mul in front of the pool and moves its magnitude past it);
@@ -52,6 +57,7 @@ from qnnflow.transforms.avgpool import AveragePoolToWindowSum, TruncToQuant, squ
 from qnnflow.transforms.canonical import CANONICAL
 from qnnflow.transforms.deconv import pixel_pad_strides
 from qnnflow.transforms.graph import (
+    add_const,
     broadcast_channelwise,
     const_operand,
     fresh_name,
@@ -202,6 +208,10 @@ class MoveAffineDownstream(Transformation):
                 _swap(model, node, consumer)
                 return True
             return False
+        if is_join(model, consumer):
+            return _past_join(model, node, consumer)
+        if is_channel_concat(model, consumer):
+            return _past_concat(model, node, consumer)
         if cop in LINEAR and consumer.input[0] == node.output[0] and model.get_initializer(consumer.input[1]) is not None:
             return self._past_linear(model, node, consumer, c)
         if cop in POOLS:
@@ -322,6 +332,153 @@ def _reinsert_after(model, producer, node, out):
     node.input[dyn] = mid
     node.output[0] = out
     model.graph.node.insert(list(model.graph.node).index(producer) + 1, node)
+
+
+def is_join(model, node) -> bool:
+    """An Add of two computed tensors: where a residual block's branches meet."""
+    return node.op_type == "Add" and len([i for i in node.input if i and model.get_initializer(i) is None]) == 2
+
+
+def _integer_multiply(model, node) -> bool:
+    """A Mul by integers that streamlining put on a branch to line it up with the other (it stays)."""
+    aff = _affine(model, node)
+    dtype = model.get_tensor_datatype(node.input[1 - aff[0]]) if aff else None
+    return node.op_type == "Mul" and dtype is not None and dtype.is_integer()
+
+
+def branch_scale(model, tensor):
+    """(scale, integer tensor it scales, the Mul applying it or None) of a join's input, when the input is
+    an integer tensor times a constant (scale 1: no Mul); None when it is anything else (yet)."""
+    producer = model.find_producer(tensor)
+    aff = _affine(model, producer) if producer is not None else None
+    if aff is not None and producer.op_type == "Mul" and not _integer_multiply(model, producer):
+        source = producer.input[aff[0]]
+        dtype = model.get_tensor_datatype(source)
+        if dtype is not None and dtype.is_integer() and single_consumer(model, tensor) is not None:
+            return aff[1], source, producer
+        return None
+    dtype = model.get_tensor_datatype(tensor)
+    return (np.ones(1), tensor, None) if dtype is not None and dtype.is_integer() else None
+
+
+def aligned_scales(a, b, shape, axis):
+    """(s, m_a, m_b) with a = s m_a and b = s m_b per channel, s > 0 and m_a, m_b integers, or None.
+
+    s is the smaller magnitude of the two per channel, so one of m_a, m_b is +-1 there."""
+    va, vb = (broadcast_channelwise(v, tuple(shape), axis) for v in (a, b))
+    if va is None or vb is None or np.any(va == 0) or np.any(vb == 0):
+        return None
+    s = np.minimum(np.abs(va), np.abs(vb))
+    ma, mb = va / s, vb / s
+    if np.any(ma != np.rint(ma)) or np.any(mb != np.rint(mb)):
+        return None
+    return s, np.rint(ma), np.rint(mb)
+
+
+def _channel_vector(model, tensor, vector):
+    """A per-channel vector shaped to broadcast over ``tensor`` (a scalar when all entries are equal)."""
+    if np.all(vector == vector[0]):
+        return np.asarray(vector[:1], dtype=np.float32)
+    rank = len(model.get_tensor_shape(tensor))
+    axis = _channel_axis(model, tensor)
+    return vector.astype(np.float32).reshape([-1 if i == axis else 1 for i in range(rank)])
+
+
+def _past_join(model, node, join) -> bool:
+    """Move a branch's bias or scale through the residual add ``join``.
+
+    (x + b) + y = (x + y) + b.  For scales, a x + c y = s (m_a x + m_c y) with integers m_a, m_c
+    (``aligned_scales``): each branch keeps an integer multiply where its m is not 1 (a ChannelwiseOp in
+    hardware), the add sums integers, and s moves on downstream.  Scales whose ratio is not an integer
+    stay; to_hw then refuses the add, naming both."""
+    if node.op_type == "Add":
+        x = node.input[_affine(model, node)[0]]
+        bias = _affine(model, node)[1]
+        join.input[list(join.input).index(node.output[0])] = x
+        model.graph.node.remove(node)
+        insert_after(model, join, "Add", bias)
+        return True
+    if _integer_multiply(model, node):
+        return False
+    sides = [branch_scale(model, t) for t in join.input]
+    if any(side is None for side in sides):
+        return False
+    shape = model.get_tensor_shape(join.output[0])
+    aligned = aligned_scales(sides[0][0], sides[1][0], shape, _channel_axis(model, join.output[0]))
+    if aligned is None:
+        return False
+    s, *multipliers = aligned
+    for port, ((_, source, mul), m) in enumerate(zip(sides, multipliers)):
+        if mul is not None:
+            model.graph.node.remove(mul)
+        join.input[port] = source
+        if np.any(m != 1):
+            new = insert_before(model, join, "Mul", _channel_vector(model, source, m), index=port)
+            model.set_tensor_datatype(new.input[1], DataType.get_smallest_possible(-np.abs(m).max() - 1))  # holds +-max
+    insert_after(model, join, "Mul", _channel_vector(model, join.output[0], s))
+    return True
+
+
+def is_channel_concat(model, node) -> bool:
+    """A Concat of two computed tensors along the channel axis (NCHW, or (N, C))."""
+    if node.op_type != "Concat" or len([i for i in node.input if i and model.get_initializer(i) is None]) != 2 \
+            or len(node.input) != 2:
+        return False
+    axis = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "axis"), 1)
+    rank = len(model.get_tensor_shape(node.output[0]))
+    return axis % rank == 1
+
+
+def _past_concat(model, node, concat) -> bool:
+    """Move a branch's bias or scale past a channel concat as one per-channel constant of the result:
+    concat(a x + b, c y) = [a, c] concat(x, y) + [b, 0] (each branch keeps its own scale, per channel)."""
+    out_shape = model.get_tensor_shape(concat.output[0])
+    channel_counts = [model.get_tensor_shape(t)[1] for t in concat.input]
+    if node.op_type == "Add":
+        port = list(concat.input).index(node.output[0])
+        bias = broadcast_channelwise(_affine(model, node)[1], tuple(model.get_tensor_shape(node.output[0])), 1)
+        if bias is None:
+            return False
+        parts = [bias if k == port else np.zeros(n) for k, n in enumerate(channel_counts)]
+        concat.input[port] = node.input[_affine(model, node)[0]]
+        model.graph.node.remove(node)
+        insert_after(model, concat, "Add", _channel_vector(model, concat.output[0], np.concatenate(parts)))
+        return True
+    sides = [branch_scale(model, t) for t in concat.input]
+    if any(side is None for side in sides):
+        return False
+    parts = [broadcast_channelwise(scale, (1, n, *out_shape[2:]), 1) for (scale, _, _), n in zip(sides, channel_counts)]
+    if any(part is None for part in parts):
+        return False
+    for port, (_, source, mul) in enumerate(sides):
+        if mul is not None:
+            model.graph.node.remove(mul)
+        concat.input[port] = source
+    insert_after(model, concat, "Mul", _channel_vector(model, concat.output[0], np.concatenate(parts)))
+    return True
+
+
+class SplitForkedAffine(Transformation):
+    """A Mul/Add by a constant read by several nodes (a fork, e.g. a residual skip) becomes one copy per
+    reader, so that each branch moves its own copy downstream."""
+
+    def apply(self, model):
+        head = head_nodes(model)
+        for node in list(model.graph.node):
+            aff = _affine(model, node) if node.name not in head else None
+            readers = (model.find_consumers(node.output[0]) or []) if aff is not None else []
+            if len(readers) < 2 or any(o.name == node.output[0] for o in model.graph.output):
+                continue
+            for reader in readers[1:]:
+                out = fresh_name(model, f"{node.output[0]}_branch")
+                model.set_tensor_shape(out, model.get_tensor_shape(node.output[0]))
+                const = add_const(model, aff[1], f"{node.name}_branch_param")
+                inputs = [node.input[aff[0]], const] if aff[0] == 0 else [const, node.input[aff[0]]]
+                copy = helper.make_node(node.op_type, inputs, [out], name=fresh_name(model, node.op_type))
+                model.graph.node.insert(list(model.graph.node).index(node) + 1, copy)
+                reader.input[list(reader.input).index(node.output[0])] = out
+            return model, True
+        return model, False
 
 
 class MakeScalesNonNegative(Transformation):
@@ -566,8 +723,8 @@ def streamline(model: ModelWrapper, probes: np.ndarray | None = None, notes: lis
         InferDataTypes(),
     ):
         model = model.transform(transform)
-    rewrites = (MoveAffineDownstream(), MakeScalesNonNegative(), AbsorbAffineIntoThresholds(), RemoveReluBeforeThresholds(),
-                IntegerChannelAffine(), AveragePoolToWindowSum())
+    rewrites = (SplitForkedAffine(), MoveAffineDownstream(), MakeScalesNonNegative(), AbsorbAffineIntoThresholds(),
+                RemoveReluBeforeThresholds(), IntegerChannelAffine(), AveragePoolToWindowSum())
     changed = True
     while changed:
         changed = False

@@ -51,7 +51,13 @@ from qnnflow.transforms.graph import (
 from qnnflow.transforms.lower import LowerToNHWC
 from qnnflow.hls.nodes.base import DOMAIN as HW_DOMAIN
 from qnnflow.hls.partition import LAYOUT_OPS, STREAM_TRANSPARENT, find_partition
-from qnnflow.transforms.streamline import MoveAffineDownstream
+from qnnflow.transforms.streamline import (
+    MoveAffineDownstream,
+    aligned_scales,
+    branch_scale,
+    is_channel_concat,
+    is_join,
+)
 from qnnflow.transforms.deconv import pixel_pad_strides
 from qnnflow.transforms.upsample import nearest_factors
 
@@ -220,6 +226,10 @@ class ConvertToHWNodes(Transformation):
                 self._maxpool(model, node)
             elif nearest_factors(model, node) is not None:
                 self._upsample(model, node)
+            elif is_join(model, node):
+                self._add_streams(model, node)
+            elif node.op_type == "Concat":
+                self._concat(model, node)
         model = model.transform(InferDataTypes())
         for node in list(model.graph.node):
             if node.op_type == "MultiThreshold":
@@ -460,7 +470,7 @@ class ConvertToHWNodes(Transformation):
     def _channelwise(self, model, mul):
         """An integer per-channel Mul [+ Add] on an integer tensor that a dataflow node reads (the sign
         streamlining factors out of a negative scale, the integer form of a per-channel power-of-two
-        scale) -> ChannelwiseOp."""
+        scale, a residual branch's scale lined up with the other's) -> ChannelwiseOp."""
         operand = const_operand(model, mul)
         if operand is None:
             return
@@ -481,7 +491,7 @@ class ConvertToHWNodes(Transformation):
             reader = single_consumer(model, reader.output[0])
         while reader is not None and reader.op_type in STREAM_TRANSPARENT:  # a flatten into the classifier
             reader = single_consumer(model, reader.output[0])
-        if reader is None or reader.op_type not in CHANNELWISE_READERS:
+        if reader is None or not (reader.op_type in CHANNELWISE_READERS or is_join(model, reader)):
             return
         out = nodes[-1].output[0]
         params = np.stack([factors, addends], axis=1)
@@ -497,6 +507,42 @@ class ConvertToHWNodes(Transformation):
         )
         self._replace(model, nodes, node)
         model.set_tensor_datatype(out, out_dtype)
+
+    def _add_streams(self, model, add):
+        """A residual add of two integer NHWC tensors of the same shape -> AddStreams."""
+        a, b = add.input
+        shape = model.get_tensor_shape(a)
+        da, db = _dtype(model, a), _dtype(model, b)
+        if not (da.is_integer() and db.is_integer()) or shape != model.get_tensor_shape(b) or len(shape) not in (2, 4):
+            return
+        out_dtype = _smallest_int_type(da.min() + db.min(), da.max() + db.max())
+        node = helper.make_node(
+            "AddStreams", [a, b], [add.output[0]], domain=HW_DOMAIN, name=add.name, NumChannels=shape[-1], PE=1,
+            inputDataType=da.name, input1DataType=db.name, outputDataType=out_dtype.name,
+            numInputVectors=list(shape[:-1]),
+        )
+        self._replace(model, [add], node)
+        model.set_tensor_datatype(add.output[0], out_dtype)
+
+    def _concat(self, model, concat):
+        """A channel concat of two integer NHWC tensors with the same pixels -> StreamingConcat."""
+        a, b = concat.input if len(concat.input) == 2 else (None, None)
+        shapes = [model.get_tensor_shape(t) for t in (a, b)] if a else []
+        axis = _attr(concat, "axis")
+        if not shapes or shapes[0][:-1] != shapes[1][:-1] or axis % len(shapes[0]) != len(shapes[0]) - 1:
+            return
+        da, db = _dtype(model, a), _dtype(model, b)
+        if not (da.is_integer() and db.is_integer()):
+            return
+        out_dtype = _smallest_int_type(min(da.min(), db.min()), max(da.max(), db.max()))
+        node = helper.make_node(
+            "StreamingConcat", [a, b], [concat.output[0]], domain=HW_DOMAIN, name=concat.name,
+            ChannelsPerStream=[shapes[0][-1], shapes[1][-1]], NumChannels=shapes[0][-1] + shapes[1][-1], PE=1,
+            inputDataType=da.name, input1DataType=db.name, outputDataType=out_dtype.name,
+            numInputVectors=list(shapes[0][:-1]),
+        )
+        self._replace(model, [concat], node)
+        model.set_tensor_datatype(concat.output[0], out_dtype)
 
     def _thresholding(self, model, mt):
         x = mt.input[0]
@@ -578,10 +624,40 @@ class RemoveStreamReshapes(Transformation):
         return node.op_type != "Flatten" or _attr(node, "axis", 1) == 1
 
 
+class InsertDuplicateStreams(Transformation):
+    """A tensor read by several dataflow nodes (the start of a residual block) gets a fork: a DuplicateStreams
+    per extra reader, since a stream has one reader.  Output 0 feeds the first reader in graph order."""
+
+    def apply(self, model: ModelWrapper):
+        for tensor in list(model.get_all_tensor_names()):
+            readers = [n for n in model.find_consumers(tensor) or [] if n.domain == HW_DOMAIN]
+            if len(readers) < 2:
+                continue
+            shape, dtype = model.get_tensor_shape(tensor), _dtype(model, tensor)
+            source = tensor
+            for reader in readers[:-1]:
+                name = fresh_name(model, "DuplicateStreams")
+                outputs = []
+                for _ in range(2):  # named and shaped one at a time, so the names differ
+                    outputs.append(fresh_name(model, f"{name}_out"))
+                    model.set_tensor_shape(outputs[-1], shape)
+                    model.set_tensor_datatype(outputs[-1], dtype)
+                fork = helper.make_node(
+                    "DuplicateStreams", [source], outputs, domain=HW_DOMAIN, name=name, NumChannels=shape[-1], PE=1,
+                    NumOutputStreams=2, inputDataType=dtype.name, numInputVectors=list(shape[:-1]),
+                )
+                model.graph.node.insert(list(model.graph.node).index(reader), fork)
+                reader.input[list(reader.input).index(tensor)] = outputs[0]
+                source = outputs[1]
+            readers[-1].input[list(readers[-1].input).index(tensor)] = source
+        return model, False
+
+
 # Encoding first: a zero-padded binary activation must become a 2-bit integer before lowering
 # pads it.  Last, the popcount-to-bipolar Mul/Add an unthresholded XNOR layer gets merge into
 # the float tail's scale and bias (on the host: one Mul and one Add).
-TO_HW = (EncodeBipolarActivations, LowerToNHWC, ConvertToHWNodes, RemoveStreamReshapes, MoveAffineDownstream)
+TO_HW = (EncodeBipolarActivations, LowerToNHWC, ConvertToHWNodes, RemoveStreamReshapes, InsertDuplicateStreams,
+         MoveAffineDownstream)
 
 
 # Layers with no hardware form, and what the user can change.
@@ -601,8 +677,8 @@ NO_HARDWARE_FORM = {
     "Sigmoid": "quantize the activation instead (QuantReLU, QuantHardTanh, QuantIdentity)",
     "Tanh": "use QuantHardTanh",
 }
-BRANCHES = ("the dataflow region is a single chain of layers for now: residual adds and concats (forks in "
-            "the stream) cannot be built yet; remove the skip connection or the concat")
+BRANCHES = ("qnnflow builds residual adds and channel concats of integer branches, not this join; remove it "
+            "or write it as a residual add (+) or a channel concat (torch.cat along dim 1)")
 
 
 def _feeds_hardware(model: ModelWrapper) -> set[str]:
@@ -615,6 +691,33 @@ def _feeds_hardware(model: ModelWrapper) -> set[str]:
             found.add(node.name)
             wanted.update(i for i in node.input if i and model.get_initializer(i) is None)
     return found
+
+
+def _describe_scale(model, tensor) -> str:
+    side = branch_scale(model, tensor)
+    if side is None:
+        producer = model.find_producer(tensor)
+        return f"a {_dtype(model, tensor).name} tensor from '{producer.name if producer else tensor}'"
+    scale, _, mul = side
+    values = np.unique(np.asarray(scale, dtype=np.float64))
+    text = f"{values[0]:.6g}" if values.size == 1 else f"per-channel {np.array2string(values[:4], precision=4)}"
+    return f"scale {text}" + (f" from '{mul.name}'" if mul is not None else " (an integer tensor)")
+
+
+def _check_residual_add(model: ModelWrapper, node) -> None:
+    """A residual add must sum integers: streamlining lines up the two branches' scales where their ratio is
+    an integer; otherwise it is refused here, naming the add and both scales."""
+    if all(_dtype(model, t).is_integer() for t in node.input):
+        return
+    sides = [branch_scale(model, t) for t in node.input]
+    shape = model.get_tensor_shape(node.output[0])
+    if all(sides) and aligned_scales(sides[0][0], sides[1][0], shape, 1 if len(shape) == 4 else len(shape) - 1):
+        return
+    raise QnnflowError(
+        f"node '{node.name}' ({node.op_type}) adds two branches whose integers cannot be lined up exactly: "
+        f"{_describe_scale(model, node.input[0])} and {_describe_scale(model, node.input[1])} (one must be an integer "
+        f"multiple of the other); quantize both branches with power-of-two scales (Brevitas *FixedPoint "
+        f"quantizers) or one shared quantizer in front of the add (skip connection)")
 
 
 def refuse_unbuildable(model: ModelWrapper) -> None:
@@ -630,7 +733,15 @@ def refuse_unbuildable(model: ModelWrapper) -> None:
         if node.op_type in NO_HARDWARE_FORM and not buildable:
             raise QnnflowError(f"{what} sits between quantized layers and qnnflow has no dataflow node for "
                                f"{node.op_type}: {NO_HARDWARE_FORM[node.op_type]}")
-        if node.op_type in ("Add", "Sum", "Concat", "Mul") and len(dynamic) > 1:
+        if is_join(model, node):
+            _check_residual_add(model, node)
+        elif is_channel_concat(model, node):
+            if not all(_dtype(model, t).is_integer() for t in node.input):
+                raise QnnflowError(
+                    f"{what} concatenates branches that are not integer tensors ({_describe_scale(model, node.input[0])}"
+                    f" and {_describe_scale(model, node.input[1])}): quantize each branch with an activation "
+                    f"quantizer right before the concat")
+        elif node.op_type in ("Add", "Sum", "Concat", "Mul") and len(dynamic) > 1:
             raise QnnflowError(f"{what} joins two branches of the network: {BRANCHES}")
         if node.op_type in LINEAR and node.input[1] and not _dtype(model, node.input[1]).is_integer():
             raise QnnflowError(f"{what} has float weights inside the network: quantize them (QuantConv2d, "

@@ -55,7 +55,7 @@ class DesignParams:
 
 def fifo_depths(kernels) -> tuple[tuple[str, int], ...]:
     """(stream, depth) of every kernel's output stream, as top.cpp's STREAM pragmas declare them."""
-    return tuple((f"{k.ident}_out", int(k.out_depth or STREAM_DEPTH)) for k in kernels)
+    return tuple((name, int(depth or STREAM_DEPTH)) for k in kernels for name, depth, _ in k.streams())
 
 
 def tcl_word(value) -> str:

@@ -24,11 +24,17 @@ class Kernel:
     ident: str  # C++ name prefix: <ident>_cfg, <ident>_weights, stream <ident>_out
     in_fmt: StreamFormat
     out_fmt: StreamFormat
-    call: str  # C++ statement; {inp} and {out} stand for the stream names
+    call: str  # C++ statement; {inp} and {out} stand for the stream names, {inp1}, {out1}... for further ports
     header: str | None = None  # parameter header text (config struct and memories)
     pragmas: list[str] = field(default_factory=list)  # lines for the top function
     out_depth: int | None = None  # depth of the stream the kernel writes (None: the region's default)
     out_impl: str | None = None  # BIND_STORAGE impl of that stream (srl, lutram, bram); None: the tool's choice
+    more_outputs: tuple = ()  # (depth, impl) of each further output stream (a fork's), as out_depth/out_impl
+
+    def streams(self) -> list[tuple[str, int | None, str | None]]:
+        """(name, depth or None for the default, impl) of each stream the kernel writes, output 0 first."""
+        first = [(f"{self.ident}_out", self.out_depth, self.out_impl)]
+        return first + [(f"{self.ident}_out{k}", depth, impl) for k, (depth, impl) in enumerate(self.more_outputs, 1)]
 
 
 def kernel_error(node, message: str) -> QnnflowError:
@@ -51,8 +57,7 @@ def header(ident: str, node, kernel_header: str, body: str) -> str:
 
 def formats(inst) -> tuple[StreamFormat, StreamFormat]:
     """The node's input and output streams as its kernel reads and writes them."""
-    return (StreamFormat(inst.normal_input_shape()[1:], inst.folded_input_shape()[-1], inst.input_datatype().name),
-            StreamFormat(inst.normal_output_shape()[1:], inst.folded_output_shape()[-1], inst.output_datatype().name))
+    return inst.input_format(0), inst.output_format(0)
 
 
 def storage_pragma(name: str, ram_style: str, kind: str = "rom_2p") -> list[str]:

@@ -6,7 +6,8 @@ deterministic (the same graph gives byte-identical files), plus the stream forma
 accelerator's input and output and the list of kernels.
 
 - ``top.cpp``: one top function, ``qnnflow_top(in0, out0)``, AXI-Stream ports, no block
-  control (``ap_ctrl_none``), a DATAFLOW region of kernel calls connected by streams.  One
+  control (``ap_ctrl_none``), a DATAFLOW region of kernel calls connected by streams, in
+  topological order (a fork writes two streams, a join reads two).  One
   call processes one image.
 - ``top.h``: its declaration and the port formats, for testbenches and drivers.
 - ``params/<layer>.h``: a layer's configuration struct and its memories (weights and
@@ -40,7 +41,7 @@ from qnnflow.hls.codegen.kernel import Kernel
 from qnnflow.hls.nodes import node_kinds
 from qnnflow.hls.nodes.base import INCLUDE_DIR, STREAM_DEPTH
 from qnnflow.hls.partition import Region, hardware_region
-from qnnflow.hls.widths import chain_edges, input_adapter, output_adapter, port_formats, width_problem
+from qnnflow.hls.widths import input_adapter, output_adapter, port_formats, stream_edges, width_problem
 
 TOP_NAME = "qnnflow_top"
 
@@ -70,7 +71,7 @@ def build_kernels(model: ModelWrapper, region: Region) -> list[Kernel]:
         if node.op_type not in kinds:
             raise QnnflowError(f"node '{node.name}' ({node.op_type}): no HLS kernel implements {node.op_type}; "
                                f"convert it to one of {', '.join(sorted(kinds))} or move it to the host")
-    chain_edges(model, region)  # element types must agree along the chain (it names the node); a converter
+    stream_edges(model, region)  # element types must agree along each stream (it names the node); a converter
     problem = width_problem(model, region)  # cannot fix that, so it is reported before the widths
     if problem:
         raise QnnflowError(problem)
@@ -117,8 +118,27 @@ void {TOP_NAME}(hls::stream<qnnflow::axis_word<QNNFLOW_IN_WORD_BITS> >& in0,
 """
 
 
-def _top_cpp(model, kernels: list[Kernel], in_fmt: PortFormat, out_fmt: PortFormat) -> str:
-    lines = [_banner(model, "Top function of the accelerator: a DATAFLOW chain of qnnflow kernels."),
+def _stream_names(region: Region, kernels: list[Kernel]) -> tuple[list[list[str]], str]:
+    """The streams each kernel reads, by input port, and the stream leaving the region."""
+    written = {region.input: "s_input"}
+    for node, k in zip(region.nodes, kernels):
+        written.update(zip(node.output, (name for name, _, _ in k.streams())))
+    reads = [[] for _ in kernels]
+    for link in region.links:
+        reads[link.consumer].append((link.in_port, written[link.tensor]))
+    reads[0].append((0, "s_input"))  # the first node in topological order reads the region input
+    return [[name for _, name in sorted(ports)] for ports in reads], written[region.output]
+
+
+def _call(k: Kernel, inputs: list[str]) -> str:
+    """The kernel's C++ statement with its streams: {inp}, {inp1}, ... and {out}, {out1}, ..."""
+    names = {("inp" if p == 0 else f"inp{p}"): name for p, name in enumerate(inputs)}
+    names |= {("out" if p == 0 else f"out{p}"): name for p, (name, _, _) in enumerate(k.streams())}
+    return k.call.format(**names)
+
+
+def _top_cpp(model, region: Region, kernels: list[Kernel], in_fmt: PortFormat, out_fmt: PortFormat) -> str:
+    lines = [_banner(model, "Top function of the accelerator: a DATAFLOW graph of qnnflow kernels."),
              '#include "top.h"', '#include "streams.hpp"']
     lines += [f'#include "params/{k.ident}.h"' for k in kernels if k.header]
     lines += ["", f"void {TOP_NAME}(hls::stream<qnnflow::axis_word<QNNFLOW_IN_WORD_BITS> >& in0,",
@@ -131,28 +151,29 @@ def _top_cpp(model, kernels: list[Kernel], in_fmt: PortFormat, out_fmt: PortForm
     first, last = kernels[0].in_fmt, kernels[-1].out_fmt
     lines.append(f'    hls::stream<ap_uint<{first.packed_bits}> > s_input("input");')
     for k in kernels:
-        lines.append(f'    hls::stream<ap_uint<{k.out_fmt.packed_bits}> > {k.ident}_out("{k.ident}_out");')
-        lines.append(f"#pragma HLS STREAM variable={k.ident}_out depth={k.out_depth or STREAM_DEPTH}")
-        if k.out_impl is not None:
-            lines.append(f"#pragma HLS BIND_STORAGE variable={k.ident}_out type=fifo impl={k.out_impl}")
+        for name, depth, impl in k.streams():
+            lines.append(f'    hls::stream<ap_uint<{k.out_fmt.packed_bits}> > {name}("{name}");')
+            lines.append(f"#pragma HLS STREAM variable={name} depth={depth or STREAM_DEPTH}")
+            if impl is not None:
+                lines.append(f"#pragma HLS BIND_STORAGE variable={name} type=fifo impl={impl}")
     lines.append("")
     adapter = input_adapter(in_fmt, first.packed_bits)
     lines.append(f"    // input port: {adapter.in_words} x {adapter.in_bits}-bit AXI words in, {adapter.out_words} x "
                  f"{adapter.out_bits}-bit words out per image")
     lines.append(f"    qnnflow::repack<{adapter.in_bits}, {adapter.out_bits}, {adapter.in_words}, {adapter.out_words}>"
                  f"(in0, s_input);")
-    prev = "s_input"
-    for k in kernels:
+    # C simulation runs the calls one after the other: topological order lets each read complete streams
+    reads, final = _stream_names(region, kernels)
+    for k, inputs in zip(kernels, reads):
         lines.append(f"    // {k.op_type} '{k.node}': {k.in_fmt.words} x {k.in_fmt.packed_bits}-bit words in, "
                      f"{k.out_fmt.words} x {k.out_fmt.packed_bits}-bit words out per image")
-        lines.append("    " + k.call.format(inp=prev, out=f"{k.ident}_out"))
+        lines.append("    " + _call(k, inputs))
         lines.append(f'    QNNFLOW_TAP({k.ident}_out, "{k.ident}");')
-        prev = f"{k.ident}_out"
     adapter = output_adapter(out_fmt, last.packed_bits)
     lines.append(f"    // output port: {adapter.in_words} x {adapter.in_bits}-bit words in, {adapter.out_words} x "
                  f"{adapter.out_bits}-bit AXI words out per image")
     lines.append(f"    qnnflow::repack<{adapter.in_bits}, {adapter.out_bits}, {adapter.in_words}, {adapter.out_words}>"
-                 f"({prev}, out0);")
+                 f"({final}, out0);")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -269,7 +290,7 @@ def generate(model: ModelWrapper, board: dict) -> HlsProject:
     in_fmt, out_fmt = port_formats(region, board)
     files: dict[str, bytes] = {}
     files["top.h"] = _top_h(model, in_fmt, out_fmt).encode()
-    files["top.cpp"] = _top_cpp(model, kernels, in_fmt, out_fmt).encode()
+    files["top.cpp"] = _top_cpp(model, region, kernels, in_fmt, out_fmt).encode()
     for k in kernels:
         if k.header:
             files[f"params/{k.ident}.h"] = k.header.encode()

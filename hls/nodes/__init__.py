@@ -9,8 +9,10 @@ qonnx's ``getCustomOp`` looks them up.
 
 from qonnx.custom_op.registry import add_op_to_domain
 
+from qnnflow.hls.nodes.add_streams import AddStreams
 from qnnflow.hls.nodes.base import DOMAIN, HWNode
 from qnnflow.hls.nodes.channelwise import ChannelwiseOp
+from qnnflow.hls.nodes.duplicate_streams import DuplicateStreams
 from qnnflow.hls.nodes.dwc import StreamingDataWidthConverter
 from qnnflow.hls.nodes.fifo import StreamingFIFO
 from qnnflow.hls.nodes.global_acc_pool import GlobalAccPool
@@ -22,6 +24,7 @@ from qnnflow.hls.nodes.pixel_padding import FMPaddingPixel
 from qnnflow.hls.nodes.sliding_window import ConvolutionInputGenerator
 from qnnflow.hls.nodes.sliding_window_1d import ConvolutionInputGenerator1D
 from qnnflow.hls.nodes.sum_pool import SumPool
+from qnnflow.hls.nodes.streaming_concat import StreamingConcat
 from qnnflow.hls.nodes.thresholding import Thresholding
 from qnnflow.hls.nodes.upsample import UpsampleNearestNeighbour
 from qnnflow.hls.nodes.vvau import VVAU
@@ -39,6 +42,9 @@ _BUILTIN = (
     ChannelwiseOp,
     GlobalAccPool,
     UpsampleNearestNeighbour,
+    DuplicateStreams,
+    AddStreams,
+    StreamingConcat,
     LabelSelect,
     StreamingFIFO,
     StreamingDataWidthConverter,

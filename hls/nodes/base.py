@@ -33,8 +33,9 @@ from qonnx.custom_op.base import CustomOp
 from qonnx.util.basic import get_by_name
 
 from qnnflow.base.errors import QnnflowError
-from qnnflow.base.streams import MAX_WORD_BITS
+from qnnflow.base.streams import MAX_WORD_BITS, StreamFormat
 from qnnflow.base.values import datatype_holds, divisors, to_carrier, value_problem
+from qnnflow.hls.codegen.cpp import element_type
 from qnnflow.hls.nodes import cost
 
 DOMAIN = "qnnflow.hls.nodes"
@@ -74,6 +75,7 @@ class HWNode(CustomOp):
 
     _input_dt_attr = "inputDataType"
     _output_dt_attr = "outputDataType"
+    STREAM_INPUTS = 1  # the first inputs that are streams (the others are parameters); a join reads several
     FINN_OP_TYPES: tuple[str, ...] = ()  # FINN's older op types for this kind (its own name needs none)
     KERNEL_HEADER: str | None = None  # the kernel's header in hls/include/
     DERIVED = False  # placed by hls/widths.py (converters, FIFOs): fold never searches it
@@ -276,6 +278,15 @@ class HWNode(CustomOp):
         """Bits per output stream word."""
         return self.folded_output_shape()[-1] * self.output_datatype().bitwidth()
 
+    def input_format(self, port: int = 0) -> StreamFormat:
+        """Stream input ``port`` as the kernel reads it (a node with several input streams overrides this)."""
+        return StreamFormat(self.normal_input_shape()[1:], self.folded_input_shape()[-1], self.input_datatype().name)
+
+    def output_format(self, port: int = 0) -> StreamFormat:
+        """Stream output ``port`` as the kernel writes it (every output of a node is a stream)."""
+        return StreamFormat(self.normal_output_shape()[1:], self.folded_output_shape()[-1],
+                            self.output_datatype().name)
+
     def parallel_knobs(self) -> dict[str, str]:
         """Folding attributes that set parallelism -> the attribute holding the dimension each must divide."""
         return {}
@@ -369,3 +380,29 @@ class ChannelStreamNode(HWNode):
         """Input-bound: one PE-wide word per cycle, C/PE words per input vector."""
         self.check()
         return self.get_nodeattr("NumChannels") // self.get_nodeattr("PE") * math.prod(self._vectors())
+
+
+class TwoStreamJoin(ChannelStreamNode):
+    """A node reading two channels-last streams (a join: AddStreams, StreamingConcat); ``input1DataType`` is
+    the second input's element type, ``inputDataType`` the first's."""
+
+    STREAM_INPUTS = 2
+
+    def infer_node_datatype(self, model) -> None:
+        second, declared = self.onnx_node.input[1], self.datatype("input1DataType")
+        actual = model.get_tensor_datatype(second)
+        if actual is not None and actual != declared:
+            raise self.error(f"input '{second}' is annotated {actual.name}, but input1DataType={declared.name}; "
+                             f"set input1DataType to {actual.name}")
+        super().infer_node_datatype(model)
+
+    def join_inputs(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Both inputs as int64, each checked against its own DataType."""
+        return (self.int_array(a, self.input_datatype(), f"input '{self.onnx_node.input[0]}'"),
+                self.int_array(b, self.datatype("input1DataType"), f"input '{self.onnx_node.input[1]}'"))
+
+    def join_types(self) -> dict[str, str]:
+        """The kernel's element types: in0_t, in1_t, out_t."""
+        return dict(in0_t=element_type(self.input_datatype().name),
+                    in1_t=element_type(self.datatype("input1DataType").name),
+                    out_t=element_type(self.output_datatype().name))

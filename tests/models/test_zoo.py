@@ -28,6 +28,10 @@ VGG10_LAYERS = [(2 * 3, 64)] + [(64 * 3, 64)] * 6 + [(64 * 8, 128), (128, 128), 
 CLASSES = {"cifar10": 10, "mnist": 10, "radioml2018": 24}
 # MobileNet-v1 at width 0.5: the stem's channels, then each block's pointwise output channels
 MOBILENET_WIDTHS = [16, 32, 64, 64, 128, 128, 256, 256, 256, 256, 256, 256, 512, 512]
+# ResNet-8: stem, then per stage two 3x3 convs and (when the shape changes) a 1x1 skip conv; FC 10
+RESNET8_CONVS = [(3 * 9, 16), (16 * 9, 16), (16 * 9, 16), (16 * 9, 32), (32 * 9, 32), (16, 32),
+                 (32 * 9, 64), (64 * 9, 64), (32, 64)]
+RESNET8_ADDS = 3  # each followed by its own activation
 
 
 def _layers(entry):
@@ -42,6 +46,9 @@ def _layers(entry):
         for cin, cout in zip(widths[:-1], widths[1:]):
             layers += [(9, cin), (cin, cout)]
         layers.append((widths[-1], 10))
+    elif entry.family == "resnet8":
+        layers = RESNET8_CONVS + [(64, 10)]
+        return layers, len(layers) - 1 + RESNET8_ADDS
     else:
         widths = [784] + FC_HIDDEN[entry.family] + [10]
         layers = list(zip(widths[:-1], widths[1:]))
@@ -299,7 +306,7 @@ def test_unknown_model_suggests_and_lists():
     msg = _one_line_error("unknown model 'cnv_w1a3'", build_model, "cnv_w1a3")
     assert "did you mean 'cnv_w1a" in msg
     assert all(n in msg for n in ZOO)
-    assert "did you mean" not in _one_line_error("unknown model", build_model, "resnet50")
+    assert "did you mean" not in _one_line_error("unknown model", build_model, "yolov5s")
 
 
 # ---------------------------------------------------------------- QONNX export

@@ -158,9 +158,11 @@ def test_model_is_not_modified_in_place():
     ("LabelSelect_Batch_0", "LabelSelect_0"), ("StreamingFIFO_rtl_12", "StreamingFIFO_12"),
     ("StreamingDataWidthConverter_hls_2", "StreamingDataWidthConverter_2"),
     ("StreamingDataWidthConverter_Batch_2", "StreamingDataWidthConverter_2"),
+    ("AddStreams_hls_0", "AddStreams_0"), ("AddStreams_Batch_1", "AddStreams_1"),
+    ("DuplicateStreams_Batch_2", "DuplicateStreams_2"),
     # ours, and names with no qnnflow counterpart, are unchanged
     ("MVAU_0", "MVAU_0"), ("ConvolutionInputGenerator_10", "ConvolutionInputGenerator_10"),
-    ("VectorVectorActivation_0", "VectorVectorActivation_0"), ("AddStreams_hls_0", "AddStreams_hls_0"),
+    ("VectorVectorActivation_0", "VectorVectorActivation_0"), ("Lookup_hls_0", "Lookup_hls_0"),
     ("ConvolutionInputGenerator1D_0", "ConvolutionInputGenerator1D_0"), ("Flatten_0", "Flatten_0"),
     ("MVAU_hls", "MVAU_hls"), ("MVAU_hls_x", "MVAU_hls_x"), ("MVAU_hls_٣", "MVAU_hls_٣"),
 ])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 from brevitas.nn import QuantConv2d, QuantConvTranspose2d, QuantLinear, QuantReLU, TruncAvgPool2d
-from brevitas.quant import Uint8ActPerTensorFixedPoint
+from brevitas.quant import Uint8ActPerTensorFixedPoint, Uint8ActPerTensorFloat
 from torch import nn
 
 from qnnflow.base.errors import QnnflowError
@@ -43,13 +43,16 @@ def float_per_channel_relu():
 
 
 class TwoBranches(nn.Module):
-    """conv -> conv, joined with the first conv's output by an add (residual) or a concat."""
+    """conv -> conv, joined with the first conv's output by an add (residual) or a concat; ``float_scale``
+    gives the second activation a float scale (1/15), which no integer ratio lines up with the first's 1/16."""
 
-    def __init__(self, join):
+    def __init__(self, join, float_scale=False):
         super().__init__()
         self.join = join
         self.inp, self.conv1, self.act1 = _input_quant(), conv(2, 4, padding=1), activation("relu", 4)
-        self.conv2, self.act2 = conv(4, 4, padding=1), activation("relu", 4)
+        self.conv2 = conv(4, 4, padding=1)
+        self.act2 = QuantReLU(act_quant=Uint8ActPerTensorFloat, bit_width=4, max_val=3.0) if float_scale else \
+            activation("relu", 4)
         self.fc = QuantLinear((8 if join == "concat" else 4) * 16, 4, bias=False, **weight_kwargs(4))
 
     def forward(self, x):
@@ -68,7 +71,6 @@ CASES = {  # name: (network on a (1, 2, 4, 4) input, the node named, a word of t
                        "after the last layer"),
     "float-conv": (lambda: around(nn.Conv2d(4, 4, 3, padding=1, bias=False), activation("relu", 4), features=64),
                    "Conv_1", "quantize"),
-    "residual-add": (lambda: TwoBranches("add"), "Add_0", "skip connection"),
     # per-channel float scales with no exact integer form (issue 13, bug 5)
     "batch-norm-after-activation": (lambda: around(batch_norm(nn.BatchNorm2d, 4), conv(4, 4, padding=1),
                                                    activation("relu", 4), features=64), "Mul_0", "QuantIdentity"),
@@ -77,7 +79,7 @@ CASES = {  # name: (network on a (1, 2, 4, 4) input, the node named, a word of t
         QuantLinear(64, 4, bias=False, **weight_kwargs(4))), "Mul_0", "before the activation (or the input quantizer)"),
     "per-channel-float-activation-scales": (lambda: around(conv(4, 4, padding=1), activation("relu", 4), features=64,
                                                            act=float_per_channel_relu()), "Mul_0", "power-of-two"),
-    "concat": (lambda: TwoBranches("concat"), "Concat_0", "concat"),
+    "residual-add-float-scales": (lambda: TwoBranches("add", float_scale=True), "Add_0", "power-of-two scales"),
 }
 
 
@@ -110,3 +112,19 @@ def test_a_grouped_transposed_convolution_is_named():
     with pytest.raises(QnnflowError) as err:
         streamline(tidy(export_brevitas(_randomized(net).eval(), (1, 2, 4, 4))))
     assert str(err.value).startswith("node 'ConvTranspose_0' (ConvTranspose)") and "groups=1" in str(err.value)
+
+
+def test_a_residual_add_with_float_scales_names_both_scales():
+    model = streamline(tidy(export_brevitas(_randomized(TwoBranches("add", float_scale=True)).eval(), (1, 2, 4, 4))))
+    with pytest.raises(QnnflowError, match=r"^node 'Add_0' \(Add\).*: scale 0\.0625 from 'Mul_\d+' and scale 0\.0666667 from 'Mul_\d+'"):
+        to_hw(model)
+
+
+@pytest.mark.parametrize("join, kind", [("add", "AddStreams"), ("concat", "StreamingConcat")])
+def test_a_residual_add_and_a_concat_build(join, kind):
+    """The two cases this file used to refuse: they become hardware (tests/hls/backend/test_residual.py
+    simulates them)."""
+    model = streamline(tidy(export_brevitas(_randomized(TwoBranches(join)).eval(), (1, 2, 4, 4))))
+    hw, partition = to_hw(model)
+    kinds = {n.op_type for n in hw.graph.node if n.name in partition.hardware}
+    assert {"DuplicateStreams", kind} <= kinds

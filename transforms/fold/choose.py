@@ -14,11 +14,16 @@ differ and the two AXI port adapters (hls/widths.py places and costs both; conve
 FIFOs already in the graph are removed first: they depend on the folding).  "Cheapest"
 minimises the sum of the fractions of the board used, LUT/LUTs + BRAM18/BRAM18s + DSP/DSPs.
 The search (``search``) is exact for this cost model; its module docstring gives the argument.
+A fork's branch FIFOs are sized after the search, from the folded branches' cycles
+(hls/branch_fifos.py); where they push the design over budget the search runs again with
+their cost set aside, and the report's notes say why each is as deep as it is.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import itertools
 import math
 import time
 
@@ -28,6 +33,7 @@ from qonnx.custom_op.registry import getCustomOp
 
 from qnnflow.base.errors import QnnflowError
 from qnnflow.hls import estimate
+from qnnflow.hls.branch_fifos import FORK, reset_branch_fifos, size_branch_fifos
 from qnnflow.hls.nodes.cost import RESOURCES
 from qnnflow.hls.widths import insert_converters, strip_derived
 from qnnflow.transforms.fold import search as fold_search
@@ -38,45 +44,88 @@ from qnnflow.transforms.fold.space import DEFAULT_MAX_WEIGHT_WIDTH, FoldSpace, b
 
 
 
-def set_folding(model: ModelWrapper, space: FoldSpace, choice: list[int]) -> None:
+FIFO_RETRIES = 2  # searches again when the branch FIFOs sized after a search push the design over budget
+
+
+def set_folding(model: ModelWrapper, space: FoldSpace, problem: fold_search.Problem, choice: list[int]) -> None:
     nodes = {n.name: n for n in model.graph.node}
-    for ns, k in zip(space.nodes, choice):
+    for i, (ns, k) in enumerate(zip(space.nodes, choice)):
         op = getCustomOp(nodes[ns.name])
-        for attr, value in ns.attrs[k].items():
+        for attr, value in ns.attrs[int(problem.origin[i][k])].items():
             op.set_nodeattr(attr, value)
 
 
 # ----- the search as a fold_search.Problem -------------------------------------------------
 
 
+def _classes(columns: list[np.ndarray], count: int) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct rows, class of each candidate) of the width tuples ``columns`` (none: one class)."""
+    if not columns:
+        return np.zeros((1, 0), dtype=np.int64), np.zeros(count, dtype=np.int64)
+    keys, cls = np.unique(np.stack(columns, axis=1), axis=0, return_inverse=True)
+    return keys, cls.ravel()
+
+
 def make_problem(space: FoldSpace, budget: np.ndarray, weights: np.ndarray) -> fold_search.Problem:
-    """Width classes per node and the converter table per edge, from a FoldSpace."""
-    nodes, in_vals, out_vals = [], [], []
-    for ns in space.nodes:
-        iv, ic = np.unique(ns.in_width, return_inverse=True)
-        ov, oc = np.unique(ns.out_width, return_inverse=True)
-        nodes.append(fold_search.NodeCands(ns.cycles, ns.res, ic.ravel(), oc.ravel()))
-        in_vals.append(iv)
-        out_vals.append(ov)
-    edges = []
-    for i in range(len(space.nodes) - 1):
-        P, C = len(out_vals[i]), len(in_vals[i + 1])
+    """The region as a chain problem: position i is node i (topological order), and a width class after
+    position i is the tuple of widths of the streams crossing that cut (one stream in a chain).
+
+    A stream passing over a node (a residual skip) is carried: the node's candidates repeat once per
+    width its producer may write, so the converter where the stream ends is costed exactly.  The edge
+    table between positions i and i+1 charges a converter for each stream node i+1 reads and is
+    illegal where a carried width would change.
+    """
+    edges, n = space.edges, len(space.nodes)
+    after = [[e for e, edge in enumerate(edges) if edge.link.producer <= i < edge.link.consumer] for i in range(n)]
+    before = [[], *after[:-1]]
+    carried_values = {e: np.unique(space.nodes[edge.link.producer].out_width[:, edge.link.out_port])
+                      for e, edge in enumerate(edges)}
+    nodes, origin, in_keys, out_keys = [], [], [], []
+    for i, ns in enumerate(space.nodes):
+        over = [e for e in before[i] if e in after[i]]
+        combos = np.array(list(itertools.product(*(carried_values[e] for e in over))), dtype=np.int64)
+        combos = combos.reshape(max(len(combos), 1), len(over))
+        k = np.repeat(np.arange(len(ns)), len(combos))  # candidate k once per carried combination
+        carry = np.tile(np.arange(len(combos)), len(ns))
+
+        def column(e, own_widths, port):
+            return combos[carry, over.index(e)] if e in over else own_widths[k, port]
+
+        ik, ic = _classes([column(e, ns.in_width, edges[e].link.in_port) for e in before[i]], len(k))
+        ok, oc = _classes([column(e, ns.out_width, edges[e].link.out_port) for e in after[i]], len(k))
+        nodes.append(fold_search.NodeCands(ns.cycles[k], ns.res[k], ic, oc))
+        origin.append(k)
+        in_keys.append(ik)
+        out_keys.append(ok)
+    problem_edges = []
+    for i in range(n - 1):
+        P, C = len(out_keys[i]), len(in_keys[i + 1])
         res = np.zeros((P, C, 3), dtype=np.int64)
         cycles = np.zeros((P, C), dtype=np.int64)
-        legal = np.zeros((P, C), dtype=bool)
-        for p, a in enumerate(out_vals[i]):
-            for c, w in enumerate(in_vals[i + 1]):
-                cost = space.dwc(i, int(a), int(w))
-                if cost is not None:
-                    res[p, c], cycles[p, c], legal[p, c] = cost.res, cost.cycles, True
+        legal = np.ones((P, C), dtype=bool)
+        for col, e in enumerate(after[i]):
+            a, w = out_keys[i][:, col], in_keys[i + 1][:, col]
+            if edges[e].link.consumer != i + 1:  # carried past node i + 1: the width cannot change
+                legal &= a[:, None] == w[None, :]
+                continue
+            for p in range(P):
+                for c in range(C):
+                    cost = space.dwc(e, int(a[p]), int(w[c])) if legal[p, c] else None
+                    if cost is None:
+                        legal[p, c] = False
+                    else:
+                        res[p, c] += cost.res
+                        cycles[p, c] = max(cycles[p, c], cost.cycles)
         if not legal.any():  # else every design is "infinitely expensive" and the budget error says inf
-            producer, consumer = space.nodes[i].name, space.nodes[i + 1].name
+            e = next(e for e in after[i] if edges[e].link.consumer == i + 1)
+            producer, consumer = space.nodes[edges[e].link.producer].name, space.nodes[i + 1].name
+            col = after[i].index(e)
             raise QnnflowError(
                 f"node '{consumer}': no width converter joins it to '{producer}' at any folding (output words of "
-                f"{sorted(int(v) for v in out_vals[i])} bits, input words of {sorted(int(v) for v in in_vals[i + 1])} "
-                f"bits); check the two nodes' shapes and datatypes")
-        edges.append(fold_search.EdgeCands(res, cycles, legal))
-    return fold_search.Problem(nodes, edges, budget, weights)
+                f"{sorted({int(v) for v in out_keys[i][:, col]})} bits, input words of "
+                f"{sorted({int(v) for v in in_keys[i + 1][:, col]})} bits); check the two nodes' shapes and datatypes")
+        problem_edges.append(fold_search.EdgeCands(res, cycles, legal))
+    return fold_search.Problem(nodes, problem_edges, budget, weights, origin)
 
 
 def _ceiling(space: FoldSpace, clock_ns: float) -> dict:
@@ -135,6 +184,21 @@ def _target_cycles(target_fps, target_cycles, clock_ns) -> tuple[int, str] | Non
 # ----- the entry point ---------------------------------------------------------------------
 
 
+def _search(problem: fold_search.Problem, space: FoldSpace, budget: Budget, target, at_least: int = 0):
+    """The solution of ``problem`` (within its budget): the smallest bottleneck, or the cheapest design at
+    ``target`` (cycles, description); a QnnflowError saying what the budget would need when nothing fits."""
+    if target is None:
+        solution = fold_search.min_bottleneck(problem, at_least)
+        if solution is None:
+            T = int(fold_search.cycle_levels(problem)[-1])
+            raise _budget_error(problem, space, budget, T, "even the slowest folding")
+        return solution
+    solution = fold_search.solve(problem, target[0])
+    if solution is None:
+        raise _budget_error(problem, space, budget, target[0], target[1])
+    return solution
+
+
 def fold(model: ModelWrapper, board: dict, clock_ns: float | None = None, *, lut: float = DEFAULT_BUDGET["lut"],
          bram: float = DEFAULT_BUDGET["bram"], dsp: float = DEFAULT_BUDGET["dsp"], target_fps: float | None = None, target_cycles: int | None = None,
          folding: dict | None = None, folding_source: str = "folding", max_weight_width: int = DEFAULT_MAX_WEIGHT_WIDTH):
@@ -151,41 +215,54 @@ def fold(model: ModelWrapper, board: dict, clock_ns: float | None = None, *, lut
     removed = strip_derived(model)
     if removed:
         notes.append(f"removed {removed} width converter/FIFO node(s) from an earlier folding")
+    reset_branch_fifos(model)  # sized again below, for the new folding
     space = build_space(model, board, max_weight_width)
     ceiling = _ceiling(space, clock_ns)
     target = _target_cycles(target_fps, target_cycles, clock_ns)
-    if folding is not None:
-        mode = "file"
-        notes += apply_folding(model, folding, max_weight_width, folding_source)
-    else:
-        problem = make_problem(space, budget.vector(), budget.device_weights())
-        if target is None:
-            mode = "maximise"
-            solution = fold_search.min_bottleneck(problem)
-            if solution is None:
-                T = int(fold_search.cycle_levels(problem)[-1])
-                raise _budget_error(problem, space, budget, T, "even the slowest folding")
+    mode = "file" if folding is not None else "maximise" if target is None else \
+        "target_fps" if target_fps is not None else "target_cycles"
+    if target is not None and target[0] < ceiling["max_cycles"]:
+        raise QnnflowError(
+            f"fold: {target[1]} is beyond the ceiling: node '{ceiling['node']}' needs at least "
+            f"{ceiling['max_cycles']:,} cycles per image at its widest legal folding (at most "
+            f"{ceiling['fps']:,.0f} FPS at {1e3 / clock_ns:g} MHz); lower the target"
+            f"{_weight_hint(ceiling, max_weight_width)}")
+    unfolded = model
+    problem = make_problem(space, budget.vector(), budget.device_weights()) if folding is None else None
+    for attempt in range(FIFO_RETRIES + 1):
+        model = ModelWrapper(copy.deepcopy(unfolded.model))
+        if folding is not None:
+            notes += apply_folding(model, folding, max_weight_width, folding_source)
         else:
-            mode = "target_fps" if target_fps is not None else "target_cycles"
-            T, what = target
-            if T < ceiling["max_cycles"]:
-                raise QnnflowError(
-                    f"fold: {what} is beyond the ceiling: node '{ceiling['node']}' needs at least "
-                    f"{ceiling['max_cycles']:,} cycles per image at its widest legal folding (at most "
-                    f"{ceiling['fps']:,.0f} FPS at {1e3 / clock_ns:g} MHz); lower the target"
-                    f"{_weight_hint(ceiling, max_weight_width)}")
-            solution = fold_search.solve(problem, T)
-            if solution is None:
-                raise _budget_error(problem, space, budget, T, what)
-        set_folding(model, space, solution.choice)
-    converters = insert_converters(model, board)
-    layers = estimate.layer_estimates(model, board)
-    performance = estimate.network_performance(layers, clock_ns)
-    if folding is None:  # the graph's own cost models must agree with the search's bookkeeping
-        got = estimate.total_resources(layers)
-        if [got[r] for r in RESOURCES] != list(solution.totals) or performance["max_cycles"] != solution.bottleneck:
-            raise RuntimeError(f"internal error: the folded graph costs {got} at {performance['max_cycles']} cycles, "
-                               f"the search counted {list(solution.totals)} at {solution.bottleneck}")
+            # a retry has less room, so it cannot beat the last bottleneck
+            solution = _search(problem, space, budget, target, solution.bottleneck if attempt else 0)
+            set_folding(model, space, problem, solution.choice)
+        converters = insert_converters(model, board)
+        layers = estimate.layer_estimates(model, board)
+        performance = estimate.network_performance(layers, clock_ns)
+        if folding is None:  # the graph's own cost models must agree with the search's bookkeeping
+            got = estimate.total_resources(layers)
+            if [got[r] for r in RESOURCES] != list(solution.totals) or performance["max_cycles"] != solution.bottleneck:
+                raise RuntimeError(f"internal error: the folded graph costs {got} at {performance['max_cycles']} "
+                                   f"cycles, the search counted {list(solution.totals)} at {solution.bottleneck}")
+        searched = estimate.total_resources(layers)
+        fifo_notes = size_branch_fifos(model) if any(n.op_type == FORK for n in model.graph.node) else []
+        if fifo_notes:
+            layers = estimate.layer_estimates(model, board)
+            performance = estimate.network_performance(layers, clock_ns)
+        totals = estimate.total_resources(layers)
+        extra = np.array([totals[r] - searched[r] for r in RESOURCES])
+        if folding is not None or not fifo_notes or (np.array([totals[r] for r in RESOURCES]) <= budget.vector()).all():
+            break
+        if attempt == FIFO_RETRIES:
+            notes.append("the branch FIFOs push the design over the budget; lower the budget fractions or the "
+                         "target to leave them room")
+            break
+        # the FIFOs' size depends on the folding the search picks: search again, leaving them room
+        problem = dataclasses.replace(problem, budget=np.maximum(budget.vector() - extra, 0))
+        notes.append(f"searched again leaving {', '.join(f'{int(v):,} {r}' for v, r in zip(extra, RESOURCES) if v)} "
+                     f"for the branch FIFOs")
+    notes += fifo_notes
     if folding is None and performance["max_cycles"] == ceiling["max_cycles"] and ceiling["weight_word_limited"]:
         notes.append(f"the design is at its ceiling{_weight_hint(ceiling, max_weight_width)}")
     report = FoldReport(mode, board["name"], clock_ns, budget, layers, performance, ceiling,

@@ -3,7 +3,9 @@
 The problem (pure arrays, no graph; ``Problem``): a chain of nodes, node i choosing one
 candidate k with ``cycles[k]`` and resources ``res[k] = (LUT, BRAM18, DSP)``; between
 nodes i and i+1 a width converter whose cost and cycles depend on node i's output width
-and node i+1's input width (zero when equal, "illegal" when no converter can do it).
+class and node i+1's input width class (zero when equal, "illegal" when no converter can do
+it).  A DAG (forks and joins) is posed as such a chain by ``choose.make_problem``: a class
+there is the tuple of widths of every stream crossing the cut between two positions.
 
 Claim: ``min_bottleneck`` returns an assignment minimising the largest cycle count over
 nodes and converters subject to total LUT, BRAM18 and DSP each within budget, and among
@@ -67,6 +69,7 @@ class Problem:
     edges: list[EdgeCands]  # len(nodes) - 1
     budget: np.ndarray  # (3,) int: LUT, BRAM18, DSP
     weights: np.ndarray  # (3,) float, the objective's weight per resource
+    origin: list | None = None  # per node, the FoldSpace candidate each candidate stands for (None: itself)
 
 
 @dataclass
@@ -281,7 +284,7 @@ def necessary_floor(problem: Problem, levels: np.ndarray) -> int:
     return int(ok[0]) if ok.size else len(levels) - 1
 
 
-def min_bottleneck(problem: Problem) -> Solution | None:
+def min_bottleneck(problem: Problem, at_least: int = 0) -> Solution | None:
     """The smallest feasible bottleneck, then the cheapest design at it; None when no level is feasible.
 
     Galloping from ``necessary_floor`` up, then bisection: a few DP runs instead of one per level.
@@ -290,7 +293,8 @@ def min_bottleneck(problem: Problem) -> Solution | None:
     top = len(levels) - 1
     if not feasible(problem, int(levels[top])):
         return None
-    lo = necessary_floor(problem, levels)  # every level below lo is infeasible
+    # every level below lo is infeasible (``at_least``: a bottleneck the caller knows cannot be beaten)
+    lo = max(necessary_floor(problem, levels), min(int(np.searchsorted(levels, at_least)), top))
     hi, step = lo, 1
     while not feasible(problem, int(levels[hi])):
         lo = hi + 1

@@ -1,4 +1,4 @@
-"""The folding search space of a dataflow chain: every legal folding of every node, costed.
+"""The folding search space of a dataflow region: every legal folding of every node, costed.
 
 For each dataflow node, the candidates are the products of its knobs (its ``parallel_knobs``
 over the divisors of the dimension each divides, its ram_style and resType), kept when the
@@ -9,9 +9,9 @@ its parameter word (``parameter_word_bits``: an MVAU's PE*SIMD*weight bits) fits
 writes): the node owns its cost model, the search only reads it.  The first and last node
 also carry the AXI port adapter their input or output width needs (hls/widths.py).
 
-Between consecutive nodes whose stream widths differ a width converter is needed; its cost
+Where a stream's producer and consumer widths differ a width converter is needed; its cost
 (a function of the producer's output width and the consumer's input width) is tabulated per
-chain edge by hls/widths.py, with the converter node's own cost model.
+stream by hls/widths.py, with the converter node's own cost model.
 
 The candidates are evaluated on a private copy of each node whose attribute reads are
 memoised (``hls.nodes.views.op_view``).
@@ -30,9 +30,9 @@ from qnnflow.base.values import divisors
 from qnnflow.hls.nodes import derived_kinds
 from qnnflow.hls.nodes.cost import RESOURCES
 from qnnflow.hls.nodes.views import op_view
-from qnnflow.hls.partition import hardware_region
-from qnnflow.hls.widths import ConverterCost, Edge, chain_edges, converter_cost, input_adapter, output_adapter, \
-    port_formats
+from qnnflow.hls.partition import hardware_region, stream_input_count
+from qnnflow.hls.widths import ConverterCost, Edge, converter_cost, input_adapter, output_adapter, port_formats, \
+    stream_edges
 
 FOLDING_ATTRS = ("PE", "SIMD", "ram_style", "resType")
 # Widest weight word (PE*SIMD*weight bits) an MVAU may read per cycle.  The cost model charges
@@ -52,8 +52,8 @@ class NodeSpace:
     attrs: list[dict]
     cycles: np.ndarray  # (K,) int64
     res: np.ndarray  # (K, 3) int64
-    in_width: np.ndarray  # (K,) bits per input word
-    out_width: np.ndarray  # (K,) bits per output word
+    in_width: np.ndarray  # (K, stream inputs) bits per input word, by port
+    out_width: np.ndarray  # (K, outputs) bits per output word, by port
 
     def __len__(self) -> int:
         return len(self.attrs)
@@ -61,7 +61,7 @@ class NodeSpace:
 
 @dataclass
 class FoldSpace:
-    """The chain of dataflow nodes (graph order) with their candidates and the edges between them."""
+    """The dataflow nodes (topological order) with their candidates and the streams between them."""
 
     nodes: list[NodeSpace]
     edges: list[Edge]
@@ -112,6 +112,7 @@ def node_space(node, board: dict, max_weight_width: int) -> tuple[NodeSpace, boo
     for attr, value in original.items():
         op.set_nodeattr(attr, value)
     names = list(knobs)
+    inputs, outputs = stream_input_count(node), len(node.output)
     attrs, rows, capped = [], [], False
     for values in itertools.product(*(knobs[n] for n in names)):
         choice = dict(zip(names, values))
@@ -125,13 +126,16 @@ def node_space(node, board: dict, max_weight_width: int) -> tuple[NodeSpace, boo
             continue
         res = op.resources_with_stream(board)
         attrs.append({a: choice.get(a, original[a]) for a in original})
-        rows.append((op.cycles(), *(res[r] for r in RESOURCES), op.instream_width(), op.outstream_width()))
+        widths = [op.instream_width(), *(op.input_format(p).packed_bits for p in range(1, inputs)),
+                  op.outstream_width(), *(op.output_format(p).packed_bits for p in range(1, outputs))]
+        rows.append((op.cycles(), *(res[r] for r in RESOURCES), *widths))
     if not rows:
         raise QnnflowError(
             f"node '{node.name}': no legal folding (PE/SIMD dividing its dimensions) fits fold.max_weight_width="
             f"{max_weight_width}; raise fold.max_weight_width")
     table = np.array(rows, dtype=np.int64)
-    space = NodeSpace(node.name, node.op_type, attrs, table[:, 0], table[:, 1:4], table[:, 4], table[:, 5])
+    space = NodeSpace(node.name, node.op_type, attrs, table[:, 0], table[:, 1:4], table[:, 4:4 + inputs],
+                      table[:, 4 + inputs:])
     return space, capped
 
 
@@ -151,7 +155,7 @@ def build_space(model: ModelWrapper, board: dict, max_weight_width: int) -> Fold
     if derived:
         raise QnnflowError(f"fold: the region still holds converter/FIFO nodes {derived}; remove them first "
                            f"(hls.widths.strip_derived)")
-    edges = chain_edges(model, region)  # element types agree along the chain, before any node is costed
+    edges = stream_edges(model, region)  # element types agree along each stream, before any node is costed
     spaces, limited = [], set()
     for node in region.nodes:
         space, capped = node_space(node, board, max_weight_width)
@@ -159,6 +163,6 @@ def build_space(model: ModelWrapper, board: dict, max_weight_width: int) -> Fold
         if capped:
             limited.add(node.name)
     port_in, port_out = port_formats(region, board)
-    _add_port(spaces[0], lambda width: input_adapter(port_in, width), spaces[0].in_width)
-    _add_port(spaces[-1], lambda width: output_adapter(port_out, width), spaces[-1].out_width)
+    _add_port(spaces[0], lambda width: input_adapter(port_in, width), spaces[0].in_width[:, 0])
+    _add_port(spaces[-1], lambda width: output_adapter(port_out, width), spaces[-1].out_width[:, 0])
     return FoldSpace(spaces, edges, board, limited)

@@ -37,6 +37,12 @@ EXAMPLES = {
                       (2, 3, 2, 2), "INT4"),
     "UpsampleNearestNeighbour": (dict(ImgDim=[2, 3], Factor=[2, 2], NumChannels=2, inputDataType="INT4"),
                                  (2, 2, 3, 2), "INT4"),
+    "DuplicateStreams": (dict(outputs=["y1"], NumChannels=2, inputDataType="INT4", numInputVectors=[2, 3]), (2, 3, 2),
+                         "INT4"),
+    "AddStreams": (dict(inputs=["x", "x"], NumChannels=2, inputDataType="INT4", input1DataType="INT4",
+                        outputDataType="INT5", numInputVectors=[2]), (2, 2), "INT4"),
+    "StreamingConcat": (dict(inputs=["x", "x"], ChannelsPerStream=[2, 2], NumChannels=4, inputDataType="INT4",
+                             input1DataType="INT4", outputDataType="INT4", numInputVectors=[2]), (2, 2), "INT4"),
     "LabelSelect": (dict(Labels=5, K=2, inputDataType="INT4"), (2, 5), "INT4"),
     "StreamingFIFO": (dict(depth=4, folded_shape=[1, 2, 1, 2], dataType="INT4"), (2, 2, 2), "INT4"),
     "StreamingDataWidthConverter": (dict(inWidth=4, outWidth=8, shape=[1, 2, 2], dataType="INT4"), (2, 2, 2), "INT4"),
@@ -48,8 +54,10 @@ INITS = {"W": (np.ones((6, 4)), "INT2"), "V": (np.array([[1, -2, 0], [-1, 1, 1]]
 def example(op_type):
     attrs, shape, dt = EXAMPLES[op_type]
     attrs = dict(attrs)
-    inputs = attrs.pop("inputs", ["x"])
-    return make_node(op_type, inputs, **attrs), shape, dt, {k: INITS[k] for k in inputs[1:]}
+    inputs, more_outputs = attrs.pop("inputs", ["x"]), attrs.pop("outputs", [])
+    node = make_node(op_type, inputs, **attrs)
+    node.output.extend(more_outputs)  # a fork's second output
+    return node, shape, dt, {k: INITS[k] for k in inputs[1:] if k in INITS}
 
 
 def test_every_exported_class_is_found_by_the_qonnx_registry():
