@@ -36,12 +36,14 @@ from qnnflow.hls.codegen.cpp import (
     signed_bits,
 )
 from qnnflow.hls.codegen.kernel import Kernel, check_emittable, formats, header, storage_pragma
+from qnnflow.hls.codegen.rtl_unit import RtlUnit, element_params, memory_path, rom_style, rom_text
 from qnnflow.hls.nodes import cost
 from qnnflow.hls.nodes.base import HWNode, Memory, fold_problem
 from qnnflow.hls.nodes.intmath import count_reached, exact_matmul
 from qnnflow.hls.nodes.thresholding import (
     activation_problem,
     threshold_cpp,
+    threshold_rtl,
     threshold_slots,
     threshold_table,
     threshold_word_bits,
@@ -77,6 +79,7 @@ class MVAU(HWNode):
 
     FINN_OP_TYPES = ("MatrixVectorActivation", "StreamingFCLayer_Batch")
     KERNEL_HEADER = "mvau.hpp"
+    RTL_SOURCES = ("qnnflow_mvau.v", "qnnflow_rom.v", "qnnflow_activation.v")
 
     def get_nodeattr_types(self):
         return {
@@ -394,3 +397,32 @@ class MVAU(HWNode):
         in_fmt, out_fmt = formats(self)
         return Kernel(node.name, node.op_type, ident, in_fmt, out_fmt, f"{ident}_process({{inp}}, {{out}});",
                       header(ident, node, self.KERNEL_HEADER, body), pragmas)
+
+    # ----- RTL --------------------------------------------------------------------------
+
+    def emit_rtl(self, model, ident: str) -> RtlUnit:
+        """qnnflow_mvau: weights in one ROM word per (output fold, input fold) across the PEs."""
+        check_emittable(self, model)
+        node, g = self.onnx_node, self.get_nodeattr
+        mw, mh, simd, pe = self._mw_mh_simd_pe()
+        idt, wdt, odt = self.input_datatype(), self.get_weight_datatype(), self.output_datatype()
+        weights = np.asarray(model.get_initializer(node.input[1])).astype(np.int64)
+        words = packed_weights(weights, pe, simd).transpose(1, 0, 2).reshape(self.calc_wmem(), pe * simd)
+        w_mem = memory_path(ident, "weights")
+        memories = {w_mem: rom_text(words, wdt.name)}
+        acc_bits = signed_bits(*self.accumulator_range(weights))
+        params = dict(MW=mw, MH=mh, SIMD=simd, PE=pe, **element_params("IN", idt), **element_params("W", wdt),
+                      XNOR=int(self.xnor()), ACC_BITS=acc_bits, OUT_BITS=odt.bitwidth(), HAS_ACT=0, NT=1, T_BITS=2,
+                      ACT_VAL=0, WEIGHTS=w_mem, THRESHOLDS="", RAM_STYLE=rom_style(g("ram_style")))
+        if self.has_activation():
+            lo, hi = self._compared_range()
+            slots = threshold_slots(odt, g("ActVal"))
+            t_bits, rom = threshold_rtl(threshold_table(model.get_initializer(node.input[2]), pe, slots, lo, hi),
+                                        lo, hi)
+            t_mem = memory_path(ident, "thresholds")
+            memories[t_mem] = rom
+            params.update(HAS_ACT=1, NT=slots, T_BITS=t_bits, ACT_VAL=g("ActVal"), THRESHOLDS=t_mem,
+                          ACC_BITS=max(acc_bits, signed_bits(lo, hi)))
+        else:  # the output is the accumulator: its low OUT_BITS bits are the output's code
+            params["ACC_BITS"] = max(acc_bits, odt.bitwidth())
+        return RtlUnit(node.name, node.op_type, ident, "qnnflow_mvau", params, *formats(self), memories)
