@@ -53,7 +53,7 @@ def module_source_hash(fn: Callable) -> str:
 # qnnflow's code. Build and board YAMLs (builds/) are not code but configuration: their
 # values key exactly the steps that read them (see BuildConfig.cache_values).
 _SOURCE_PACKAGES = ("qnnflow.base", "qnnflow.flow", "qnnflow.transforms", "qnnflow.models", "qnnflow.hls")
-_SOURCE_SUFFIXES = (".py", ".hpp", ".cpp")
+_SOURCE_SUFFIXES = (".py", ".hpp", ".cpp", ".v")
 
 
 def qnnflow_source_files() -> list[tuple[str, Path]]:
@@ -93,7 +93,8 @@ def register_step(name: str, config: tuple[str, ...] = (), produces: tuple[str, 
 
 
 # Importing these modules registers the built-in steps.
-STEP_MODULES = ("qnnflow.flow.steps", "qnnflow.flow.fold_step", "qnnflow.flow.hls_steps", "qnnflow.flow.board_steps")
+STEP_MODULES = ("qnnflow.flow.steps", "qnnflow.flow.fold_step", "qnnflow.flow.hls_steps", "qnnflow.flow.board_steps",
+                "qnnflow.flow.rtl_steps")
 
 
 def _load_builtin_steps():

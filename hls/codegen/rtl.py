@@ -8,8 +8,9 @@ and asks each node kind for its RTL unit (``emit_rtl``).  The files are determin
   board's ``axi_width`` (clock ``ap_clk``, active-low ``ap_rst_n``), the input port adapter, the
   node wrappers in a chain, the output port adapter (TLAST on an image's last word).  With
   ``QNNFLOW_PROBES`` defined (rtlsim) it also exposes each unit's handshakes and output words.
-- ``units/<ident>.v``: module ``qf_<ident>``: the node's module with its parameters and, as in the
-  HLS top, a depth-2 FIFO on the stream it writes (not after a FIFO node or the output port).
+- ``units/<ident>.v``: module ``qf_<ident>``: the node's (or port adapter's) module with its
+  parameters and, as in the HLS top, a depth-2 FIFO on the stream it writes (not after a FIFO
+  node or the output port).
   Per-node synthesis takes these as tops.
 - ``lib/*.v``: the hls/rtl/ modules the region uses; ``mem/*.mem``: ``$readmemh`` files (paths
   relative to the project directory, where simulators and Yosys run).
@@ -78,8 +79,9 @@ def _param_value(value) -> str:
     return f'"{value}"' if isinstance(value, str) else str(int(value))
 
 
-def _wrapper(unit: RtlUnit, fifo: bool) -> str:
-    """Module qf_<ident>: the unit's module (and its output FIFO) behind one pair of stream ports."""
+def _wrapper(unit: RtlUnit, fifo: bool, last_port: bool) -> str:
+    """Module qf_<ident>: the unit's module (and its output FIFO) behind one pair of stream ports; the output
+    port adapter's also has out_last (TLAST)."""
     w_in, w_out = _word_bits(unit.in_fmt), _word_bits(unit.out_fmt)
     params = ",\n".join(f"        .{k}({_param_value(v)})" for k, v in unit.params.items())
     last = unit.module == "qnnflow_dwc"
@@ -90,14 +92,14 @@ def _wrapper(unit: RtlUnit, fifo: bool) -> str:
              f"module qf_{unit.ident} (",
              "    input wire clk,", "    input wire rst,",
              f"    input wire [{w_in - 1}:0] in_data,", "    input wire in_valid,", "    output wire in_ready,",
-             f"    output wire [{w_out - 1}:0] out_data,", "    output wire out_valid,", "    input wire out_ready",
-             ");"]
+             f"    output wire [{w_out - 1}:0] out_data,", "    output wire out_valid,",
+             "    input wire out_ready" + (",\n    output wire out_last" if last_port else ""), ");"]
     if fifo:
         lines += [f"    wire [{w_out - 1}:0] core_data;", "    wire core_valid, core_ready;"]
     lines += [f"    {unit.module} #(", params, "    ) core (", "        .clk(clk), .rst(rst),",
               "        .in_data(in_data), .in_valid(in_valid), .in_ready(in_ready),",
               f"        .out_data({core_out}_data), .out_valid({core_out}_valid), .out_ready({core_out}_ready)"
-              + (",\n        .out_last()" if last else ""), "    );"]
+              + (f",\n        .out_last({'out_last' if last_port else ''})" if last else ""), "    );"]
     if fifo:
         lines += [f"    qnnflow_fifo #(.WIDTH({w_out}), .DEPTH({STREAM_DEPTH})) stream (",
                   "        .clk(clk), .rst(rst),",
@@ -140,17 +142,11 @@ def _top(model: ModelWrapper, units: list[RtlUnit], ports: str) -> str:
         lines += [f"    assign {b.ident}_in_data = {a.ident}_out_data;", f"    assign {b.ident}_in_valid = {a.ident}_out_valid;",
                   f"    assign {a.ident}_out_ready = {b.ident}_in_ready;"]
     for i, u in enumerate(units):
-        if ports == "axi" and i == n - 1:  # the output adapter: the top's TLAST
-            lines += [f"    qnnflow_dwc #({', '.join(f'.{k}({_param_value(v)})' for k, v in u.params.items())}) "
-                      f"{u.ident} (", "        .clk(ap_clk), .rst(rst),",
-                      f"        .in_data({u.ident}_in_data), .in_valid({u.ident}_in_valid), .in_ready({u.ident}_in_ready),",
-                      f"        .out_data({u.ident}_out_data), .out_valid({u.ident}_out_valid), "
-                      f".out_ready({u.ident}_out_ready), .out_last({u.ident}_last)", "    );"]
-            continue
+        tlast = f", .out_last({u.ident}_last)" if ports == "axi" and i == n - 1 else ""
         lines += [f"    qf_{u.ident} {u.ident} (", "        .clk(ap_clk), .rst(rst),",
                   f"        .in_data({u.ident}_in_data), .in_valid({u.ident}_in_valid), .in_ready({u.ident}_in_ready),",
-                  f"        .out_data({u.ident}_out_data), .out_valid({u.ident}_out_valid), .out_ready({u.ident}_out_ready)",
-                  "    );"]
+                  f"        .out_data({u.ident}_out_data), .out_valid({u.ident}_out_valid), .out_ready({u.ident}_out_ready)"
+                  + tlast, "    );"]
     lines.append("`ifdef QNNFLOW_PROBES")
     for what in ("in_valid", "in_ready", "out_valid", "out_ready"):
         lines.append(f"    assign probe_{what} = {{{', '.join(f'{u.ident}_{what}' for u in reversed(units))}}};")
@@ -195,9 +191,8 @@ def generate_rtl(model: ModelWrapper, board: dict, ports: str = "axi") -> RtlPro
     files = {f"lib/{name}": data for name, data in sources.items()}
     files[f"{TOP}.v"] = _top(model, units, ports).encode()
     for i, u in enumerate(units):
-        if ports == "axi" and i == len(units) - 1:
-            continue
-        files[f"units/{u.ident}.v"] = _wrapper(u, fifo=not u.buffers_output).encode()
+        output_adapter = ports == "axi" and i == len(units) - 1  # the top's TLAST; the stream leaves the design
+        files[f"units/{u.ident}.v"] = _wrapper(u, not (u.buffers_output or output_adapter), output_adapter).encode()
         files.update(u.memories)
     files["manifest.json"] = _manifest(model, units, in_fmt, out_fmt, ports).encode()
     return RtlProject(dict(sorted(files.items())), units, in_fmt, out_fmt, region, ports)

@@ -412,7 +412,7 @@ class MVAU(HWNode):
         memories = {w_mem: rom_text(words, wdt.name)}
         acc_bits = signed_bits(*self.accumulator_range(weights))
         params = dict(MW=mw, MH=mh, SIMD=simd, PE=pe, **element_params("IN", idt), **element_params("W", wdt),
-                      XNOR=int(self.xnor()), ACC_BITS=acc_bits, OUT_BITS=odt.bitwidth(), HAS_ACT=0, NT=1, T_BITS=2,
+                      XNOR=int(self.xnor()), USE_DSP=int(self.uses_dsp()), ACC_BITS=acc_bits, OUT_BITS=odt.bitwidth(), HAS_ACT=0, NT=1, T_BITS=2,
                       ACT_VAL=0, WEIGHTS=w_mem, THRESHOLDS="", RAM_STYLE=rom_style(g("ram_style")))
         if self.has_activation():
             lo, hi = self._compared_range()

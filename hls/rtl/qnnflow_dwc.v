@@ -2,8 +2,8 @@
 // same bits in the same order, IN_W-bit words in, OUT_W-bit words out, IMAGE_BITS bits per image
 // (streams.hpp's repack).  An input word past the image's bits is read whole and its extra bits
 // dropped; the image's last output word is zero padded and flagged by out_last (TLAST on the
-// output port).  An in+out-bit shift register holds `have` bits; a word is read while at most
-// OUT_W bits wait, so reading and writing overlap: max(in words, out words) + 1 cycles an image.
+// output port).  An in+out-bit shift register holds `have` bits; a word is read whenever it fits
+// beside the bits staying this cycle, so reading and writing overlap.
 module qnnflow_dwc #(
     parameter IN_W = 8,
     parameter OUT_W = 8,
@@ -34,11 +34,10 @@ module qnnflow_dwc #(
     assign out_valid = (have >= OUT_W) || (all_read && have != 0);
     assign out_data = held[OUT_W-1:0];
     assign out_last = all_read && have <= OUT_W;
-    assign in_ready = !all_read && have <= OUT_W;
-
-    wire push = in_valid && in_ready;
     wire pop = out_valid && out_ready;
     wire [HB-1:0] kept = !pop ? have : (have > OUT_W ? have - OUT_W : {HB{1'b0}});
+    assign in_ready = !all_read && kept + IN_W <= CAP;  // room once this cycle's word (if any) has left
+    wire push = in_valid && in_ready;
     wire [CAP-1:0] shifted = pop ? (held >> OUT_W) : held;
 
     always @(posedge clk) begin

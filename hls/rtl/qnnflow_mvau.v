@@ -26,6 +26,7 @@ module qnnflow_mvau #(
     parameter W_SIGNED = 0,
     parameter W_BIPOLAR = 0,
     parameter XNOR = 0,
+    parameter USE_DSP = 0,
     parameter ACC_BITS = 16,
     parameter OUT_BITS = 16,
     parameter HAS_ACT = 0,
@@ -117,6 +118,25 @@ module qnnflow_mvau #(
         end
     endfunction
 
+    // One lane's product: a sign flip for a BIPOLAR operand; else a multiplier for DSP slices
+    // (USE_DSP, the node's resType), or shift-and-add in fabric, which synthesis keeps out of DSPs.
+    function signed [IN_BITS+W_BITS+1:0] lane_product(input signed [IN_BITS:0] a, input signed [W_BITS:0] b);
+        integer k;
+        reg signed [IN_BITS+W_BITS+1:0] partial;
+        begin
+            if (W_BIPOLAR != 0) lane_product = b[W_BITS] ? -a : a;
+            else if (IN_BIPOLAR != 0) lane_product = a[IN_BITS] ? -b : b;
+            else if (USE_DSP != 0) lane_product = a * b;
+            else begin
+                partial = 0;
+                for (k = 0; k < W_BITS; k = k + 1)
+                    if (b[k]) partial = partial + (a <<< k);
+                if (b[W_BITS]) partial = partial - (a <<< W_BITS);
+                lane_product = partial;
+            end
+        end
+    endfunction
+
     reg [PE*ACC_BITS-1:0] acc, acc_next;
     integer p, s;
     reg signed [ACC_BITS-1:0] sum;
@@ -125,7 +145,7 @@ module qnnflow_mvau #(
             sum = b_first ? {ACC_BITS{1'b0}} : acc[p*ACC_BITS +: ACC_BITS];
             for (s = 0; s < SIMD; s = s + 1) begin
                 if (XNOR != 0) sum = sum + {b_x[s] ~^ b_w[p*SIMD + s]};  // one bit: {} is self-determined
-                else sum = sum + in_lane(b_x, s) * w_lane(b_w, p*SIMD + s);
+                else sum = sum + lane_product(in_lane(b_x, s), w_lane(b_w, p*SIMD + s));
             end
             acc_next[p*ACC_BITS +: ACC_BITS] = sum;
         end

@@ -15,11 +15,15 @@ module qnnflow_rom #(
 );
     generate
         if (STYLE == "block") begin : block_rom
-            (* rom_style = "block", ram_style = "block" *) reg [WIDTH-1:0] mem [0:DEPTH-1];
+            (* rom_style = "block" *) reg [WIDTH-1:0] mem [0:DEPTH-1];
             initial $readmemh(INIT, mem);
             always @(posedge clk) if (en) data <= mem[addr];
         end else if (STYLE == "distributed") begin : distributed_rom
-            (* rom_style = "distributed", ram_style = "distributed" *) reg [WIDTH-1:0] mem [0:DEPTH-1];
+`ifdef YOSYS  // Yosys maps no LUT RAM without a write port: a distributed ROM is logic there
+            (* rom_style = "logic" *) reg [WIDTH-1:0] mem [0:DEPTH-1];
+`else
+            (* rom_style = "distributed" *) reg [WIDTH-1:0] mem [0:DEPTH-1];
+`endif
             initial $readmemh(INIT, mem);
             always @(posedge clk) if (en) data <= mem[addr];
         end else begin : auto_rom

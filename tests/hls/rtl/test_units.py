@@ -44,7 +44,8 @@ def test_mvau_xnor(pe, simd, rtl_cache, tmp_path):
 
 
 @pytest.mark.parametrize("idt,wdt,pe,simd,act", [("INT4", "INT3", 2, 4, True), ("INT8", "BIPOLAR", 4, 2, True),
-                                                 ("UINT3", "INT2", 2, 8, False), ("BIPOLAR", "BIPOLAR", 1, 16, False)])
+                                                 ("UINT3", "INT2", 2, 8, False), ("BIPOLAR", "BIPOLAR", 1, 16, False),
+                                                 ("INT6", "INT5", 2, 2, False)])  # INT6 x INT5: DSP products
 def test_mvau_multibit(idt, wdt, pe, simd, act, rtl_cache, tmp_path):
     rng = np.random.default_rng(simd)
     mw, mh = 16, 4
@@ -55,7 +56,7 @@ def test_mvau_multibit(idt, wdt, pe, simd, act, rtl_cache, tmp_path):
         attrs.update(outputDataType="INT3", ActVal=-2)
         params[2] = thresholds_for(rng, mh, 5, -60, 60)
     else:
-        attrs.update(outputDataType="INT10", noActivation=1)
+        attrs.update(outputDataType="INT12", noActivation=1)
     full = simulate(node_model("MVAU", attrs, params), rtl_cache, tmp_path)
     assert full.performance["cycles_per_image"] == (mw // simd) * (mh // pe)
 

@@ -1,0 +1,106 @@
+"""The rtl_codegen, rtlsim and synth build steps on tfc_w1a1, a mismatch naming its node, and the one-line
+failures: a missing tool, a node kind without RTL."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from qonnx.core.modelwrapper import ModelWrapper
+
+from qnnflow.base.errors import QnnflowError
+from qnnflow.flow.config import load_config
+from qnnflow.flow.runner import run_build
+from qnnflow.hls.codegen.rtl import generate_rtl
+from qnnflow.hls.rtlsim import rtlsim
+from qnnflow.hls.rtl_tools import tool
+from tests.hls.backend.helpers import BOARD, node_model
+
+STEPS = "[export, tidy, streamline, to_hw, fold, estimate, rtl_codegen, rtlsim, synth]"
+# a slow folding (fewer lanes) keeps Yosys's whole-design synthesis to seconds of CPU
+FOLD = "fold: {target_cycles: 2000}"
+
+
+def build(tmp_path, out, steps=STEPS, extra=FOLD, outputs="[qonnx, rtl, rtlsim, synth]"):
+    path = tmp_path / "tfc.yaml"
+    path.write_text(f"model: tfc_w1a1\nboard: pynq-z1\nsteps: {steps}\noutputs: {outputs}\n"
+                    f"golden: {{count: 4}}\n{extra}\n")
+    return run_build(load_config(path), out, progress=lambda line: None)
+
+
+def test_tfc_w1a1_rtl_codegen_rtlsim_synth(tmp_path):
+    out = tmp_path / "out"
+    log = build(tmp_path, out)
+    assert log["outputs"]["rtl"] == "rtl/qnnflow_top.v"
+    model = ModelWrapper(str(out / "05_estimate.onnx"))
+    files = generate_rtl(model, BOARD).files
+    assert all((out / "rtl" / rel).read_bytes() == data for rel, data in files.items())  # deterministic bytes
+    assert any(rel.startswith("rtl/mem/MVAU_0_weights") for rel in (p.relative_to(out).as_posix()
+                                                                     for p in (out / "rtl").rglob("*.mem")))
+    assert json.loads((out / "rtlsim" / "result.json").read_text())["bit_exact"] is True
+    perf = json.loads((out / "report" / "rtlsim_performance.json").read_text())
+    estimate = json.loads((out / "report" / "estimate_network_performance.json").read_text())
+    assert perf["estimate"]["cycles_per_image"] == estimate["max_cycles"]
+    # the folding's slowest node has no slack: measured cycles per image are at least its cycles
+    assert perf["cycles_per_image"] >= estimate["max_cycles"] and perf["latency_cycles"] >= perf["cycles_per_image"]
+    assert set(perf["nodes"]) >= {"input port", "MVAU_0", "MVAU_3", "output port"}
+    assert perf["bottleneck_measured"] in perf["nodes"]
+    busy = perf["nodes"][perf["bottleneck_measured"]]["busy_cycles"]
+    assert all(n["busy_cycles"] <= busy for n in perf["nodes"].values())
+    synth = json.loads((out / "report" / "post_synth_yosys.json").read_text())
+    assert synth["family"] == "xc7" and synth["total"]["LUT"] > 0 and synth["total"]["FF"] > 0
+    assert synth["nodes"]["MVAU_0"]["LUT"] > 0 and set(synth["nodes"]) == set(synth["estimate"])
+    steps = {s["name"]: s for s in log["steps"]}
+    assert steps["rtlsim"]["checked"].startswith("RTL simulation bit-exact")
+
+
+def test_mismatch_names_the_first_differing_node(tmp_path, rtl_cache):
+    """The RTL of one graph simulated against another whose second layer's weights differ."""
+    rng = np.random.default_rng(3)
+    attrs = dict(MW=16, MH=8, SIMD=4, PE=2, inputDataType="BINARY", weightDataType="BINARY", outputDataType="BINARY",
+                 accDataType="UINT5", binaryXnorMode=1)
+    from tests.hls.backend.helpers import chain_model, random_ints
+
+    w0, w1 = random_ints(rng, "BINARY", (16, 16)), random_ints(rng, "BINARY", (16, 8))
+    t0, t1 = np.full((16, 1), 8, np.float32), np.full((8, 1), 8, np.float32)
+    layers = [("MVAU", dict(attrs, MH=16), {1: w0, 2: t0}), ("MVAU", attrs, {1: w1, 2: t1})]
+    model = chain_model(layers)
+    project = generate_rtl(model, BOARD, ports="stream")
+    changed = chain_model([layers[0], ("MVAU", attrs, {1: 1 - w1, 2: t1})])
+    x = random_ints(rng, "BINARY", (3, 16))
+    result = rtlsim(changed, x, BOARD, rtl_cache, tmp_path, project=project)
+    assert not result.bit_exact
+    assert result.mismatch["node"] == "MVAU_1" and "first differing node: 'MVAU_1'" in result.message()
+
+
+def test_node_kind_without_rtl_is_named():
+    model = node_model("StreamingMaxPool", dict(NumChannels=2, ImgDim=[4, 4], PoolDim=[2, 2], PE=1,
+                                                dataType="UINT2"))
+    with pytest.raises(QnnflowError, match="node 'StreamingMaxPool_0': StreamingMaxPool has no RTL"):
+        generate_rtl(model, BOARD)
+
+
+def test_missing_tools_fail_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    for name, step in (("verilator", "rtlsim"), ("yosys", "synth")):
+        with pytest.raises(QnnflowError, match=f"{step} needs {name}.*apt-get install {name}"):
+            tool(name, step)
+
+
+def test_missing_verilator_exits_2(tmp_path):
+    """The whole CLI, on a PATH without verilator: one line, exit status 2, no result written."""
+    path = tmp_path / "tfc.yaml"
+    path.write_text("model: tfc_w1a1\nboard: pynq-z1\nsteps: [export, tidy, streamline, to_hw, rtl_codegen, rtlsim]\n"
+                    "golden: {count: 2}\n")
+    cli = Path(sys.executable).parent / "qnnflow"
+    proc = subprocess.run([str(cli), "build", str(path), "--out", str(tmp_path / "out")], capture_output=True,
+                          text=True, env={**os.environ, "PATH": str(tmp_path)})
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "rtlsim needs verilator" in errors[0] and "apt-get install verilator" in errors[0]
+    assert not (tmp_path / "out" / "rtlsim" / "result.json").exists()
