@@ -29,6 +29,7 @@ class Step:
     produces: tuple[str, ...]
     doc: str
     tools: tuple[str, ...] = ()  # programs the step runs when found on PATH: which are found keys its cache
+    needs: tuple[str, ...] = ()  # programs the step cannot run without: checked before the build starts
 
     def code_hash(self) -> str:
         """Hash of the code behind the step: editing it invalidates the step's cache.
@@ -81,12 +82,12 @@ _ALWAYS_PRODUCED = {"build_log": ("export",)}
 
 
 def register_step(name: str, config: tuple[str, ...] = (), produces: tuple[str, ...] = (),
-                  tools: tuple[str, ...] = ()):
+                  tools: tuple[str, ...] = (), needs: tuple[str, ...] = ()):
     """Decorator: register ``fn`` as the build step ``name``."""
 
     def wrap(fn):
         doc = (inspect.getdoc(fn) or "").split("\n")[0]
-        _STEPS[name] = Step(name, fn, tuple(config), tuple(produces), doc, tuple(tools))
+        _STEPS[name] = Step(name, fn, tuple(config), tuple(produces), doc, tuple(tools), tuple(needs))
         return fn
 
     return wrap

@@ -23,6 +23,7 @@ from qnnflow.flow.runner import StepContext
 RTL_DIR = "rtl"
 RTLSIM_DIR = "rtlsim"
 SYNTH_DIR = "synth"
+MIN_IMAGES = 24  # the golden inputs repeated to this many images: the steady state is measured in the middle
 
 
 def _dump(obj) -> bytes:
@@ -51,14 +52,15 @@ def _estimates(model, board) -> tuple[dict, dict]:
     return {layer.name: layer for layer in layers}, estimate.network_performance(layers, 1.0)
 
 
-@register_step("rtlsim", config=("board",), produces=("rtlsim",))
+@register_step("rtlsim", config=("board",), produces=("rtlsim",), needs=("verilator",))
 def rtlsim_step(model, ctx: StepContext):
     """Simulate the RTL with Verilator on the golden inputs, bit-exact, and measure cycles per image and per node."""
     from qnnflow.hls.rtlsim import rtlsim
 
     golden = ctx.golden()
     base = ctx.out_dir / RTLSIM_DIR
-    result = rtlsim(model, golden.input, ctx.board, cache_dir=base / "bin", work_dir=base / "run")
+    result = rtlsim(model, golden.input, ctx.board, cache_dir=base / "bin", work_dir=base / "run",
+                    min_images=MIN_IMAGES)
     ctx.write_artifact(f"{RTLSIM_DIR}/result.json", _dump(result.to_dict()), delivers="rtlsim")
     if not result.bit_exact:
         raise QnnflowError(result.message())
@@ -74,7 +76,8 @@ def rtlsim_step(model, ctx: StepContext):
               "clock_ns": ctx.cfg.clock_ns, "nodes": measured["nodes"]}
     ctx.write_artifact("report/rtlsim_performance.json", _dump(report))
     ctx.log(format_rtlsim(report))
-    ctx.checked = f"RTL simulation bit-exact with the graph on {result.images} golden inputs"
+    ctx.checked = (f"RTL simulation bit-exact with the graph on {len(golden.input)} golden inputs "
+                   f"({result.images} images streamed back to back)")
     how = "cached build" if result.cached else f"verilated in {result.build_seconds:.1f} s"
     ctx.notes.append(f"rtlsim: {measured['cycles_per_image']:,.1f} cycles per image measured (estimate "
                      f"{perf['max_cycles']:,}), latency {measured['latency_cycles']:,} cycles; bottleneck measured "
@@ -98,7 +101,7 @@ def format_rtlsim(report: dict) -> str:
     return "\n".join(lines)
 
 
-@register_step("synth", config=("board",), produces=("synth",))
+@register_step("synth", config=("board",), produces=("synth",), needs=("yosys",))
 def synth_step(model, ctx: StepContext):
     """Synthesise the RTL with Yosys per node (out of context) and whole: LUT/FF/LUTRAM/BRAM18/DSP beside the estimate."""
     from qnnflow.hls.codegen.rtl import generate_rtl

@@ -16,8 +16,8 @@ def tool(name: str, needed_by: str) -> str:
     """Path of ``name`` on PATH; a QnnflowError naming the step and the install command otherwise."""
     path = shutil.which(name)
     if path is None:
-        raise QnnflowError(f"{needed_by} needs {name}, which is not on PATH; install it ({INSTALL[name]}) "
-                           f"or choose backend: hls")
+        how = INSTALL.get(name, f"install {name}")
+        raise QnnflowError(f"{needed_by} needs {name}, which is not on PATH; install it ({how}) or choose backend: hls")
     return path
 
 

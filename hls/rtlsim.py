@@ -340,8 +340,9 @@ def run(sim: Simulator, project: RtlProject, x: np.ndarray, work_dir: Path, seed
 def measure(stats: dict, project: RtlProject) -> dict:
     """Steady-state cycles per image, the first image's latency and per-unit busy/stall cycles.
 
-    The steady state is the window from the first image's last output word to the last image's:
-    (images - 1) image intervals, so it needs at least two images.
+    The steady state is the window between the last output words of the images a quarter and three
+    quarters into the run: away from the pipeline filling and from the input running out.  It needs
+    at least two images (``rtlsim`` streams at least MIN_IMAGES).
     """
     first_in, last_out = stats["first_in"], stats["last_out"]
     images = len(last_out)
@@ -349,13 +350,15 @@ def measure(stats: dict, project: RtlProject) -> dict:
     if images < 2:
         report.update(cycles_per_image=None, window_cycles=0, nodes={}, bottleneck_measured=None)
         return report
-    window = last_out[-1] - last_out[0]
-    report["cycles_per_image"] = window / (images - 1)
+    begin, end = images // 4, max(3 * images // 4, images // 4 + 1)
+    window = last_out[end] - last_out[begin]
+    report["cycles_per_image"] = window / (end - begin)
     report["window_cycles"] = window
+    report["window_images"] = [begin, end]
     nodes = {}
     for unit, counts in zip(project.units, stats["units"]):
-        start, end = counts["at_image"][0], counts["at_image"][-1]
-        starve, stall, words_in, words_out = (e - s for s, e in zip(start, end))
+        start, end_counts = counts["at_image"][begin], counts["at_image"][end]
+        starve, stall, words_in, words_out = (e - s for s, e in zip(start, end_counts))
         waiting = min(window, starve + stall)
         nodes[unit.node] = {"op_type": unit.op_type, "busy_cycles": window - waiting, "stall_cycles": stall,
                             "starve_cycles": starve, "words_in": words_in, "words_out": words_out,
@@ -400,11 +403,15 @@ def first_differing_node(project: RtlProject, model: ModelWrapper, x: np.ndarray
 
 def rtlsim(model: ModelWrapper, inputs: np.ndarray, board: dict, cache_dir: Path, work_dir: Path,
            project: RtlProject | None = None, seed: int = 0, valid_prob: float = 1.0,
-           ready_prob: float = 1.0) -> RtlsimResult:
+           ready_prob: float = 1.0, min_images: int = 0) -> RtlsimResult:
     """Simulate the RTL of ``model`` for ``board`` on model inputs ``inputs`` (through the host head) and compare
-    with Python bit for bit; on a mismatch name the first node whose output words differ."""
+    with Python bit for bit; on a mismatch name the first node whose output words differ.
+
+    The inputs are repeated up to ``min_images`` images, back to back, so that the measurement has a
+    steady state between filling the pipeline and draining it."""
     project = project or generate_rtl(model, board)
     x = region_input(model, project.region, inputs) if project.ports == "axi" else np.asarray(inputs)
+    x = np.concatenate([x] * -(-min_images // len(x))) if len(x) < min_images else x  # a steady state to measure
     problem = value_problem(x, DataType[project.input_format.datatype])
     if problem:
         raise QnnflowError(f"the tensor entering the hardware region {problem}; the host head must produce "

@@ -68,7 +68,7 @@ def test_mismatch_names_the_first_differing_node(tmp_path, rtl_cache):
 
     w0, w1 = random_ints(rng, "BINARY", (16, 16)), random_ints(rng, "BINARY", (16, 8))
     t0, t1 = np.full((16, 1), 8, np.float32), np.full((8, 1), 8, np.float32)
-    layers = [("MVAU", dict(attrs, MH=16), {1: w0, 2: t0}), ("MVAU", attrs, {1: w1, 2: t1})]
+    layers = [("MVAU", dict(attrs, MH=16, PE=4), {1: w0, 2: t0}), ("MVAU", attrs, {1: w1, 2: t1})]  # 4-bit words
     model = chain_model(layers)
     project = generate_rtl(model, BOARD, ports="stream")
     changed = chain_model([layers[0], ("MVAU", attrs, {1: 1 - w1, 2: t1})])
@@ -93,7 +93,7 @@ def test_missing_tools_fail_in_one_line(tmp_path, monkeypatch):
 
 
 def test_missing_verilator_exits_2(tmp_path):
-    """The whole CLI, on a PATH without verilator: one line, exit status 2, no result written."""
+    """The whole CLI, on a PATH without verilator: one line, exit status 2, before anything is built."""
     path = tmp_path / "tfc.yaml"
     path.write_text("model: tfc_w1a1\nboard: pynq-z1\nsteps: [export, tidy, streamline, to_hw, rtl_codegen, rtlsim]\n"
                     "golden: {count: 2}\n")
@@ -102,5 +102,6 @@ def test_missing_verilator_exits_2(tmp_path):
                           text=True, env={**os.environ, "PATH": str(tmp_path)})
     assert proc.returncode == 2
     errors = [line for line in proc.stderr.splitlines() if "error" in line]
-    assert len(errors) == 1 and "rtlsim needs verilator" in errors[0] and "apt-get install verilator" in errors[0]
-    assert not (tmp_path / "out" / "rtlsim" / "result.json").exists()
+    assert len(errors) == 1 and "step 'rtlsim' needs verilator" in errors[0], proc.stderr
+    assert "apt-get install verilator" in errors[0]
+    assert not (tmp_path / "out").exists()  # refused before any step ran

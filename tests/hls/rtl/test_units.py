@@ -56,7 +56,7 @@ def test_mvau_multibit(idt, wdt, pe, simd, act, rtl_cache, tmp_path):
         attrs.update(outputDataType="INT3", ActVal=-2)
         params[2] = thresholds_for(rng, mh, 5, -60, 60)
     else:
-        attrs.update(outputDataType="INT12", noActivation=1)
+        attrs.update(outputDataType="INT14", noActivation=1)
     full = simulate(node_model("MVAU", attrs, params), rtl_cache, tmp_path)
     assert full.performance["cycles_per_image"] == (mw // simd) * (mh // pe)
 
