@@ -136,8 +136,9 @@ DEFAULT_STEPS = ["export", "tidy", "streamline", "to_hw", "fold", "estimate", "h
 # The back-end steps and the outputs they deliver, per ``backend:`` value.
 BACKENDS = {
     "hls": (("hls_codegen", "cppsim"), ("hls", "cppsim")),
-    "rtl": (("rtl_codegen", "rtlsim", "synth"), ("rtl", "rtlsim", "synth")),
-    "both": (("hls_codegen", "cppsim", "rtl_codegen", "rtlsim", "synth"), ("hls", "cppsim", "rtl", "rtlsim", "synth")),
+    "rtl": (("fifo_size", "rtl_codegen", "rtlsim", "synth"), ("fifo_depths", "rtl", "rtlsim", "synth")),
+    "both": (("fifo_size", "hls_codegen", "cppsim", "rtl_codegen", "rtlsim", "synth"),
+             ("fifo_depths", "hls", "cppsim", "rtl", "rtlsim", "synth")),
 }
 
 

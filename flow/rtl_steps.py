@@ -1,5 +1,7 @@
 """Build steps of the RTL back end (``backend: rtl`` or ``both``).
 
+- ``fifo_size`` simulates the RTL with deep FIFOs, then puts StreamingFIFO nodes of the measured
+  depths in the graph (hls/fifo_sizing.py), for both back ends; ``OUT/report/fifo_depths.json``.
 - ``rtl_codegen`` writes ``OUT/rtl/`` (hls/codegen/rtl.py): the top with AXI-Stream ports at the
   board's axi_width, one wrapper per node, the module library and the memory files.
 - ``rtlsim`` builds it with Verilator (cached under ``OUT/rtlsim/bin/<hash>/``), streams the golden
@@ -28,6 +30,23 @@ MIN_IMAGES = 24  # the golden inputs repeated to this many images: the steady st
 
 def _dump(obj) -> bytes:
     return (json.dumps(obj, indent=2) + "\n").encode()
+
+
+@register_step("fifo_size", config=("board",), produces=("fifo_depths",), needs=("verilator",))
+def fifo_size_step(model, ctx: StepContext):
+    """FIFOs sized from the occupancy measured in RTL simulation, in front of the nodes whose input streams need them."""
+    from qnnflow.hls.fifo_sizing import size_fifos
+
+    base = ctx.out_dir / RTLSIM_DIR
+    sized, report = size_fifos(model, ctx.board, ctx.golden().input, base / "bin", ctx.out_dir / "fifo_size",
+                               min_images=MIN_IMAGES)
+    ctx.write_artifact("report/fifo_depths.json", _dump(report), delivers="fifo_depths")
+    added = {name: f["depth"] for name, f in report["fifos"].items() if f["inserted"]}
+    cycles = report["cycles_per_image"]
+    ctx.notes.append(f"FIFOs in front of {', '.join(f'{n} ({d} words)' for n, d in added.items()) or 'no node'}; "
+                     f"{cycles['sized']:,.1f} cycles per image measured with them, {cycles['deep']:,.1f} with "
+                     f"whole-image FIFOs")
+    return sized
 
 
 @register_step("rtl_codegen", config=("board",), produces=("rtl",))

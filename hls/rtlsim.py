@@ -77,7 +77,7 @@ template <std::size_t N> static void get(const VlWide<N>& sig, uint8_t* b, int n
 template <class T> static bool bit(const T& sig, int i) {{ return (uint64_t(sig) >> i) & 1; }}
 template <std::size_t N> static bool bit(const VlWide<N>& sig, int i) {{ return (sig.data()[i / 32] >> (i % 32)) & 1; }}
 
-struct Counts {{ long starve = 0, stall = 0, in_words = 0, out_words = 0; }};
+struct Counts {{ long starve = 0, stall = 0, in_words = 0, out_words = 0, peak = 0; }};
 
 int main(int argc, char** argv) {{
     if (argc != 8) {{
@@ -132,6 +132,11 @@ int main(int argc, char** argv) {{
             c.starve += ir && !iv;
             c.stall += ov && !orr;
             c.in_words += iv && ir;
+            long count = 0;
+            switch (u) {{
+{count_cases}
+            }}
+            if (count > c.peak) c.peak = count;
             if (ov && orr) {{
                 c.out_words++;
                 switch (u) {{
@@ -183,7 +188,8 @@ int main(int argc, char** argv) {{
     for (long i = 0; i < images; i++) std::fprintf(fs, "%s%ld", i ? ", " : "", last_out[i]);
     std::fprintf(fs, "], \"units\": [");
     for (int u = 0; u < UNITS; u++) {{
-        std::fprintf(fs, "%s{{\"ident\": \"%s\", \"at_image\": [", u ? ", " : "", IDENTS[u]);
+        std::fprintf(fs, "%s{{\"ident\": \"%s\", \"peak_occupancy\": %ld, \"at_image\": [", u ? ", " : "", IDENTS[u],
+                     counts[u].peak);
         for (long i = 0; i < images; i++) {{
             const Counts& c = at_image[u][i];
             std::fprintf(fs, "%s[%ld, %ld, %ld, %ld]", i ? ", " : "", c.starve, c.stall, c.in_words, c.out_words);
@@ -203,12 +209,15 @@ def harness_source(project: RtlProject) -> str:
     units = project.units
     cases = "\n".join(f"                    case {i}: get(top->probe_data_{i}, word, TAP_BYTES[{i}]); break;"
                       for i in range(len(units)))
+    counts = "\n".join(f"                case {i}: count = long(top->probe_count_{i}); break;"
+                       for i, u in enumerate(units) if u.buffers_output) or "                default: break;"
     return HARNESS.format(
         top=TOP, units=len(units), in_bytes=project.input_format.word_bytes, out_bytes=project.output_format.word_bytes,
         out_words=project.output_format.words, in_words=project.input_format.words,
         check_last="true" if project.ports == "axi" else "false",
         idents=", ".join(f'"{u.ident}"' for u in units),
-        tap_bytes=", ".join(str(_tap_bytes(u.out_fmt)) for u in units), tap_cases=cases, idle_limit=IDLE_LIMIT)
+        tap_bytes=", ".join(str(_tap_bytes(u.out_fmt)) for u in units), tap_cases=cases, count_cases=counts,
+        idle_limit=IDLE_LIMIT)
 
 
 def _tap_bytes(fmt) -> int:
@@ -363,6 +372,8 @@ def measure(stats: dict, project: RtlProject) -> dict:
         nodes[unit.node] = {"op_type": unit.op_type, "busy_cycles": window - waiting, "stall_cycles": stall,
                             "starve_cycles": starve, "words_in": words_in, "words_out": words_out,
                             "busy_fraction": round((window - waiting) / window, 4) if window else None}
+        if unit.buffers_output:
+            nodes[unit.node]["peak_occupancy"] = counts["peak_occupancy"]
     report["nodes"] = nodes
     report["bottleneck_measured"] = max(nodes, key=lambda n: nodes[n]["busy_cycles"])
     return report
