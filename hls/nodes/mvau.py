@@ -353,6 +353,13 @@ class MVAU(HWNode):
         luts = mem["LUT"] + cost.control_luts(board) + cost.DATAPATH_SCALE * pe * per_pe
         return {"LUT": int(math.ceil(luts)), "BRAM18": int(mem["BRAM18"]), "DSP": int(dsp)}
 
+    def emitted_thresholds(self, model) -> tuple[np.ndarray, int, int]:
+        """(table [PE][MH/PE][slots], lo, hi): the threshold memory both back ends emit, for compared values in [lo, hi]."""
+        lo, hi = self._compared_range()
+        slots = threshold_slots(self.output_datatype(), self.get_nodeattr("ActVal"))
+        initializer = model.get_initializer(self.onnx_node.input[2])
+        return threshold_table(initializer, self.get_nodeattr("PE"), slots, lo, hi), lo, hi
+
     # ----- C++ --------------------------------------------------------------------------
 
     def emit(self, model, ident: str) -> Kernel:
@@ -376,9 +383,8 @@ class MVAU(HWNode):
                    *storage_pragma(f"{ident}_weights", g("ram_style"))]
         thresholds = "qnnflow::mvau_no_thresholds<{c}>::table".format(c=f"{ident}_cfg")
         if has_act:
-            lo, hi = self._compared_range()
-            slots = threshold_slots(odt, g("ActVal"))
-            table = threshold_table(model.get_initializer(node.input[2]), pe, slots, lo, hi)
+            table, lo, hi = self.emitted_thresholds(model)
+            slots = table.shape[2]
             types["thr_t"], types["tmem_t"], thr_def = threshold_cpp(ident, table, lo, hi)
             constants["NT"] = constants["TSLOTS"] = slots
             parts.append("// thresholds[pe][nf][t]: ascending thresholds of output nf*PE + pe\n" + thr_def)
@@ -415,10 +421,9 @@ class MVAU(HWNode):
                       XNOR=int(self.xnor()), USE_DSP=int(self.uses_dsp()), ACC_BITS=acc_bits, OUT_BITS=odt.bitwidth(), HAS_ACT=0, NT=1, T_BITS=2,
                       ACT_VAL=0, WEIGHTS=w_mem, THRESHOLDS="", RAM_STYLE=rom_style(g("ram_style")))
         if self.has_activation():
-            lo, hi = self._compared_range()
-            slots = threshold_slots(odt, g("ActVal"))
-            t_bits, rom = threshold_rtl(threshold_table(model.get_initializer(node.input[2]), pe, slots, lo, hi),
-                                        lo, hi)
+            table, lo, hi = self.emitted_thresholds(model)
+            slots = table.shape[2]
+            t_bits, rom = threshold_rtl(table, lo, hi)
             t_mem = memory_path(ident, "thresholds")
             memories[t_mem] = rom
             params.update(HAS_ACT=1, NT=slots, T_BITS=t_bits, ACT_VAL=g("ActVal"), THRESHOLDS=t_mem,
