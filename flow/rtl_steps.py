@@ -125,7 +125,7 @@ def synth_step(model, ctx: StepContext):
     """Synthesise the RTL with Yosys per node (out of context) and whole: LUT/FF/LUTRAM/BRAM18/DSP beside the estimate."""
     from qnnflow.hls.codegen.rtl import generate_rtl
     from qnnflow.hls.nodes import cost
-    from qnnflow.hls.synth import FAMILIES, synthesize
+    from qnnflow.hls.synth import FAMILIES, board_problem, synthesize
 
     project = generate_rtl(model, ctx.board)
     work = ctx.out_dir / SYNTH_DIR
@@ -141,10 +141,9 @@ def synth_step(model, ctx: StepContext):
     ctx.write_artifact("report/post_synth_yosys.json", _dump(report), delivers="synth")
     ctx.log(format_synth(report, ctx.board))
     total, est = report["total"], report["estimate_total"]
-    over = [r for r in ("LUT", "FF", "BRAM18", "DSP") if total[r] > ctx.board["resources"][r]]
-    if over:
-        raise QnnflowError(f"the design needs {', '.join(f'{total[r]:,} {r}' for r in over)} by Yosys's count, more "
-                           f"than {ctx.board['name']} has; fold it slower (fold.lut/bram/dsp) or pick a larger board")
+    problem = board_problem(total, ctx.board)
+    if problem:
+        raise QnnflowError(problem)
     ctx.checked = "none"
     ctx.notes.append(f"Yosys: {total['LUT']:,} LUT, {total['FF']:,} FF, {total['BRAM18']} BRAM18, {total['DSP']} DSP "
                      f"(estimate {est['LUT']:,} LUT, {est['BRAM18']} BRAM18, {est['DSP']} DSP)")

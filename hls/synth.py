@@ -92,3 +92,14 @@ def synthesize(project: RtlProject, project_dir: Path, family: str, whole: bool 
     else:
         report["total"] = summed
     return report
+
+
+def board_problem(total: dict, board: dict) -> str | None:
+    """Why a design of ``total`` resources (Yosys's count) does not fit ``board``, or None."""
+    over = [r for r in ("LUT", "FF", "BRAM18", "DSP") if total[r] > board["resources"][r]]
+    if not over:
+        return None
+    needs = ", ".join(f"{total[r]:,} {r}" for r in over)
+    has = ", ".join(f"{board['resources'][r]:,}" for r in over)
+    return (f"the design needs {needs} by Yosys's count, more than {board['name']} has ({has}); fold it slower "
+            f"(fold.lut/bram/dsp) or pick a larger board")

@@ -19,7 +19,7 @@ from qnnflow.flow.runner import run_build
 from qnnflow.hls.codegen.rtl import generate_rtl
 from qnnflow.hls.rtlsim import rtlsim
 from qnnflow.hls.rtl_tools import tool
-from qnnflow.hls.synth import synthesize
+from qnnflow.hls.synth import board_problem, synthesize
 from tests.hls.backend.helpers import BOARD, chain_model, node_model, random_ints
 
 STEPS = "[export, tidy, streamline, to_hw, fold, estimate, rtl_codegen, rtlsim]"
@@ -85,6 +85,10 @@ def test_synth_per_node_follows_res_type_and_ram_style(tmp_path):
         node = report["nodes"]["MVAU_0"]
         assert check(node) and node["LUT"] > 0 and node["FF"] > 0, node
         assert report["total"]["LUT"] > 0
+        assert board_problem(report["total"], BOARD) is None
+        tiny = {"name": "Tiny", "resources": {"LUT": 10**6, "FF": 10**6, "BRAM18": 10**6, "DSP": 0}}
+        if report["total"]["DSP"]:  # over the board's resources by Yosys's count: named
+            assert "DSP by Yosys's count, more than Tiny has (0)" in board_problem(report["total"], tiny)
 
 
 def test_mismatch_names_the_first_differing_node(tmp_path, rtl_cache):
