@@ -133,6 +133,41 @@ def _choice_problem(what: str, value: str, choices) -> str:
 
 DEFAULT_STEPS = ["export", "tidy", "streamline", "to_hw", "fold", "estimate", "hls_codegen", "cppsim", "vivado",
                  "driver", "deploy"]
+# The back-end steps and the outputs they deliver, per ``backend:`` value.
+BACKENDS = {
+    "hls": (("hls_codegen", "cppsim"), ("hls", "cppsim")),
+    "rtl": (("fifo_size", "rtl_codegen", "rtlsim", "synth"), ("fifo_depths", "rtl", "rtlsim", "synth")),
+    "both": (("fifo_size", "hls_codegen", "cppsim", "rtl_codegen", "rtlsim", "synth"),
+             ("fifo_depths", "hls", "cppsim", "rtl", "rtlsim", "synth")),
+}
+
+
+def _swap_backend(items, backend: str, which: int) -> list:
+    """``items`` (steps or outputs) with the back-end entries replaced by ``backend``'s, where the first was."""
+    every = {x for steps_outputs in BACKENDS.values() for x in steps_outputs[which]}
+    if not isinstance(items, list) or not any(x in every for x in items):
+        return items
+    at = next(i for i, x in enumerate(items) if x in every)
+    kept = [x for x in items if x not in every]
+    return kept[:at] + list(BACKENDS[backend][which]) + kept[at:]
+
+
+def apply_backend(raw: dict) -> None:
+    """Put the chosen back end's steps (and outputs) in place of the other's, in place.
+
+    Without ``steps:`` the default list gets the back end's steps; with ``steps:`` and an explicit
+    ``backend:`` the listed back-end steps are swapped for the chosen one's; without ``backend:`` a
+    listed step list is kept as written.
+    """
+    backend = raw.get("backend")
+    if backend not in BACKENDS:
+        return  # absent, or reported by validation
+    if raw.get("steps") is None:
+        raw["steps"] = _swap_backend(list(DEFAULT_STEPS), backend, 0)
+    else:
+        raw["steps"] = _swap_backend(raw["steps"], backend, 0)
+    if raw.get("outputs") is not None:
+        raw["outputs"] = _swap_backend(raw["outputs"], backend, 1)
 
 SCHEMA: dict[str, Field] = {
     "name": Field((str,), doc="build name; defaults to the YAML file's stem"),
@@ -152,6 +187,8 @@ SCHEMA: dict[str, Field] = {
         (str,), required=True, check=_known_board, doc="board name or board YAML path", is_path=is_board_path,
     ),
     "clock_ns": Field((int, float), check=_positive, doc="target clock period; default: the board's"),
+    "backend": Field((str,), default="hls", check=lambda v, cfg: None if v in BACKENDS else _choice_problem(
+        "backend", v, list(BACKENDS)), doc="hls (C++ for Vitis HLS, cppsim), rtl (Verilog, rtlsim, Yosys synth) or both"),
     "steps": Field((list,), default=DEFAULT_STEPS, check=_known_steps, doc="steps to run, in order"),
     "verify": Field((list, str), default="all", check=_verify_subset, doc="steps whose output is checked"),
     "outputs": Field(
@@ -321,6 +358,7 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> BuildConfig:
     if not isinstance(raw, dict):
         raise QnnflowError(f"{label}: expected a mapping of fields (model:, board:, ...), got {type(raw).__name__}")
     touched = apply_overrides(raw, list(overrides))
+    apply_backend(raw)
 
     def where(field_path: str) -> str:
         origin = " (from --set)" if field_path in touched else ""

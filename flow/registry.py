@@ -29,6 +29,7 @@ class Step:
     produces: tuple[str, ...]
     doc: str
     tools: tuple[str, ...] = ()  # programs the step runs when found on PATH: which are found keys its cache
+    needs: tuple[str, ...] = ()  # programs the step cannot run without: checked before the build starts
 
     def code_hash(self) -> str:
         """Hash of the code behind the step: editing it invalidates the step's cache.
@@ -53,7 +54,7 @@ def module_source_hash(fn: Callable) -> str:
 # qnnflow's code. Build and board YAMLs (builds/) are not code but configuration: their
 # values key exactly the steps that read them (see BuildConfig.cache_values).
 _SOURCE_PACKAGES = ("qnnflow.base", "qnnflow.flow", "qnnflow.transforms", "qnnflow.models", "qnnflow.hls")
-_SOURCE_SUFFIXES = (".py", ".hpp", ".cpp")
+_SOURCE_SUFFIXES = (".py", ".hpp", ".cpp", ".v")
 
 
 def qnnflow_source_files() -> list[tuple[str, Path]]:
@@ -81,19 +82,20 @@ _ALWAYS_PRODUCED = {"build_log": ("export",)}
 
 
 def register_step(name: str, config: tuple[str, ...] = (), produces: tuple[str, ...] = (),
-                  tools: tuple[str, ...] = ()):
+                  tools: tuple[str, ...] = (), needs: tuple[str, ...] = ()):
     """Decorator: register ``fn`` as the build step ``name``."""
 
     def wrap(fn):
         doc = (inspect.getdoc(fn) or "").split("\n")[0]
-        _STEPS[name] = Step(name, fn, tuple(config), tuple(produces), doc, tuple(tools))
+        _STEPS[name] = Step(name, fn, tuple(config), tuple(produces), doc, tuple(tools), tuple(needs))
         return fn
 
     return wrap
 
 
 # Importing these modules registers the built-in steps.
-STEP_MODULES = ("qnnflow.flow.steps", "qnnflow.flow.fold_step", "qnnflow.flow.hls_steps", "qnnflow.flow.board_steps")
+STEP_MODULES = ("qnnflow.flow.steps", "qnnflow.flow.fold_step", "qnnflow.flow.hls_steps", "qnnflow.flow.board_steps",
+                "qnnflow.flow.rtl_steps")
 
 
 def _load_builtin_steps():

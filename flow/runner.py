@@ -44,6 +44,7 @@ from qnnflow.base.userspec import import_callable, is_user_spec
 from qnnflow.flow.config import BuildConfig
 from qnnflow.flow.registry import Step, module_source_hash, resolve_step
 from qnnflow.flow.verify import verify_step
+from qnnflow.hls.rtl_tools import tool
 
 STATE_FILE = Path(".qnnflow") / "state.json"
 GOLDEN_FILE = "golden.npz"
@@ -178,6 +179,9 @@ class Runner:
         stop = self._index(to_step, "--to", len(self.steps) - 1)
         if stop < start:
             raise QnnflowError(f"--to {to_step} comes before --from {from_step}")
+        for step in self.steps[start : stop + 1]:
+            for program in step.needs:
+                tool(program, f"step '{step.name}'")
         if start > 0:
             prev = self.steps[start - 1]
             rec = self._load_state().get(prev.name)

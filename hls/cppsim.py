@@ -329,17 +329,22 @@ def first_differing_layer(project: HlsProject, model: ModelWrapper, x: np.ndarra
     tap_dir = Path(work_dir) / "taps"
     run_testbench(binary.path, project, x, Path(work_dir) / "layers", tap_dir=tap_dir)
     _, expected = execute_region(model, project.region, x, keep=True)
-    nodes = {n.name: n for n in project.region.nodes}
-    for kernel in project.kernels:
-        fmt = kernel.out_fmt
-        tap = tap_dir / f"{kernel.ident}.bin"
-        want = expected[kernel.node].reshape(len(x), -1)
+    return compare_taps([(k.ident, k.node, k.out_fmt) for k in project.kernels], project.region, expected, len(x),
+                        tap_dir)
+
+
+def compare_taps(streams, region: Region, expected: dict[str, np.ndarray], images: int, tap_dir: Path) -> dict | None:
+    """The first of ``streams`` ((ident, node, StreamFormat) in region order) whose words in
+    ``tap_dir/<ident>.bin`` differ from the node's Python output ``expected[node]`` on ``images`` images."""
+    nodes = {n.name: n for n in region.nodes}
+    for ident, node, fmt in streams:
+        tap = Path(tap_dir) / f"{ident}.bin"
+        want = expected[node].reshape(images, -1)
         got = fmt.unpack(tap.read_bytes()).reshape(-1, fmt.elements) if tap.is_file() else None
         if got is None or got.shape != want.shape or not np.array_equal(got, want):
             differing = None if got is None or got.shape != want.shape else \
-                int((got != want).reshape(len(x), fmt.words, fmt.lanes).any(axis=-1).sum())
-            return {"node": kernel.node, "op_type": nodes[kernel.node].op_type, "ident": kernel.ident,
-                    "words_differing": differing}
+                int((got != want).reshape(images, fmt.words, fmt.lanes).any(axis=-1).sum())
+            return {"node": node, "op_type": nodes[node].op_type, "ident": ident, "words_differing": differing}
     return None
 
 

@@ -10,6 +10,8 @@ hardware view, and nothing outside its module knows it by name:
   memories it declares (``memories``);
 - its C++: ``emit`` (a kernel call and parameter header) and ``KERNEL_HEADER`` in
   hls/include/;
+- its RTL: ``emit_rtl`` (a module instance with parameters and memory files) and
+  ``RTL_SOURCES`` in hls/rtl/;
 - its FINN names (``FINN_OP_TYPES``), for folding JSON.
 Execution is bit-exact integer numpy over any leading batch size; folding only decides
 legality, never the result.
@@ -40,6 +42,7 @@ from qnnflow.hls.nodes import cost
 
 DOMAIN = "qnnflow.hls.nodes"
 INCLUDE_DIR = Path(__file__).resolve().parents[1] / "include"
+RTL_DIR = Path(__file__).resolve().parents[1] / "rtl"
 STREAM_DEPTH = 2  # words buffered by the stream each node writes (the generated top function's depth)
 
 
@@ -78,6 +81,7 @@ class HWNode(CustomOp):
     STREAM_INPUTS = 1  # the first inputs that are streams (the others are parameters); a join reads several
     FINN_OP_TYPES: tuple[str, ...] = ()  # FINN's older op types for this kind (its own name needs none)
     KERNEL_HEADER: str | None = None  # the kernel's header in hls/include/
+    RTL_SOURCES: tuple[str, ...] = ()  # its Verilog in hls/rtl/: the module it instantiates first, then what that uses
     DERIVED = False  # placed by hls/widths.py (converters, FIFOs): fold never searches it
 
     # ----- identity and errors -------------------------------------------------------
@@ -321,6 +325,17 @@ class HWNode(CustomOp):
         if cls.KERNEL_HEADER is None:
             return {}
         return {cls.KERNEL_HEADER: (INCLUDE_DIR / cls.KERNEL_HEADER).read_bytes()}
+
+    # ----- RTL ---------------------------------------------------------------------------
+
+    def emit_rtl(self, model, ident: str):
+        """The RTL unit (hls.codegen.rtl_unit.RtlUnit) implementing this node, Verilog names prefixed ``ident``."""
+        raise self.error(f"{self.onnx_node.op_type} has no RTL in qnnflow yet; build it with backend: hls")
+
+    @classmethod
+    def rtl_sources(cls) -> dict[str, bytes]:
+        """The Verilog files of the node's RTL by file name (copied into the project's lib/)."""
+        return {name: (RTL_DIR / name).read_bytes() for name in cls.RTL_SOURCES}
 
     def stream_resources(self) -> dict:
         """The FIFO of the stream the node writes: STREAM_DEPTH words of outstream_width bits, in

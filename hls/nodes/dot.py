@@ -223,6 +223,14 @@ class DotProductNode(HWNode):
         luts = mem["LUT"] + cost.control_luts(board) + cost.DATAPATH_SCALE * pe * per_pe
         return {"LUT": int(math.ceil(luts)), "BRAM18": int(mem["BRAM18"]), "DSP": int(dsp)}
 
+    def emitted_thresholds(self, model) -> tuple[np.ndarray, int, int]:
+        """(table [PE][outputs/PE][slots], lo, hi): the threshold memory both back ends emit, for compared
+        values in [lo, hi]."""
+        lo, hi = self._compared_range()
+        slots = threshold_slots(self.output_datatype(), self.get_nodeattr("ActVal"))
+        initializer = model.get_initializer(self.onnx_node.input[2])
+        return threshold_table(initializer, self.get_nodeattr("PE"), slots, lo, hi), lo, hi
+
     # ----- C++ --------------------------------------------------------------------------
 
     def emit_parameters(self, model, ident: str, packed: np.ndarray, layout: str):
@@ -232,7 +240,7 @@ class DotProductNode(HWNode):
         Constants: SIMD, PE, WMEM, WLIMBS, TMEM, NT, TSLOTS, HAS_ACT, ACT_VAL, DSP; types: in_t, w_t,
         out_t, acc_t, wmem_t, thr_t, tmem_t (see mvau.hpp).
         """
-        node, g = self.onnx_node, self.get_nodeattr
+        g = self.get_nodeattr
         _, outputs, simd, pe = self._dot()
         wdt = self.get_weight_datatype()
         wmem_t, limbs = memory_limbs(packed, wdt.name)  # [PE][WMEM][limbs]
@@ -249,9 +257,8 @@ class DotProductNode(HWNode):
                    *storage_pragma(f"{ident}_weights", g("ram_style"))]
         thresholds = f"qnnflow::mvau_no_thresholds<{ident}_cfg>::table"
         if has_act:
-            lo, hi = self._compared_range()
-            slots = threshold_slots(self.output_datatype(), g("ActVal"))
-            table = threshold_table(model.get_initializer(node.input[2]), pe, slots, lo, hi)
+            table, lo, hi = self.emitted_thresholds(model)
+            slots = table.shape[2]
             types["thr_t"], types["tmem_t"], thr_def = threshold_cpp(ident, table, lo, hi)
             constants["NT"] = constants["TSLOTS"] = slots
             parts.append("// thresholds[pe][nf][t]: ascending thresholds of output nf*PE + pe\n" + thr_def)

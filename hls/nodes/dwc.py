@@ -8,6 +8,7 @@ from onnx import helper
 
 from qnnflow.base.streams import MAX_WORD_BITS
 from qnnflow.hls.codegen.kernel import Kernel, check_emittable, formats, header
+from qnnflow.hls.codegen.rtl_unit import RtlUnit
 from qnnflow.hls.nodes import cost
 from qnnflow.hls.nodes.base import HWNode
 
@@ -23,6 +24,7 @@ class StreamingDataWidthConverter(HWNode):
 
     FINN_OP_TYPES = ("StreamingDataWidthConverter_Batch",)
     KERNEL_HEADER = "dwc.hpp"
+    RTL_SOURCES = ("qnnflow_dwc.v",)
     DERIVED = True
 
     _input_dt_attr = "dataType"
@@ -108,3 +110,10 @@ class StreamingDataWidthConverter(HWNode):
         return Kernel(node.name, node.op_type, ident, in_fmt, out_fmt,
                       f"qnnflow::dwc<{in_fmt.packed_bits}, {out_fmt.packed_bits}, {in_fmt.words}>({{inp}}, {{out}});",
                       header(ident, node, self.KERNEL_HEADER, ""))
+
+    def emit_rtl(self, model, ident: str) -> RtlUnit:
+        check_emittable(self, model)
+        in_fmt, out_fmt = formats(self)
+        params = dict(IN_W=in_fmt.packed_bits, OUT_W=out_fmt.packed_bits,
+                      IMAGE_BITS=in_fmt.elements * in_fmt.elem_bits)
+        return RtlUnit(self.onnx_node.name, self.onnx_node.op_type, ident, "qnnflow_dwc", params, in_fmt, out_fmt)

@@ -7,7 +7,8 @@ import math
 from onnx import helper
 
 from qnnflow.base.streams import StreamFormat
-from qnnflow.hls.codegen.kernel import Kernel, check_emittable, header
+from qnnflow.hls.codegen.kernel import Kernel, check_emittable, formats, header
+from qnnflow.hls.codegen.rtl_unit import RtlUnit
 from qnnflow.hls.nodes import cost
 from qnnflow.hls.nodes.base import HWNode
 
@@ -20,6 +21,7 @@ class StreamingFIFO(HWNode):
     """FIFO of ``depth`` words of ``folded_shape[-1]`` elements (FINN's StreamingFIFO names)."""
 
     KERNEL_HEADER = "fifo.hpp"
+    RTL_SOURCES = ("qnnflow_fifo.v",)
     DERIVED = True
 
     _input_dt_attr = "dataType"
@@ -107,3 +109,11 @@ class StreamingFIFO(HWNode):
                       f"qnnflow::fifo<{fmt.packed_bits}, {fmt.words}>({{inp}}, {{out}});",
                       header(ident, node, self.KERNEL_HEADER, ""), out_depth=self.get_nodeattr("depth"),
                       out_impl=self.storage())
+
+    def emit_rtl(self, model, ident: str) -> RtlUnit:
+        """qnnflow_fifo of ``depth`` words: the unit is its output stream's buffer."""
+        check_emittable(self, model)
+        in_fmt, out_fmt = formats(self)
+        params = dict(WIDTH=in_fmt.packed_bits, DEPTH=self.get_nodeattr("depth"))
+        return RtlUnit(self.onnx_node.name, self.onnx_node.op_type, ident, "qnnflow_fifo", params, in_fmt, out_fmt,
+                       buffers_output=True)

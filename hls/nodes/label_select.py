@@ -10,6 +10,7 @@ from qonnx.core.datatype import DataType
 
 from qnnflow.hls.codegen.cpp import config_struct, element_type
 from qnnflow.hls.codegen.kernel import Kernel, check_emittable, formats, header
+from qnnflow.hls.codegen.rtl_unit import RtlUnit
 from qnnflow.hls.nodes import cost
 from qnnflow.hls.nodes.base import HWNode, fold_problem
 
@@ -32,6 +33,7 @@ class LabelSelect(HWNode):
 
     FINN_OP_TYPES = ("LabelSelect_Batch",)
     KERNEL_HEADER = "label_select.hpp"
+    RTL_SOURCES = ("qnnflow_label_select.v",)
 
     def get_nodeattr_types(self):
         return {
@@ -117,3 +119,13 @@ class LabelSelect(HWNode):
         return Kernel(node.name, node.op_type, ident, in_fmt, out_fmt,
                       f"qnnflow::label_select<{ident}_cfg>({{inp}}, {{out}});",
                       header(ident, node, self.KERNEL_HEADER, config_struct(f"{ident}_cfg", constants, types)))
+
+    def emit_rtl(self, model, ident: str) -> RtlUnit:
+        check_emittable(self, model)
+        g, idt = self.get_nodeattr, self.input_datatype()
+        if idt.name == "BIPOLAR":
+            raise self.error("the RTL label select compares integer lanes, not BIPOLAR ones; build it with backend: hls")
+        params = dict(LABELS=g("Labels"), PE=g("PE"), K=g("K"), IN_BITS=idt.bitwidth(), IN_SIGNED=int(idt.signed()),
+                      OUT_BITS=self.output_datatype().bitwidth())
+        return RtlUnit(self.onnx_node.name, self.onnx_node.op_type, ident, "qnnflow_label_select", params,
+                       *formats(self))

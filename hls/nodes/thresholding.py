@@ -13,6 +13,7 @@ import numpy as np
 from qnnflow.base.values import value_problem
 from qnnflow.hls.codegen.cpp import array_definition, config_struct, element_type, pod_signed, signed_bits
 from qnnflow.hls.codegen.kernel import Kernel, check_emittable, formats, header, storage_pragma
+from qnnflow.hls.codegen.rtl_unit import RtlUnit, memory_path, rom_style, rom_text, signed_type
 from qnnflow.hls.nodes import cost
 from qnnflow.hls.nodes.base import ChannelStreamNode, Memory
 from qnnflow.hls.nodes.intmath import count_reached
@@ -50,6 +51,14 @@ def threshold_cpp(ident: str, table: np.ndarray, lo: int, hi: int) -> tuple[str,
     return f"ap_int<{signed_bits(lo, hi + 1)}>", tmem_t, array_definition(tmem_t, f"{ident}_thresholds", table)
 
 
+def threshold_rtl(table: np.ndarray, lo: int, hi: int) -> tuple[int, bytes]:
+    """(T_BITS, ROM text) of a threshold table [PE][rows][slots] for compared values in [lo, hi]: word r
+    holds PE x slots signed T_BITS-bit thresholds, lane p's slot t at lane p*slots + t (qnnflow_activation)."""
+    pe, rows, slots = table.shape
+    bits = signed_bits(lo, hi + 1)
+    return bits, rom_text(table.transpose(1, 0, 2).reshape(rows, pe * slots), signed_type(bits))
+
+
 def threshold_word_bits(slots: int, lo: int, hi: int) -> int:
     """Bits of one emitted threshold memory word: ``slots`` thresholds for compared values in [lo, hi]."""
     return slots * int(pod_signed(lo, hi + 1)[3:-2])
@@ -73,6 +82,7 @@ class Thresholding(ChannelStreamNode):
 
     FINN_OP_TYPES = ("Thresholding_Batch",)
     KERNEL_HEADER = "thresholding.hpp"
+    RTL_SOURCES = ("qnnflow_thresholding.v", "qnnflow_rom.v", "qnnflow_activation.v")
 
     def get_nodeattr_types(self):
         return {
@@ -149,3 +159,18 @@ class Thresholding(ChannelStreamNode):
         return Kernel(node.name, node.op_type, ident, in_fmt, out_fmt,
                       f"qnnflow::thresholding<{ident}_cfg>({{inp}}, {{out}}, {ident}_thresholds);",
                       header(ident, node, self.KERNEL_HEADER, body), pragmas)
+
+    def emit_rtl(self, model, ident: str) -> RtlUnit:
+        check_emittable(self, model)
+        node, g = self.onnx_node, self.get_nodeattr
+        idt, odt = self.input_datatype(), self.output_datatype()
+        if idt.name == "BIPOLAR":
+            raise self.error("the RTL thresholding reads integer lanes, not BIPOLAR ones; build it with backend: hls")
+        pe, lo, hi = g("PE"), *self._compared_range()
+        slots = threshold_slots(odt, g("ActVal"))
+        t_bits, rom = threshold_rtl(threshold_table(model.get_initializer(node.input[1]), pe, slots, lo, hi), lo, hi)
+        mem = memory_path(ident, "thresholds")
+        params = dict(CH=g("NumChannels"), PE=pe, IN_BITS=idt.bitwidth(), IN_SIGNED=int(idt.signed()),
+                      OUT_BITS=odt.bitwidth(), NT=slots, T_BITS=t_bits, ACT_VAL=g("ActVal"), THRESHOLDS=mem,
+                      RAM_STYLE=rom_style(g("ram_style")))
+        return RtlUnit(node.name, node.op_type, ident, "qnnflow_thresholding", params, *formats(self), {mem: rom})

@@ -1,0 +1,178 @@
+// MVAU (hls/nodes/mvau.py, include/mvau.hpp): for each input vector of MW elements, acc[n] =
+// sum_k x[k] * W[k][n] for the MH outputs (XNOR: acc[n] = #{k : x[k] == W[k][n]} over bits), then
+// out[n] = ACT_VAL + #{t : acc[n] >= T[n][t]} with thresholds (HAS_ACT), else acc[n].
+//
+// Folding as the HLS kernel: PE outputs in parallel, SIMD inputs a cycle; output n in PE n % PE.
+// One cycle per (output fold nf, input fold sf): MW*MH/(SIMD*PE) cycles a vector.  The SF words of
+// a vector are read during nf = 0 and kept for the other output folds.
+//
+// WEIGHTS: MW*MH/(SIMD*PE) words of PE*SIMD*W_BITS bits, word nf*SF + sf holding, for PE p and
+// lane s, the weight of input sf*SIMD + s for output nf*PE + p at bits [(p*SIMD + s)*W_BITS, ...).
+// THRESHOLDS: MH/PE words, word nf the NT slots of outputs nf*PE .. nf*PE+PE-1 (qnnflow_activation).
+// Element encodings as the streams': two's complement when *_SIGNED, BIPOLAR bits 1 = +1, 0 = -1.
+//
+// Two stages: A picks the input word (stream or buffer) and addresses the ROMs (synchronous
+// reads), B accumulates and, on the last input fold, writes the output register.  Everything
+// stalls together while B holds a finished output that the output register cannot take.
+module qnnflow_mvau #(
+    parameter MW = 2,
+    parameter MH = 2,
+    parameter SIMD = 1,
+    parameter PE = 1,
+    parameter IN_BITS = 1,
+    parameter IN_SIGNED = 0,
+    parameter IN_BIPOLAR = 0,
+    parameter W_BITS = 1,
+    parameter W_SIGNED = 0,
+    parameter W_BIPOLAR = 0,
+    parameter XNOR = 0,
+    parameter USE_DSP = 0,
+    parameter ACC_BITS = 16,
+    parameter OUT_BITS = 16,
+    parameter HAS_ACT = 0,
+    parameter NT = 1,
+    parameter T_BITS = 16,
+    parameter ACT_VAL = 0,
+    parameter WEIGHTS = "",
+    parameter THRESHOLDS = "",
+    parameter RAM_STYLE = "auto"
+) (
+    input wire clk,
+    input wire rst,
+    input wire [SIMD*IN_BITS-1:0] in_data,
+    input wire in_valid,
+    output wire in_ready,
+    output reg [PE*OUT_BITS-1:0] out_data,
+    output reg out_valid,
+    input wire out_ready
+);
+    localparam SF = MW / SIMD;
+    localparam NF = MH / PE;
+    localparam WMEM = SF * NF;
+    localparam SB = SF > 1 ? $clog2(SF) : 1;
+    localparam NB = NF > 1 ? $clog2(NF) : 1;
+    localparam WB = WMEM > 1 ? $clog2(WMEM) : 1;
+    localparam XW = SIMD * IN_BITS;
+
+    // ----- stage A: input word, ROM addresses
+    reg [SB-1:0] sf;
+    reg [NB-1:0] nf;
+    reg [WB-1:0] tile;
+    reg b_valid, b_first, b_last;
+    reg [XW-1:0] b_x;
+    wire en = !(b_valid && b_last && out_valid && !out_ready);
+    wire need_in = nf == 0;
+    wire go = en && (!need_in || in_valid);
+    assign in_ready = en && need_in;
+
+    reg [XW-1:0] vector [0:SF-1];
+    wire [XW-1:0] x = need_in ? in_data : vector[sf];
+    always @(posedge clk) if (go && need_in) vector[sf] <= in_data;
+
+    always @(posedge clk) begin
+        if (rst) begin
+            sf <= 0;
+            nf <= 0;
+            tile <= 0;
+            b_valid <= 1'b0;
+        end else if (en) begin
+            b_valid <= go;
+            if (go) begin
+                if (sf == SF - 1) begin
+                    sf <= 0;
+                    nf <= (nf == NF - 1) ? {NB{1'b0}} : nf + 1'b1;
+                    tile <= (nf == NF - 1) ? {WB{1'b0}} : tile + 1'b1;
+                end else begin
+                    sf <= sf + 1'b1;
+                    tile <= tile + 1'b1;
+                end
+            end
+        end
+        if (en) begin
+            b_x <= x;
+            b_first <= sf == 0;
+            b_last <= sf == SF - 1;
+        end
+    end
+
+    wire [PE*SIMD*W_BITS-1:0] b_w;
+    qnnflow_rom #(.WIDTH(PE*SIMD*W_BITS), .DEPTH(WMEM), .INIT(WEIGHTS), .STYLE(RAM_STYLE))
+        weights (.clk(clk), .en(en), .addr(tile), .data(b_w));
+
+    // ----- stage B: accumulate, activate
+    function signed [IN_BITS:0] in_lane(input [XW-1:0] word, input integer s);
+        reg [IN_BITS-1:0] raw;
+        begin
+            raw = word[s*IN_BITS +: IN_BITS];
+            if (IN_BIPOLAR != 0) in_lane = raw[0] ? 1 : -1;
+            else in_lane = {IN_SIGNED != 0 && raw[IN_BITS-1], raw};
+        end
+    endfunction
+
+    function signed [W_BITS:0] w_lane(input [PE*SIMD*W_BITS-1:0] word, input integer index);
+        reg [W_BITS-1:0] raw;
+        begin
+            raw = word[index*W_BITS +: W_BITS];
+            if (W_BIPOLAR != 0) w_lane = raw[0] ? 1 : -1;
+            else w_lane = {W_SIGNED != 0 && raw[W_BITS-1], raw};
+        end
+    endfunction
+
+    // One lane's product: a sign flip for a BIPOLAR operand; else a multiplier for DSP slices
+    // (USE_DSP, the node's resType), or shift-and-add in fabric, which synthesis keeps out of DSPs.
+    function signed [IN_BITS+W_BITS+1:0] lane_product(input signed [IN_BITS:0] a, input signed [W_BITS:0] b);
+        integer k;
+        reg signed [IN_BITS+W_BITS+1:0] partial;
+        begin
+            if (W_BIPOLAR != 0) lane_product = b[W_BITS] ? -a : a;
+            else if (IN_BIPOLAR != 0) lane_product = a[IN_BITS] ? -b : b;
+            else if (USE_DSP != 0) lane_product = a * b;
+            else begin
+                partial = 0;
+                for (k = 0; k < W_BITS; k = k + 1)
+                    if (b[k]) partial = partial + (a <<< k);
+                if (b[W_BITS]) partial = partial - (a <<< W_BITS);
+                lane_product = partial;
+            end
+        end
+    endfunction
+
+    reg [PE*ACC_BITS-1:0] acc, acc_next;
+    integer p, s;
+    reg signed [ACC_BITS-1:0] sum;
+    always @* begin
+        for (p = 0; p < PE; p = p + 1) begin
+            sum = b_first ? {ACC_BITS{1'b0}} : acc[p*ACC_BITS +: ACC_BITS];
+            for (s = 0; s < SIMD; s = s + 1) begin
+                if (XNOR != 0) sum = sum + {b_x[s] ~^ b_w[p*SIMD + s]};  // one bit: {} is self-determined
+                else sum = sum + lane_product(in_lane(b_x, s), w_lane(b_w, p*SIMD + s));
+            end
+            acc_next[p*ACC_BITS +: ACC_BITS] = sum;
+        end
+    end
+    always @(posedge clk) if (en && b_valid) acc <= acc_next;
+
+    wire [PE*OUT_BITS-1:0] result;
+    generate
+        if (HAS_ACT != 0) begin : activate
+            wire [PE*NT*T_BITS-1:0] b_t;
+            qnnflow_rom #(.WIDTH(PE*NT*T_BITS), .DEPTH(NF), .INIT(THRESHOLDS), .STYLE(RAM_STYLE))
+                thresholds (.clk(clk), .en(en), .addr(nf), .data(b_t));
+            qnnflow_activation #(.LANES(PE), .V_BITS(ACC_BITS), .NT(NT), .T_BITS(T_BITS), .OUT_BITS(OUT_BITS),
+                                 .ACT_VAL(ACT_VAL))
+                activation (.values(acc_next), .thresholds(b_t), .out_data(result));
+        end else begin : accumulator
+            genvar q;
+            for (q = 0; q < PE; q = q + 1) begin : lane
+                assign result[q*OUT_BITS +: OUT_BITS] = acc_next[q*ACC_BITS +: OUT_BITS];
+            end
+        end
+    endgenerate
+
+    always @(posedge clk) begin
+        if (rst) out_valid <= 1'b0;
+        else if (en && b_valid && b_last) out_valid <= 1'b1;
+        else if (out_ready) out_valid <= 1'b0;
+        if (en && b_valid && b_last) out_data <= result;
+    end
+endmodule
