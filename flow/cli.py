@@ -12,7 +12,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from qnnflow.base.errors import QnnflowError
+from qnnflow.base.errors import BadInputError, QnnflowError
 
 EXIT_BUILD_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -75,6 +75,9 @@ def _cmd_build(args) -> int:
     print(f"qnnflow: building {cfg['name']} ({cfg['model']}) for {cfg.board['name']} into {out}")
     try:
         log = runner.run(args.from_step, args.to_step)
+    except BadInputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except QnnflowError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BUILD_FAILED

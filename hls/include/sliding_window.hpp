@@ -9,8 +9,10 @@
 // max(OW*KH*KW*CF, SH*W*CF) iterations at II=1, reading and writing in the same loop.
 // The line buffer is the caller's: the generated per-node process declares it, one memory per
 // row, bound to block RAM, LUTRAM or UltraRAM as the node's ram_style says.
+// Windows carry the KCF channel words listed in kept[] (ascending; all CH/SIMD of them unless the
+// layer was pruned): the words of pruned channels are buffered but never written out.
 //
-// C: enum { KH, KW, CH, H, W, OH, OW, SH, SW, SIMD };  typedef ... elem_t;
+// C: enum { KH, KW, CH, H, W, OH, OW, SH, SW, SIMD, KCF };  typedef ... elem_t;
 #ifndef QNNFLOW_SLIDING_WINDOW_HPP
 #define QNNFLOW_SLIDING_WINDOW_HPP
 
@@ -21,10 +23,11 @@ namespace qnnflow {
 template <class C>
 void sliding_window(hls::stream<ap_uint<C::SIMD * C::elem_t::bits> >& in,
                     hls::stream<ap_uint<C::SIMD * C::elem_t::bits> >& out,
-                    ap_uint<C::SIMD * C::elem_t::bits> rows[C::KH + C::SH][C::W * (C::CH / C::SIMD)]) {
+                    ap_uint<C::SIMD * C::elem_t::bits> rows[C::KH + C::SH][C::W * (C::CH / C::SIMD)],
+                    const unsigned kept[C::KCF]) {
     typedef ap_uint<C::SIMD * C::elem_t::bits> word;
     enum { CF = C::CH / C::SIMD, ROW = C::W * CF, NB = C::KH + C::SH };
-    enum { WRITES = C::OW * C::KH * C::KW * CF };
+    enum { WRITES = C::OW * C::KH * C::KW * C::KCF };
     // input row r lives in slot r % NB of rows
 
     // the first KH rows
@@ -55,8 +58,8 @@ void sliding_window(hls::stream<ap_uint<C::SIMD * C::elem_t::bits> >& in,
             if (i < unsigned(WRITES)) {
                 unsigned y_slot = top + ky;
                 if (y_slot >= unsigned(NB)) y_slot -= NB;
-                out.write(rows[y_slot][(ox * C::SW + kx) * CF + cf]);
-                if (cf == CF - 1) {
+                out.write(rows[y_slot][(ox * C::SW + kx) * CF + kept[cf]]);
+                if (cf == C::KCF - 1) {
                     cf = 0;
                     if (kx == C::KW - 1) {
                         kx = 0;

@@ -3,11 +3,16 @@
 (N, H, W, C) NHWC, unpadded (padding is FMPadding) -> (N, OH, OW, KH*KW*C) with window
 elements ordered (ky, kx, c), c fastest -- the order of qonnx's Im2Col on NHWC data and
 of the MVAU weight columns a lowered convolution expects.
+
+A ``PruneMask`` (one 0/1 per input channel; empty: all kept) makes the windows carry the
+kept channels only (a pruned layer's removed input channels, transforms/prune.py): the line
+buffer still holds every channel, the output words of pruned channels are skipped.
 """
 
 from __future__ import annotations
 
 
+import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from qnnflow.hls.codegen.kernel import Kernel, check_emittable, pixel_stream_kernel, storage_pragma
@@ -39,7 +44,21 @@ class ConvolutionInputGenerator(HWNode):
             "inputDataType": ("s", True, ""),
             "outputDataType": ("s", True, ""),
             "ram_style": ("s", False, "auto", {"auto", "block", "distributed", "ultra"}),
+            "PruneMask": ("ints", False, []),
         }
+
+    def kept_channels(self) -> np.ndarray:
+        """Indices of the input channels the windows carry (all without a PruneMask)."""
+        mask = self.get_nodeattr("PruneMask")
+        return np.flatnonzero(mask) if mask else np.arange(self.get_nodeattr("IFMChannels"))
+
+    def _mask_problems(self) -> list[str]:
+        mask, c = self.get_nodeattr("PruneMask"), self.get_nodeattr("IFMChannels")
+        if not mask:
+            return []
+        if len(mask) != c or set(mask) - {0, 1}:
+            return [f"PruneMask must hold one 0 or 1 per input channel (IFMChannels={c}), got {len(mask)} values"]
+        return [] if any(mask) else ["PruneMask prunes every channel; keep at least one"]
 
     def _geometry(self):
         """(kh, kw), C, (h, w), (oh, ow), (sh, sw)."""
@@ -50,6 +69,7 @@ class ConvolutionInputGenerator(HWNode):
         found = _pairs_problem(self, ("ConvKernelDim", "IFMDim", "OFMDim", "Stride", "Dilation"))
         if self.get_nodeattr("IFMChannels") < 1:
             found.append(f"IFMChannels={self.get_nodeattr('IFMChannels')} must be at least 1")
+        found += self._mask_problems()
         if found:
             return found
         if self.get_nodeattr("Dilation") != [1, 1]:
@@ -67,8 +87,17 @@ class ConvolutionInputGenerator(HWNode):
         return found
 
     def folding_problems(self):
-        p = fold_problem("SIMD", self.get_nodeattr("SIMD"), "IFMChannels", self.get_nodeattr("IFMChannels"))
-        return [p] if p else []
+        simd = self.get_nodeattr("SIMD")
+        p = fold_problem("SIMD", simd, "IFMChannels", self.get_nodeattr("IFMChannels"))
+        if p:
+            return [p]
+        mask = self.get_nodeattr("PruneMask")
+        words = np.asarray(mask).reshape(-1, simd) if mask else np.ones((1, 1))
+        split = np.flatnonzero(words.min(axis=1) != words.max(axis=1))
+        if split.size:
+            return [f"SIMD={simd} puts kept and pruned channels of PruneMask in one word (word {split[0]}); "
+                    f"use a SIMD that divides the pruned blocks"]
+        return []
 
     def parallel_knobs(self):
         return {"SIMD": "IFMChannels"}
@@ -79,7 +108,9 @@ class ConvolutionInputGenerator(HWNode):
         self.check_values(x, self.input_datatype(), f"input '{self.onnx_node.input[0]}'")
         # Windows only copy values: gather from the (exact) float carrier, not an int64 copy 2-8x its size.
         win = sliding_window_view(x, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]  # (N, oh, ow, C, kh, kw), a view
-        return win.transpose(0, 1, 2, 4, 5, 3).reshape(x.shape[0], oh, ow, kh * kw * c)
+        kept = self.kept_channels()
+        win = win.transpose(0, 1, 2, 4, 5, 3)
+        return (win if kept.size == c else win[..., kept]).reshape(x.shape[0], oh, ow, kh * kw * kept.size)
 
     def make_shape_compatible_op(self, model):
         return self.make_const_shape_op((self.batch_of(model), *self.normal_output_shape()[1:]))
@@ -89,8 +120,8 @@ class ConvolutionInputGenerator(HWNode):
         return (1, h, w, c)
 
     def normal_output_shape(self):
-        (kh, kw), c, _, (oh, ow), _ = self._geometry()
-        return (1, oh, ow, kh * kw * c)
+        (kh, kw), _, _, (oh, ow), _ = self._geometry()
+        return (1, oh, ow, kh * kw * self.kept_channels().size)
 
     def folded_input_shape(self):
         _, c, (h, w), _, _ = self._geometry()
@@ -98,18 +129,19 @@ class ConvolutionInputGenerator(HWNode):
         return (1, h, w, c // simd, simd)
 
     def folded_output_shape(self):
-        (kh, kw), c, _, (oh, ow), _ = self._geometry()
+        (kh, kw), _, _, (oh, ow), _ = self._geometry()
         simd = self.get_nodeattr("SIMD")
-        return (1, oh, ow, kh * kw * c // simd, simd)
+        return (1, oh, ow, kh * kw * self.kept_channels().size // simd, simd)
 
     def cycles(self) -> int:
         """finn-hlslib's ConvolutionInputGenerator (FINN get_exp_cycles): fill KH input rows, then per
         output row the slower of writing OW*KH*KW*C/SIMD words and reading SH input rows (W*C/SIMD each).
-        Roughly max(H*W*C, OH*OW*KH*KW*C)/SIMD plus the initial KH*W*C/SIMD buffer fill."""
+        Roughly max(H*W*C, OH*OW*KH*KW*C)/SIMD plus the initial KH*W*C/SIMD buffer fill; writes count the
+        kept channels only (PruneMask)."""
         self.check()
         (kh, kw), c, (_, w), (oh, ow), (sh, _) = self._geometry()
         sf = c // self.get_nodeattr("SIMD")
-        write_row = ow * kh * kw * sf
+        write_row = ow * kh * kw * (self.kept_channels().size // self.get_nodeattr("SIMD"))
         read_rows = sh * w * sf
         return w * kh * sf + oh * max(write_row, read_rows)
 
@@ -132,9 +164,12 @@ class ConvolutionInputGenerator(HWNode):
         check_emittable(self, model)
         (kh, kw), ch, (h, w), (oh, ow), (sh, sw) = self._geometry()
         simd = self.get_nodeattr("SIMD")
-        constants = dict(KH=kh, KW=kw, CH=ch, H=h, W=w, OH=oh, OW=ow, SH=sh, SW=sw, SIMD=simd)
+        kept_words = self.kept_channels()[::simd] // simd
+        constants = dict(KH=kh, KW=kw, CH=ch, H=h, W=w, OH=oh, OW=ow, SH=sh, SW=sw, SIMD=simd, KCF=kept_words.size)
         (buffer,) = self.memories()
         lines = [f"ap_uint<{buffer.width}> buffer[{buffer.count}][{buffer.depth}];",
                  "#pragma HLS ARRAY_PARTITION variable=buffer complete dim=1",
-                 *storage_pragma("buffer", self.get_nodeattr("ram_style"), "ram_s2p")]
-        return pixel_stream_kernel(self, ident, "SIMD", constants, "sliding_window", buffer=lines)
+                 *storage_pragma("buffer", self.get_nodeattr("ram_style"), "ram_s2p"),
+                 f"static const unsigned kept[{kept_words.size}] = {{{', '.join(map(str, kept_words))}}};"]
+        return pixel_stream_kernel(self, ident, "SIMD", constants, "sliding_window", buffer=lines,
+                                   extra_args=("kept",))
