@@ -227,6 +227,8 @@ SCHEMA: dict[str, Field] = {
                                   doc="stop the iterative schedule here; default: sparsity"),
             "max_accuracy_drop": Field((int, float), check=_non_negative,
                                        doc="stop the schedule when test accuracy falls more than this (a fraction)"),
+            "train_limit": Field((int,), check=_positive, doc="fine-tune on this many training images; default: all"),
+            "test_limit": Field((int,), check=_positive, doc="measure accuracy on this many test images; default: all"),
         },
         doc="SIMD-aligned structured pruning (the prune step)",
     ),

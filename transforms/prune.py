@@ -177,8 +177,10 @@ def _linear_upstream(model: ModelWrapper, node) -> bool:
     return False
 
 
-def plan(model: ModelWrapper, sparsity: float, simd: list[int], norm_order: float = 1) -> list[LayerPrune]:
-    """Scores, kept blocks and the removal route of every linear layer."""
+def plan(model: ModelWrapper, sparsity: float, simd: list[int], norm_order: float = 1,
+         keeps: dict[int, np.ndarray] | None = None) -> list[LayerPrune]:
+    """Scores, kept blocks and the removal route of every linear layer; ``keeps[i]``, when given, are
+    layer i's kept blocks as chosen elsewhere (the fine-tuning schedule)."""
     layers = linear_layers(model)
     if not layers:
         raise PruneInputError("prune: the model has no Conv or MatMul layer with constant weights to prune")
@@ -199,6 +201,8 @@ def plan(model: ModelWrapper, sparsity: float, simd: list[int], norm_order: floa
             if how is None and node.op_type == "Conv":
                 how = "window"
         keep = block_keep(block_scores(matrix, channels, s, norm_order), sparsity if how else 0.0)
+        if how and keeps is not None and i in keeps:
+            keep = np.asarray(keeps[i], dtype=bool)
         if how and keep.all():
             reason = f"{channels // s} block(s) of {s} channels: none pruned at sparsity {sparsity:g}"
         found.append(LayerPrune(node.name, i, node.op_type, channels, matrix.shape[0] // channels, s, keep, how,

@@ -1,5 +1,6 @@
 """Pruning and folding together: fold the unpruned and the pruned model for the same board and budget
-and compare them per layer (MW, cycles, LUT, BRAM) and in total (estimated FPS, resources).
+and compare them per layer (MW, cycles, LUT, BRAM) and in total (estimated FPS, resources); and the
+trade-off table over sparsities (report/prune.json, .png) with its Pareto front.
 
 Also where ``prune.simd: auto`` comes from: the SIMD the unpruned model's folding gives each MVAU.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
@@ -88,3 +90,70 @@ def format_comparison(table: dict) -> str:
     lines.append(f"estimated FPS {b['estimated_fps']:,.0f} -> {a['estimated_fps']:,.0f}; LUT {b['LUT']:,} -> "
                  f"{a['LUT']:,}; BRAM18 {b['BRAM18']:,} -> {a['BRAM18']:,} (estimates)")
     return "\n".join(lines)
+
+
+# ----- the trade-off table: sparsity against estimated FPS, LUT, BRAM and accuracy -----------------
+
+MAXIMISE = ("estimated_fps", "accuracy")
+MINIMISE = ("LUT", "BRAM18")
+
+
+def point_estimates(folded: Folded) -> dict:
+    """The estimates a trade-off point shows (qnnflow's cost model at the folding chosen for it)."""
+    return {"estimated_fps": folded.report.fps, **{r: folded.report.totals[r] for r in ("LUT", "BRAM18", "DSP")}}
+
+
+def pareto_front(points: list[dict]) -> list[bool]:
+    """Per point, whether no other point is at least as good in every measure and better in one (higher
+    FPS and accuracy, fewer LUT and BRAM18; a measure missing from any point is left out)."""
+    keys = [k for k in (*MAXIMISE, *MINIMISE) if all(p.get(k) is not None for p in points)]
+    signed = np.array([[p[k] if k in MAXIMISE else -p[k] for k in keys] for p in points], dtype=float)
+    return [not any(np.all(other >= mine) and np.any(other > mine) for other in signed) for mine in signed]
+
+
+def tradeoff_table(points: list[dict]) -> dict:
+    """``points`` (sparsity, estimates, accuracy or None) with their Pareto flags, ordered by sparsity."""
+    points = sorted(points, key=lambda p: p["sparsity"])
+    for point, front in zip(points, pareto_front(points)):
+        point["pareto"] = bool(front)
+    return {"estimates": "qnnflow's cost model (not synthesis); accuracy on the test images given",
+            "points": points}
+
+
+def format_tradeoff(table: dict) -> str:
+    lines = [f"{'sparsity':>8} {'est. FPS':>10} {'est. LUT':>9} {'est. BRAM18':>11} {'accuracy':>9}  pareto"]
+    for p in table["points"]:
+        acc = "-" if p.get("accuracy") is None else f"{100 * p['accuracy']:.2f}%"
+        lines.append(f"{p['sparsity']:>8.2f} {p['estimated_fps']:>10,.0f} {p['LUT']:>9,} {p['BRAM18']:>11,} "
+                     f"{acc:>9}  {'*' if p['pareto'] else ''}")
+    return "\n".join(lines)
+
+
+def tradeoff_png(table: dict, title: str) -> bytes:
+    """Sparsity against estimated FPS, LUT and BRAM18 and accuracy; Pareto points filled, others hollow."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    points = table["points"]
+    measures = [("estimated_fps", "estimated FPS"), ("LUT", "estimated LUT"), ("BRAM18", "estimated BRAM18"),
+                ("accuracy", "test accuracy")]
+    measures = [(k, label) for k, label in measures if any(p.get(k) is not None for p in points)]
+    fig, axes = plt.subplots(len(measures), 1, figsize=(6, 2.2 * len(measures)), sharex=True)
+    for ax, (key, label) in zip(np.atleast_1d(axes), measures):
+        shown = [p for p in points if p.get(key) is not None]
+        ax.plot([p["sparsity"] for p in shown], [p[key] for p in shown], color="tab:blue")
+        for p in shown:
+            ax.scatter(p["sparsity"], p[key], color="tab:red" if p["pareto"] else "white", edgecolors="tab:red",
+                       zorder=3)
+        ax.set_ylabel(label)
+    np.atleast_1d(axes)[0].set_title(f"{title} (red: Pareto front)")
+    np.atleast_1d(axes)[-1].set_xlabel("sparsity")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()

@@ -215,3 +215,49 @@ def test_cli_prunes_tfc_by_magnitude(tmp_path, capsys):
     for layer in report["pruning"][1:]:
         assert layer["pruned_words"] > 0
         assert hw[layer["mvau"]].get_nodeattr("MW") == layer["channels"] - layer["pruned_words"] * layer["simd"]
+
+
+# ----- the trade-off table and the fine-tuning schedule ------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_pareto_front_against_a_sweep(seed):
+    from qnnflow.transforms.prune_report import pareto_front
+
+    rng = np.random.default_rng(seed)
+    fps, lut = rng.permutation(40)[:12] * 100.0, rng.permutation(40)[:12] * 1000  # distinct values
+    points = [{"estimated_fps": f, "LUT": l, "BRAM18": 0, "accuracy": None} for f, l in zip(fps, lut)]
+    # Sweep by rising LUT: a point is on the front when it is faster than every cheaper point.
+    best, expected = -1.0, {}
+    for i in sorted(range(12), key=lambda i: lut[i]):
+        expected[i] = fps[i] > best
+        best = max(best, fps[i])
+    assert pareto_front(points) == [expected[i] for i in range(12)]
+
+
+def test_fine_tuning_schedule_smoke_on_tfc(tmp_path):
+    """Two steps of 0.15 with one epoch of fine-tuning each on 200 MNIST images, through to_hw."""
+    from pathlib import Path
+
+    build_file = Path(__file__).resolve().parents[2] / "builds" / "tfc_w1a1.yaml"
+    cfg = load_config(build_file, ["weights=trained", "golden.count=2", "prune.sparsity=0.3", "prune.simd=[1,8,8,8]",
+                                   "prune.fine_tune_epochs=1", "prune.train_limit=200", "prune.test_limit=100"])
+    log = run_build(cfg, tmp_path, to_step="to_hw", progress=lambda line: None)
+    steps = {s["name"]: s for s in log["steps"]}
+    assert steps["to_hw"]["verified"] and "golden I/O" in steps["to_hw"]["checked"]
+    table = json.loads((tmp_path / "report" / "prune.json").read_text())
+    assert [p["sparsity"] for p in table["points"]] == [0.0, 0.15, 0.3]
+    assert all(0 <= p["accuracy"] <= 1 for p in table["points"])
+    assert table["points"][2]["LUT"] < table["points"][0]["LUT"]
+    assert (tmp_path / "report" / "prune.png").read_bytes()[:4] == b"\x89PNG"
+    # the fine-tuned weights the build went on with load into the zoo model
+    import torch
+
+    from qnnflow.models.zoo import build_model
+
+    build_model("tfc_w1a1").load_state_dict(torch.load(tmp_path / "prune" / "fine_tuned.pt", weights_only=False))
+    report = json.loads((tmp_path / "report" / "prune_layers.json").read_text())
+    hw = hw_nodes(tmp_path, "04_to_hw.onnx")
+    for layer in report["pruning"][1:]:
+        assert hw[layer["mvau"]].get_nodeattr("MW") == layer["channels"] - layer["pruned_words"] * layer["simd"]
+
