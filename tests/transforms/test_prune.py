@@ -197,8 +197,10 @@ def test_pruned_cnv_through_every_step_to_cppsim(tmp_path, model, sparsity):
     assert steps["cppsim"]["checked"].startswith("C++ simulation bit-exact")
     report = json.loads((tmp_path / "report" / "prune_layers.json").read_text())
     assert sum(layer["pruned_words"] for layer in report["pruning"]) > 0
-    assert report["after"]["estimated_fps"] >= report["before"]["estimated_fps"]
-    assert report["after"]["LUT"] + report["after"]["BRAM18"] < report["before"]["LUT"] + report["before"]["BRAM18"]
+    before, after = report["before"], report["after"]
+    # folding spends the budget on speed: faster, or as fast (at a node's ceiling) with fewer LUTs
+    assert after["estimated_fps"] > before["estimated_fps"] or (
+        after["estimated_fps"] == before["estimated_fps"] and after["LUT"] < before["LUT"])
 
 
 def test_cli_prunes_tfc_by_magnitude(tmp_path, capsys):
