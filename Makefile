@@ -47,6 +47,7 @@ bench:
 	$(BIN)/python bench/cppsim.py
 	$(BIN)/python bench/bnn_pynq.py
 	$(BIN)/python bench/eval.py
+	$(BIN)/python bench/prune.py
 
 clean:
 	rm -rf out
