@@ -263,3 +263,21 @@ def test_fine_tuning_schedule_smoke_on_tfc(tmp_path):
     for layer in report["pruning"][1:]:
         assert hw[layer["mvau"]].get_nodeattr("MW") == layer["channels"] - layer["pruned_words"] * layer["simd"]
 
+
+
+def test_schedule_stops_before_a_step_that_loses_too_much_accuracy(tmp_path):
+    """A 0.6 step of TFC (one epoch on 200 images) loses accuracy; with max_accuracy_drop 0 it is not kept."""
+    from pathlib import Path
+
+    build_file = Path(__file__).resolve().parents[2] / "builds" / "tfc_w1a1.yaml"
+    cfg = load_config(build_file, ["weights=trained", "golden.count=2", "prune.sparsity=0.6", "prune.step=0.6",
+                                   "prune.simd=[1,8,8,8]", "prune.fine_tune_epochs=1", "prune.train_limit=200",
+                                   "prune.test_limit=200", "prune.max_accuracy_drop=0"])
+    log = run_build(cfg, tmp_path, to_step="prune", progress=lambda line: None)
+    notes = " ".join(next(s for s in log["steps"] if s["name"] == "prune")["notes"])
+    table = json.loads((tmp_path / "report" / "prune.json").read_text())
+    unpruned, step = table["points"]
+    assert step["sparsity"] == 0.6 and not step["kept"] and step["accuracy"] < unpruned["accuracy"]
+    assert "stopped before sparsity 0.6" in notes
+    report = json.loads((tmp_path / "report" / "prune_layers.json").read_text())
+    assert report["sparsity"] == 0 and all(layer["pruned_words"] == 0 for layer in report["pruning"])
