@@ -10,7 +10,7 @@ OUT    ?= out/$(MODEL)-$(BOARD)
 # installs the CUDA build of torch with its nvidia-* packages.
 TORCH_INDEX ?=
 
-.PHONY: setup build train test test-all bench clean
+.PHONY: setup build prune train test test-all bench clean
 
 # torch goes in first: the pinned CPU build; anything later that asks for torch is then satisfied.
 setup:
@@ -20,6 +20,12 @@ setup:
 
 build:
 	$(BIN)/qnnflow build builds/$(MODEL).yaml --board $(BOARD) --out $(OUT)
+
+# Build with SPARSITY of each layer's SIMD blocks of input channels pruned (README, "Pruning").
+SPARSITY ?= 0.5
+prune:
+	$(BIN)/qnnflow build builds/$(MODEL).yaml --board $(BOARD) --set prune.sparsity=$(SPARSITY) \
+		--out out/$(MODEL)-$(BOARD)-prune$(SPARSITY)
 
 # Train a zoo model (models/train_configs/); runs/<model>/ receives checkpoints and metrics.
 train:
@@ -42,6 +48,7 @@ bench:
 	$(BIN)/python bench/generality.py
 	$(BIN)/python bench/bnn_pynq.py
 	$(BIN)/python bench/eval.py
+	$(BIN)/python bench/prune.py
 
 clean:
 	rm -rf out

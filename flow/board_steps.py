@@ -23,7 +23,7 @@ from pathlib import Path
 from qnnflow.base.errors import QnnflowError
 from qnnflow.flow.hls_steps import CPPSIM_DIR, _remove_stale
 from qnnflow.flow.registry import register_step
-from qnnflow.flow.runner import GOLDEN_FILE, StepContext
+from qnnflow.flow.runner import StepContext
 
 VIVADO_DIR = "vivado"
 DRIVER_DIR = "driver"
@@ -162,7 +162,7 @@ def deploy_step(model, ctx: StepContext):
     driver = {p.relative_to(driver_dir).as_posix(): p.read_bytes() for p in sorted(driver_dir.rglob("*"))
               if p.is_file()}
     bitfile = ctx.cfg["deploy"]["bitfile"] or _built_bitstream(ctx.out_dir / VIVADO_DIR)
-    golden = (ctx.out_dir / GOLDEN_FILE).read_bytes()
+    golden = (ctx.out_dir / ctx.golden_file).read_bytes()
     name = package_name(ctx.cfg["name"], ctx.board)
     files = package_files(ctx.cfg["name"], ctx.board, driver, golden, Path(bitfile) if bitfile else None)
     package_dir = ctx.out_dir / DEPLOY_DIR

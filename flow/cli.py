@@ -1,4 +1,4 @@
-"""The ``qnnflow`` command: build, steps, models, boards, export-bnn-pynq.
+"""The ``qnnflow`` command: build, sweep, steps, models, boards, export-bnn-pynq.
 
 Exit codes: 0 success, 1 the build failed (a step or a verification), 2 bad input
 (command line, build YAML, model or board), 130 interrupted (Ctrl-C; 128 + SIGINT, as a
@@ -12,7 +12,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from qnnflow.base.errors import QnnflowError
+from qnnflow.base.errors import BadInputError, QnnflowError
 
 EXIT_BUILD_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -46,6 +46,11 @@ def _parser() -> argparse.ArgumentParser:
                     help="stage to evaluate (repeatable; default: torch and hw)")
     ev.add_argument("--limit", type=int, metavar="N", help="the first N test images")
     ev.add_argument("--out", help="output directory (default out/<build>-<board>, shared with qnnflow build)")
+    sweep = sub.add_parser("sweep", help="one build per point of a grid of --set overrides, one merged table")
+    sweep.add_argument("sweep_file", help="a sweep YAML: build:, grid:, optional set:, to:, workers:")
+    sweep.add_argument("--out", help="output directory (default out/sweep-<file stem>)")
+    sweep.add_argument("--ray", metavar="auto|ADDRESS",
+                       help="run the points on Ray: 'auto' (a running cluster), 'local' (start one here) or an address")
     sub.add_parser("steps", help="list the registered build steps, in pipeline order")
     sub.add_parser("models", help="list the model zoo")
     sub.add_parser("boards", help="list the boards: part, resources, clock")
@@ -75,6 +80,9 @@ def _cmd_build(args) -> int:
     print(f"qnnflow: building {cfg['name']} ({cfg['model']}) for {cfg.board['name']} into {out}")
     try:
         log = runner.run(args.from_step, args.to_step)
+    except BadInputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except QnnflowError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_BUILD_FAILED
@@ -124,6 +132,21 @@ def _cmd_eval(args) -> int:
         return EXIT_BAD_INPUT
     print(f"accuracy ({result['stage']}): {100 * result['accuracy']:.2f}%")
     return 0
+
+
+def _cmd_sweep(args) -> int:
+    from qnnflow.flow.sweep import format_table, run_sweep
+
+    try:
+        table = run_sweep(Path(args.sweep_file), Path(args.out) if args.out else None, args.ray)
+    except QnnflowError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(format_table(table))
+    failed = sum(row["status"] != "ok" for row in table["points"])
+    print(f"qnnflow sweep: {len(table['points']) - failed} of {len(table['points'])} points built"
+          + (f", {failed} failed" if failed else ""))
+    return EXIT_BUILD_FAILED if failed else 0
 
 
 def _cmd_steps(args) -> int:
@@ -190,13 +213,17 @@ def _cmd_export_bnn_pynq(args) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    # Brevitas warns about optional kernels at import time; noise for a command-line user.
+def quiet_warnings() -> None:
+    """Brevitas warns about optional kernels at import time; noise for a command-line user."""
     warnings.filterwarnings("ignore", message="fast_hadamard_transform")
     warnings.filterwarnings("ignore", message="brevitas.fx is deprecated")
+
+
+def main(argv: list[str] | None = None) -> int:
+    quiet_warnings()
     try:
         args = _parser().parse_args(argv)
-        commands = {"build": _cmd_build, "train": _cmd_train, "eval": _cmd_eval, "steps": _cmd_steps,
+        commands = {"build": _cmd_build, "train": _cmd_train, "eval": _cmd_eval, "sweep": _cmd_sweep, "steps": _cmd_steps,
                     "models": _cmd_models, "boards": _cmd_boards, "export-bnn-pynq": _cmd_export_bnn_pynq}
         return commands[args.command](args)
     except KeyboardInterrupt:  # before a build started, or while listing

@@ -121,6 +121,30 @@ def _outputs_producible(value, cfg):
     return None
 
 
+def _sparsity(value, cfg):
+    return None if 0 <= value < 1 else "must be in [0, 1): the fraction of each layer's SIMD blocks to remove"
+
+
+def _simd_choice(value, cfg):
+    if value == "auto":
+        return None
+    if isinstance(value, str) or not value or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value):
+        return "must be 'auto' or a list of positive ints, one SIMD per Conv/MatMul layer in graph order"
+    return None
+
+
+def _norm_order(value, cfg):
+    return None if value >= 1 else "must be >= 1 (1: L1 norm, 2: L2 norm)"
+
+
+def _non_negative(value, cfg):
+    return None if value >= 0 else "must be >= 0"
+
+
+def _step_fraction(value, cfg):
+    return None if 0 < value < 1 else "must be in (0, 1)"
+
+
 def _golden_source(value, cfg):
     return None if value in GOLDEN_SOURCES else _choice_problem("golden source", value, GOLDEN_SOURCES)
 
@@ -131,7 +155,7 @@ def _choice_problem(what: str, value: str, choices) -> str:
     return f"unknown {what} '{value}'{hint} (choose from {', '.join(choices)})"
 
 
-DEFAULT_STEPS = ["export", "tidy", "streamline", "to_hw", "fold", "estimate", "hls_codegen", "cppsim", "vivado",
+DEFAULT_STEPS = ["export", "tidy", "streamline", "prune", "to_hw", "fold", "estimate", "hls_codegen", "cppsim", "vivado",
                  "driver", "deploy"]
 # The back-end steps and the outputs they deliver, per ``backend:`` value.
 BACKENDS = {
@@ -222,6 +246,28 @@ SCHEMA: dict[str, Field] = {
                              doc="bitstream to package (its .hwh beside it); default: the vivado step's, when built"),
         },
         doc="the deployment package",
+    ),
+    "prune": Field(
+        (dict,),
+        default={},
+        fields={
+            "sparsity": Field((int, float), default=0, check=_sparsity,
+                              doc="fraction of each layer's SIMD blocks of input channels removed; 0: no pruning"),
+            "simd": Field((list, str), default="auto", check=_simd_choice,
+                          doc="block width per Conv/MatMul layer, or 'auto' (from the unpruned model's folding)"),
+            "norm_order": Field((int, float), default=1, check=_norm_order, doc="p of the Lp norm scoring blocks"),
+            "fine_tune_epochs": Field((int,), default=0, check=_non_negative,
+                                      doc="epochs of fine-tuning after each sparsity step (0: prune by magnitude only)"),
+            "step": Field((int, float), default=0.15, check=_step_fraction,
+                          doc="sparsity added per step of the iterative schedule"),
+            "max_sparsity": Field((int, float), check=_sparsity,
+                                  doc="stop the iterative schedule here; default: sparsity"),
+            "max_accuracy_drop": Field((int, float), check=_non_negative,
+                                       doc="stop the schedule when test accuracy falls more than this (a fraction)"),
+            "train_limit": Field((int,), check=_positive, doc="fine-tune on this many training images; default: all"),
+            "test_limit": Field((int,), check=_positive, doc="measure accuracy on this many test images; default: all"),
+        },
+        doc="SIMD-aligned structured pruning (the prune step)",
     ),
     "golden": Field(
         (dict,),

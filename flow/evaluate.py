@@ -1,7 +1,7 @@
 """`qnnflow eval`: a build's model on its test set at each stage, and the stages checked against each other.
 
 Stages: ``torch`` (the PyTorch model), ``streamlined`` (the graph after the streamline
-step), ``hw`` (the dataflow-node graph after to_hw, or after fold when the build folds)
+step, or after prune when the build has it), ``hw`` (the dataflow-node graph after to_hw, or after fold when the build folds)
 and ``cppsim`` (the generated C++ compiled with g++, with the host head and tail in
 Python). The graph stages come from running the build into OUT (cached like any build).
 
@@ -50,8 +50,8 @@ class Disagreement(QnnflowError):
 def stage_step(cfg, stage: str) -> str:
     """The build step whose output graph a stage executes."""
     steps = cfg["steps"]
-    if stage == "streamlined":
-        wanted = ["streamline"]
+    if stage == "streamlined":  # a pruning build's streamlined graph is the pruned one
+        wanted = [s for s in ("prune", "streamline") if s in steps][:1] or ["streamline"]
     else:
         wanted = [s for s in ("fold", "to_hw") if s in steps][:1] or ["to_hw"]
     if wanted[0] not in steps:

@@ -25,11 +25,15 @@ from qnnflow.base.userspec import import_callable, is_user_spec
 class Step:
     name: str
     fn: Callable
-    config_keys: tuple[str, ...]
+    config_keys: tuple[str, ...] | Callable  # the fields it reads, or cfg -> them when the config decides
     produces: tuple[str, ...]
     doc: str
     tools: tuple[str, ...] = ()  # programs the step runs when found on PATH: which are found keys its cache
     needs: tuple[str, ...] = ()  # programs the step cannot run without: checked before the build starts
+
+    def reads(self, cfg) -> tuple[str, ...]:
+        """The config fields this step reads in build ``cfg`` (its cache key)."""
+        return tuple(self.config_keys(cfg)) if callable(self.config_keys) else self.config_keys
 
     def code_hash(self) -> str:
         """Hash of the code behind the step: editing it invalidates the step's cache.
@@ -81,21 +85,23 @@ _STEPS: dict[str, Step] = {}
 _ALWAYS_PRODUCED = {"build_log": ("export",)}
 
 
-def register_step(name: str, config: tuple[str, ...] = (), produces: tuple[str, ...] = (),
+def register_step(name: str, config: tuple[str, ...] | Callable = (), produces: tuple[str, ...] = (),
                   tools: tuple[str, ...] = (), needs: tuple[str, ...] = ()):
-    """Decorator: register ``fn`` as the build step ``name``."""
+    """Decorator: register ``fn`` as the build step ``name``; ``config``: the fields it reads, or a function of
+    the build config giving them."""
 
     def wrap(fn):
         doc = (inspect.getdoc(fn) or "").split("\n")[0]
-        _STEPS[name] = Step(name, fn, tuple(config), tuple(produces), doc, tuple(tools), tuple(needs))
+        _STEPS[name] = Step(name, fn, config if callable(config) else tuple(config), tuple(produces), doc, tuple(tools),
+                            tuple(needs))
         return fn
 
     return wrap
 
 
 # Importing these modules registers the built-in steps.
-STEP_MODULES = ("qnnflow.flow.steps", "qnnflow.flow.fold_step", "qnnflow.flow.hls_steps", "qnnflow.flow.board_steps",
-                "qnnflow.flow.rtl_steps")
+STEP_MODULES = ("qnnflow.flow.steps", "qnnflow.flow.prune_step", "qnnflow.flow.fold_step", "qnnflow.flow.hls_steps",
+                "qnnflow.flow.board_steps", "qnnflow.flow.rtl_steps")
 
 
 def _load_builtin_steps():

@@ -66,6 +66,7 @@ class StepContext:
     # set it only after the check passed. The log then records the step as verified.
     checked: str | None = None
     skipped: str | None = None  # why the step could not run here (e.g. a missing tool); set by skip()
+    golden_file: str = GOLDEN_FILE  # the golden I/O in force: export's, or a later step's (prune's)
 
     def skip(self, reason: str) -> None:
         """Mark the step skipped: it wrote what it could, the build goes on and exits 0; it reruns once its tools are found."""
@@ -87,7 +88,7 @@ class StepContext:
     def golden(self):
         from qnnflow.models.export import Golden
 
-        path = self.out_dir / GOLDEN_FILE
+        path = self.out_dir / self.golden_file
         if not path.exists():
             raise QnnflowError(f"{path} is missing; run the 'export' step first")
         return Golden.load(path)
@@ -124,7 +125,7 @@ def _named_inputs(values: dict) -> dict:
 
 
 def cache_key(step: Step, cfg: BuildConfig, input_hash: str | None) -> str:
-    config = cfg.cache_values(step.config_keys)
+    config = cfg.cache_values(step.reads(cfg))
     material = {
         "step": step.name,
         "code": step.code_hash(),
@@ -269,14 +270,15 @@ class Runner:
             rec.setdefault("checks", [])
         else:
             self._invalidate_from(i, state)
-            self._ctx = ctx = StepContext(self.cfg, self.out_dir, step.name, self.progress)
+            self._ctx = ctx = StepContext(self.cfg, self.out_dir, step.name, self.progress,
+                                          golden_file=self._golden_file(i, state))
             model = self._call(step, model, ctx)
             rec = {"key": key, "artifacts": ctx.artifacts, "deliveries": ctx.deliveries, "notes": ctx.notes,
                    "checks": [ctx.checked] if ctx.checked else [], "max_abs_diff": None, "skipped": ctx.skipped}
             rec["model_sha"] = save_model_atomic(model, self.out_dir / model_file)
             rec["model_file"] = model_file
         if self._needs_golden_check(i, rec, state):
-            rec["max_abs_diff"] = self._verify(step, model, i, state)
+            rec["max_abs_diff"] = self._verify(step, model, i, {**state, step.name: rec})
             rec["checks"] = [GOLDEN_CHECK, *rec["checks"]]
         state[step.name] = rec
         write_json_atomic(self.state_path, state)
@@ -303,7 +305,7 @@ class Runner:
         try:
             result = step.fn(model, ctx)
         except QnnflowError as err:
-            raise QnnflowError(f"step '{step.name}': {err}") from None
+            raise type(err)(f"step '{step.name}': {err}") from None
         if not isinstance(result, ModelWrapper):
             raise QnnflowError(f"step '{step.name}' returned {type(result).__name__}, expected a qonnx ModelWrapper")
         return result
@@ -319,7 +321,7 @@ class Runner:
         """Check the model against the golden I/O; its max |diff|, or QnnflowError naming the culprit."""
         reference = self._golden_checked_model(i, state)
         try:
-            result = verify_step(step.name, model, self._golden(), reference)
+            result = verify_step(step.name, model, self._golden(i + 1, state), reference)
         except QnnflowError:
             failed = self.out_dir / step_filename(i, step.name).replace(".onnx", ".failed.onnx")
             save_model_atomic(model, failed)
@@ -335,10 +337,19 @@ class Runner:
                 return ModelWrapper(str(self.out_dir / rec["model_file"]))
         return None
 
-    def _golden(self):
+    def _golden_file(self, i: int, state: dict) -> str:
+        """The golden I/O in force for step ``i``: the last one delivered by a step before it (a step that
+        changes the model's function, as prune does, delivers its own)."""
+        for j in range(i - 1, -1, -1):
+            delivered = state.get(self.steps[j].name, {}).get("deliveries", {}).get("golden")
+            if delivered:
+                return delivered
+        return GOLDEN_FILE
+
+    def _golden(self, i: int, state: dict):
         from qnnflow.models.export import Golden
 
-        return Golden.load(self.out_dir / GOLDEN_FILE)
+        return Golden.load(self.out_dir / self._golden_file(i, state))
 
     def _invalidate_from(self, i: int, state: dict) -> None:
         """Outputs of this and later steps are stale once this step reruns: remove them."""

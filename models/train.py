@@ -198,8 +198,10 @@ def _prepare(model, procs):
 
 
 def train(name, cfg: TrainConfig, out_dir, resume=False, train_limit=None, test_limit=None,
-          procs: Processes | None = None, log=print, progress=True) -> TrainResult:
-    """Train zoo model `name` with `cfg` into `out_dir`; `resume` continues from out_dir/last.pt."""
+          procs: Processes | None = None, log=print, progress=True, start=None) -> TrainResult:
+    """Train zoo model `name` with `cfg` into `out_dir`; `resume` continues from out_dir/last.pt.
+    `start(model)`, when given, prepares the fresh model before training (fine-tuning: load weights, add
+    pruning masks)."""
     procs = procs or Processes()
     entry = get_entry(name)
     out_dir = Path(out_dir)
@@ -218,7 +220,10 @@ def train(name, cfg: TrainConfig, out_dir, resume=False, train_limit=None, test_
     if steps == 0:
         raise QnnflowError(f"--batch-size {cfg.batch_size} exceeds the {len(x_train)} training images: lower it")
 
-    model = untrained_model(name, cfg.seed).to(procs.device)
+    model = untrained_model(name, cfg.seed)
+    if start is not None:
+        start(model)
+    model = model.to(procs.device)
     dropouts = _prepare(model, procs)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     history, start_epoch, best = [], 0, {"epoch": 0, "test_acc": -1.0}

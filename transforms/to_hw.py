@@ -49,6 +49,7 @@ from qnnflow.transforms.graph import (
     single_consumer,
 )
 from qnnflow.transforms.lower import LowerToNHWC
+from qnnflow.transforms.prune import RemoveDeadInputChannels
 from qnnflow.hls.nodes.base import DOMAIN as HW_DOMAIN
 from qnnflow.hls.partition import LAYOUT_OPS, STREAM_TRANSPARENT, find_partition
 from qnnflow.transforms.streamline import (
@@ -656,8 +657,8 @@ class InsertDuplicateStreams(Transformation):
 # Encoding first: a zero-padded binary activation must become a 2-bit integer before lowering
 # pads it.  Last, the popcount-to-bipolar Mul/Add an unthresholded XNOR layer gets merge into
 # the float tail's scale and bias (on the host: one Mul and one Add).
-TO_HW = (EncodeBipolarActivations, LowerToNHWC, ConvertToHWNodes, RemoveStreamReshapes, InsertDuplicateStreams,
-         MoveAffineDownstream)
+TO_HW = (EncodeBipolarActivations, LowerToNHWC, ConvertToHWNodes, RemoveDeadInputChannels, RemoveStreamReshapes,
+         InsertDuplicateStreams, MoveAffineDownstream)
 
 
 # Layers with no hardware form, and what the user can change.

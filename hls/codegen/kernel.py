@@ -67,12 +67,14 @@ def storage_pragma(name: str, ram_style: str, kind: str = "rom_2p") -> list[str]
 
 
 def pixel_stream_kernel(inst, ident: str, lanes_attr: str, constants: dict, function: str,
-                        buffer: list[str] | None = None, out_lanes: int | None = None) -> Kernel:
+                        buffer: list[str] | None = None, out_lanes: int | None = None,
+                        extra_args: tuple[str, ...] = ()) -> Kernel:
     """A kernel moving one element type through, ``lanes_attr`` elements a word (``out_lanes`` a word
     out, when it writes wider words than it reads), configured by ``constants``.
 
     ``buffer``: C++ lines declaring (and binding) the kernel's working memory ``buffer``, its third
     argument; it is a local of a per-node wrapper process in the parameter header, which the top calls.
+    ``extra_args``: further locals those lines declare, passed after ``buffer``.
     """
     node = inst.onnx_node
     lanes, dt = inst.get_nodeattr(lanes_attr), inst.input_datatype()
@@ -84,7 +86,7 @@ def pixel_stream_kernel(inst, ident: str, lanes_attr: str, constants: dict, func
         body += (f"\n// {node.op_type} '{node.name}' with its working memory\n"
                  f"static void {ident}_process({in_stream} in, {out_stream} out) {{\n"
                  + "".join(line if line.startswith("#") else f"    {line}" for line in (f"{b}\n" for b in buffer))
-                 + f"    qnnflow::{function}<{ident}_cfg>(in, out, buffer);\n}}\n")
+                 + f"    qnnflow::{function}<{ident}_cfg>(in, out, {', '.join(('buffer', *extra_args))});\n}}\n")
         call = f"{ident}_process({{inp}}, {{out}});"
     in_fmt, out_fmt = formats(inst)
     return Kernel(node.name, node.op_type, ident, in_fmt, out_fmt, call,

@@ -13,8 +13,10 @@
 // (pixel x in bank x % KW), so that the KW columns of a window are read in the same cycle.
 // The line buffer is the caller's: the generated per-node process declares it, one memory per
 // row and bank, bound to block RAM, LUTRAM or UltraRAM as the node's ram_style says.
+// Windows carry the KCF channel words listed in kept[] (ascending; all CH/SIMD of them unless the
+// layer was pruned): the words of pruned channels are buffered but never written out.
 //
-// C: enum { KH, KW, CH, H, W, OH, OW, SH, SW, SIMD, DW };  typedef ... elem_t;
+// C: enum { KH, KW, CH, H, W, OH, OW, SH, SW, SIMD, DW, KCF };  typedef ... elem_t;
 #ifndef QNNFLOW_SLIDING_WINDOW_HPP
 #define QNNFLOW_SLIDING_WINDOW_HPP
 
@@ -38,12 +40,13 @@ template <class C>
 void sliding_window(hls::stream<ap_uint<C::SIMD * C::elem_t::bits> >& in,
                     hls::stream<ap_uint<sliding_window_geometry<C>::OUT_LANES * C::elem_t::bits> >& out,
                     ap_uint<C::SIMD * C::elem_t::bits> rows[C::KH + C::SH][sliding_window_geometry<C>::BANKS]
-                                                          [sliding_window_geometry<C>::DEPTH]) {
+                                                          [sliding_window_geometry<C>::DEPTH],
+                    const unsigned kept[C::KCF]) {
     typedef sliding_window_geometry<C> G;
     typedef ap_uint<C::SIMD * C::elem_t::bits> word;
     typedef ap_uint<G::OUT_LANES * C::elem_t::bits> out_word;
     enum { CF = G::CF, ROW = C::W * CF, NB = C::KH + C::SH };
-    enum { WRITES = C::OW * G::KY_STEPS * G::KX_STEPS * CF };
+    enum { WRITES = C::OW * G::KY_STEPS * G::KX_STEPS * C::KCF };
     // input row r lives in slot r % NB of rows; its pixel x, channel fold cf in bank x % BANKS at
     // (x / BANKS) * CF + cf
 
@@ -87,7 +90,7 @@ void sliding_window(hls::stream<ap_uint<C::SIMD * C::elem_t::bits> >& in,
                         for (unsigned wx = 0; wx < C::KW; wx++) {
 #pragma HLS UNROLL
                             const unsigned x = ox * C::SW + wx;
-                            const word pixel = rows[y_slot][x % G::BANKS][x / G::BANKS * CF + cf];
+                            const word pixel = rows[y_slot][x % G::BANKS][x / G::BANKS * CF + kept[cf]];
                             for (unsigned s = 0; s < C::SIMD; s++) {
 #pragma HLS UNROLL
                                 set_lane<typename C::elem_t>(o, (s * C::KH + wy) * C::KW + wx,
@@ -100,9 +103,9 @@ void sliding_window(hls::stream<ap_uint<C::SIMD * C::elem_t::bits> >& in,
                     unsigned y_slot = top + ky;
                     if (y_slot >= unsigned(NB)) y_slot -= NB;
                     const unsigned x = ox * C::SW + kx;
-                    out.write(rows[y_slot][x % G::BANKS][x / G::BANKS * CF + cf]);
+                    out.write(rows[y_slot][x % G::BANKS][x / G::BANKS * CF + kept[cf]]);
                 }
-                if (cf == CF - 1) {
+                if (cf == C::KCF - 1) {
                     cf = 0;
                     if (kx == G::KX_STEPS - 1) {
                         kx = 0;

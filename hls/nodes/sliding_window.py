@@ -7,12 +7,16 @@ of the MVAU weight columns a lowered convolution expects.
 Depthwise mode (``depthwise=1``, for the VVAU): the same windows with their elements
 channel-major, (c, ky, kx) with kx fastest, written as C/SIMD words of SIMD whole windows each,
 so that a depthwise layer reads each channel's window as one contiguous run.
+A ``PruneMask`` (one 0/1 per input channel; empty: all kept) makes the windows carry the
+kept channels only (a pruned layer's removed input channels, transforms/prune.py): the line
+buffer still holds every channel, the output words of pruned channels are skipped.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from qnnflow.hls.codegen.kernel import Kernel, check_emittable, pixel_stream_kernel, storage_pragma
@@ -45,6 +49,7 @@ class ConvolutionInputGenerator(HWNode):
             "outputDataType": ("s", True, ""),
             "ram_style": ("s", False, "auto", {"auto", "block", "distributed", "ultra"}),
             "depthwise": ("i", False, 0, {0, 1}),
+            "PruneMask": ("ints", False, []),
         }
 
     def depthwise(self) -> bool:
@@ -58,6 +63,20 @@ class ConvolutionInputGenerator(HWNode):
     def _banks(self) -> int:
         """Memories per line-buffer row: KW in depthwise mode (a window's KW columns are read at once)."""
         return self.get_nodeattr("ConvKernelDim")[1] if self.depthwise() else 1
+    def kept_channels(self) -> np.ndarray:
+        """Indices of the input channels the windows carry (all without a PruneMask)."""
+        mask = self.get_nodeattr("PruneMask")
+        return np.flatnonzero(mask) if mask else np.arange(self.get_nodeattr("IFMChannels"))
+
+    def _mask_problems(self) -> list[str]:
+        mask, c = self.get_nodeattr("PruneMask"), self.get_nodeattr("IFMChannels")
+        if not mask:
+            return []
+        if self.depthwise():
+            return ["PruneMask is not supported in depthwise mode: a depthwise layer's channels are its outputs"]
+        if len(mask) != c or set(mask) - {0, 1}:
+            return [f"PruneMask must hold one 0 or 1 per input channel (IFMChannels={c}), got {len(mask)} values"]
+        return [] if any(mask) else ["PruneMask prunes every channel; keep at least one"]
 
     def _geometry(self):
         """(kh, kw), C, (h, w), (oh, ow), (sh, sw)."""
@@ -68,6 +87,7 @@ class ConvolutionInputGenerator(HWNode):
         found = _pairs_problem(self, ("ConvKernelDim", "IFMDim", "OFMDim", "Stride", "Dilation"))
         if self.get_nodeattr("IFMChannels") < 1:
             found.append(f"IFMChannels={self.get_nodeattr('IFMChannels')} must be at least 1")
+        found += self._mask_problems()
         if found:
             return found
         if self.get_nodeattr("Dilation") != [1, 1]:
@@ -85,8 +105,17 @@ class ConvolutionInputGenerator(HWNode):
         return found
 
     def folding_problems(self):
-        p = fold_problem("SIMD", self.get_nodeattr("SIMD"), "IFMChannels", self.get_nodeattr("IFMChannels"))
-        return [p] if p else []
+        simd = self.get_nodeattr("SIMD")
+        p = fold_problem("SIMD", simd, "IFMChannels", self.get_nodeattr("IFMChannels"))
+        if p:
+            return [p]
+        mask = self.get_nodeattr("PruneMask")
+        words = np.asarray(mask).reshape(-1, simd) if mask else np.ones((1, 1))
+        split = np.flatnonzero(words.min(axis=1) != words.max(axis=1))
+        if split.size:
+            return [f"SIMD={simd} puts kept and pruned channels of PruneMask in one word (word {split[0]}); "
+                    f"use a SIMD that divides the pruned blocks"]
+        return []
 
     def parallel_knobs(self):
         return {"SIMD": "IFMChannels"}
@@ -97,9 +126,11 @@ class ConvolutionInputGenerator(HWNode):
         self.check_values(x, self.input_datatype(), f"input '{self.onnx_node.input[0]}'")
         # Windows only copy values: gather from the (exact) float carrier, not an int64 copy 2-8x its size.
         win = sliding_window_view(x, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]  # (N, oh, ow, C, kh, kw), a view
-        if self.depthwise():
+        if self.depthwise():  # never pruned (a PruneMask is a node problem there)
             return win.reshape(x.shape[0], oh, ow, c * kh * kw)
-        return win.transpose(0, 1, 2, 4, 5, 3).reshape(x.shape[0], oh, ow, kh * kw * c)
+        kept = self.kept_channels()
+        win = win.transpose(0, 1, 2, 4, 5, 3)
+        return (win if kept.size == c else win[..., kept]).reshape(x.shape[0], oh, ow, kh * kw * kept.size)
 
     def make_shape_compatible_op(self, model):
         return self.make_const_shape_op((self.batch_of(model), *self.normal_output_shape()[1:]))
@@ -109,8 +140,8 @@ class ConvolutionInputGenerator(HWNode):
         return (1, h, w, c)
 
     def normal_output_shape(self):
-        (kh, kw), c, _, (oh, ow), _ = self._geometry()
-        return (1, oh, ow, kh * kw * c)
+        (kh, kw), _, _, (oh, ow), _ = self._geometry()
+        return (1, oh, ow, kh * kw * self.kept_channels().size)
 
     def folded_input_shape(self):
         _, c, (h, w), _, _ = self._geometry()
@@ -118,19 +149,21 @@ class ConvolutionInputGenerator(HWNode):
         return (1, h, w, c // simd, simd)
 
     def folded_output_shape(self):
-        (kh, kw), c, _, (oh, ow), _ = self._geometry()
+        (kh, kw), _, _, (oh, ow), _ = self._geometry()
         lanes = self._out_lanes()
-        return (1, oh, ow, kh * kw * c // lanes, lanes)
+        return (1, oh, ow, kh * kw * self.kept_channels().size // lanes, lanes)
 
     def cycles(self) -> int:
         """finn-hlslib's ConvolutionInputGenerator (FINN get_exp_cycles): fill KH input rows, then per
         output row the slower of writing OW*KH*KW*C/SIMD words and reading SH input rows (W*C/SIMD each).
-        Roughly max(H*W*C, OH*OW*KH*KW*C)/SIMD plus the initial KH*W*C/SIMD buffer fill.  Depthwise
-        mode writes a whole window per word: OW*C/SIMD words per output row."""
+        Roughly max(H*W*C, OH*OW*KH*KW*C)/SIMD plus the initial KH*W*C/SIMD buffer fill; writes count the
+        kept channels only (PruneMask).  Depthwise mode writes a whole window per word: OW*C/SIMD words
+        per output row."""
         self.check()
         (kh, kw), c, (_, w), (oh, ow), (sh, _) = self._geometry()
-        sf = c // self.get_nodeattr("SIMD")
-        write_row = ow * sf * (1 if self.depthwise() else kh * kw)
+        simd = self.get_nodeattr("SIMD")
+        sf = c // simd
+        write_row = ow * (self.kept_channels().size // simd) * (1 if self.depthwise() else kh * kw)
         read_rows = sh * w * sf
         return w * kh * sf + oh * max(write_row, read_rows)
 
@@ -159,13 +192,15 @@ class ConvolutionInputGenerator(HWNode):
         check_emittable(self, model)
         (kh, kw), ch, (h, w), (oh, ow), (sh, sw) = self._geometry()
         simd = self.get_nodeattr("SIMD")
+        kept_words = self.kept_channels()[::simd] // simd
         constants = dict(KH=kh, KW=kw, CH=ch, H=h, W=w, OH=oh, OW=ow, SH=sh, SW=sw, SIMD=simd,
-                         DW=int(self.depthwise()))
+                         DW=int(self.depthwise()), KCF=kept_words.size)
         (buffer,) = self.memories()
         banks = self._banks()
         lines = [f"ap_uint<{buffer.width}> buffer[{buffer.count // banks}][{banks}][{buffer.depth}];",
                  "#pragma HLS ARRAY_PARTITION variable=buffer complete dim=1",
                  "#pragma HLS ARRAY_PARTITION variable=buffer complete dim=2",
-                 *storage_pragma("buffer", self.get_nodeattr("ram_style"), "ram_s2p")]
+                 *storage_pragma("buffer", self.get_nodeattr("ram_style"), "ram_s2p"),
+                 f"static const unsigned kept[{kept_words.size}] = {{{', '.join(map(str, kept_words))}}};"]
         return pixel_stream_kernel(self, ident, "SIMD", constants, "sliding_window", buffer=lines,
-                                   out_lanes=self._out_lanes())
+                                   out_lanes=self._out_lanes(), extra_args=("kept",))

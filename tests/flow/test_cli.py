@@ -6,6 +6,7 @@ from qonnx.core.modelwrapper import ModelWrapper
 
 from qnnflow.flow.cli import EXIT_BAD_INPUT, EXIT_BUILD_FAILED, main
 from qnnflow.flow.config import DEFAULT_STEPS
+from qnnflow.flow.runner import step_filename
 from qnnflow.hls.partition import is_hw
 
 from .conftest import REPO, assert_every_step_checked
@@ -63,7 +64,7 @@ def check_estimate_reports(out, clock_ns, terminal):
     resources = json.loads((report / "estimate_layer_resources.json").read_text())
     perf = json.loads((report / "estimate_network_performance.json").read_text())
     # the AXI port adapters frame the hardware nodes
-    layers = ["input port", *(n.name for n in ModelWrapper(str(out / "05_estimate.onnx")).graph.node if is_hw(n)),
+    layers = ["input port", *(n.name for n in ModelWrapper(str(out / step_filename(DEFAULT_STEPS.index("estimate"), "estimate"))).graph.node if is_hw(n)),
               "output port"]
     assert list(cycles) == layers and list(resources) == [*layers, "total"]
     for key in ("LUT", "BRAM_18K", "DSP"):
@@ -77,7 +78,7 @@ def check_estimate_reports(out, clock_ns, terminal):
     table = [line for line in terminal.splitlines() if line.startswith(bottleneck + " ")]
     # One table per build: fold's, which shows the folding next to the same figures.
     assert len(table) == 1 and table[0].endswith("<- bottleneck")
-    assert any(line.startswith("[6/") and " estimate " in line and line.endswith("checked: none")
+    assert any(line.startswith(f"[{DEFAULT_STEPS.index('estimate') + 1}/") and " estimate " in line and line.endswith("checked: none")
                for line in terminal.splitlines())
 
 

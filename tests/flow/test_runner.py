@@ -197,7 +197,7 @@ def test_editing_comments_in_builds_reruns_no_step_and_board_content_keys_its_st
     assert len(on_disk["steps"]) == steps and all(cached(on_disk).values()), cached(on_disk)
     board.write_text(board.read_text().replace("LUT: 53200", "LUT: 40000"))
     log, _ = run(build, out, ["golden.count=2"], to_step="estimate")
-    assert cached(log) == {"export": True, "tidy": True, "streamline": True, "to_hw": True,
+    assert cached(log) == {"export": True, "tidy": True, "streamline": True, "prune": True, "to_hw": True,
                            "fold": False, "estimate": False}
     registry._qnnflow_source_hash.cache_clear()
 
