@@ -95,7 +95,7 @@ def test_defaults_and_partial_files():
                                 r"\(dataflow nodes: FMPadding_0, "),
     ({"StreamingMaxPool_Batch_3": {"PE": 1}},
      r"^f.json: unknown node 'StreamingMaxPool_Batch_3' \(qnnflow's 'StreamingMaxPool_3'\); "),
-    ({"VectorVectorActivation_0": {"PE": 1}}, r"^f.json: unknown node 'VectorVectorActivation_0'; "),  # no counterpart
+    ({"Lookup_hls_0": {"PE": 1}}, r"^f.json: unknown node 'Lookup_hls_0'; "),  # no counterpart
     ({"MVAU_0": {"PE": 2}, "MVAU_hls_0": {"PE": 4}},
      r"^f.json: entries 'MVAU_0' and 'MVAU_hls_0' both configure node 'MVAU_0'; keep one$"),
     ({"MVAU_hls_1": {"PE": 2}, "MatrixVectorActivation_1": {"PE": 2}},
@@ -162,7 +162,7 @@ def test_model_is_not_modified_in_place():
     ("DuplicateStreams_Batch_2", "DuplicateStreams_2"),
     # ours, and names with no qnnflow counterpart, are unchanged
     ("MVAU_0", "MVAU_0"), ("ConvolutionInputGenerator_10", "ConvolutionInputGenerator_10"),
-    ("VectorVectorActivation_0", "VectorVectorActivation_0"), ("Lookup_hls_0", "Lookup_hls_0"),
+    ("VectorVectorActivation_0", "VVAU_0"), ("Lookup_hls_0", "Lookup_hls_0"),
     ("ConvolutionInputGenerator1D_0", "ConvolutionInputGenerator1D_0"), ("Flatten_0", "Flatten_0"),
     ("MVAU_hls", "MVAU_hls"), ("MVAU_hls_x", "MVAU_hls_x"), ("MVAU_hls_٣", "MVAU_hls_٣"),
 ])
