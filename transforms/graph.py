@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from onnx import helper
+from qonnx.core.datatype import DataType
 from qonnx.core.modelwrapper import ModelWrapper
 
 ELEMENTWISE_CONST_OPS = ("Mul", "Add", "Sub", "Div")
@@ -122,3 +123,12 @@ def broadcast_channelwise(value: np.ndarray, shape: tuple[int, ...], axis: int) 
     if not np.all(moved == moved[:1]):
         return None
     return moved[0]
+
+
+def smallest_int_type(lo: float, hi: float) -> DataType:
+    """The narrowest integer DataType (BINARY, then UINTb/INTb) holding every value in [lo, hi]."""
+    for bits in range(1, 33):
+        for dtype in (DataType[f"UINT{bits}"], DataType[f"INT{bits}"]) if bits > 1 else (DataType["BINARY"],):
+            if dtype.min() <= lo and hi <= dtype.max():
+                return dtype
+    return DataType["INT64"]

@@ -66,6 +66,7 @@ from qnnflow.transforms.graph import (
     insert_before,
     remove_node,
     single_consumer,
+    smallest_int_type,
 )
 from qnnflow.transforms.upsample import nearest_factors
 
@@ -596,6 +597,22 @@ def _insert_sign(model, node, sign, axis, index=0):
     node.input[index] = signed
 
 
+def _integer_type(model, x):
+    """The integer DataType of ``x``, or None.  A global sum (ReduceSum) of integers, which InferDataTypes
+    leaves FLOAT32, gets the range of its sums."""
+    dtype = model.get_tensor_datatype(x)
+    if dtype is not None and dtype.is_integer():
+        return dtype
+    producer = model.find_producer(x)
+    if producer is None or producer.op_type != "ReduceSum":
+        return None
+    terms = model.get_tensor_datatype(producer.input[0])
+    if terms is None or not terms.is_integer():
+        return None
+    n = int(np.prod(model.get_tensor_shape(producer.input[0])) // np.prod(model.get_tensor_shape(x)))
+    return smallest_int_type(n * terms.min(), n * terms.max())
+
+
 class IntegerChannelAffine(Transformation):
     """[Mul(a)] -> [Add(b)] on an integer x, per channel, before a linear layer (or a flatten into it), where nothing absorbed
     it (per-channel power-of-two activation scales, say): with a = m 2^-e and b = d 2^-e for integers m, d
@@ -635,8 +652,8 @@ class IntegerChannelAffine(Transformation):
         first = a_node if a_node is not None else b_node
         index = _affine(model, first)[0]
         x = first.input[index]
-        dtype, shape = model.get_tensor_datatype(x), tuple(model.get_tensor_shape(x))
-        if dtype is None or not dtype.is_integer():
+        dtype, shape = _integer_type(model, x), tuple(model.get_tensor_shape(x))
+        if dtype is None:
             return False
         axis = _channel_axis(model, x)
         a = broadcast_channelwise(_affine(model, a_node)[1], shape, axis) if a_node is not None else np.ones(shape[axis])

@@ -47,6 +47,7 @@ from qnnflow.transforms.graph import (
     fresh_name,
     head_nodes,
     single_consumer,
+    smallest_int_type,
 )
 from qnnflow.transforms.lower import LowerToNHWC
 from qnnflow.transforms.prune import RemoveDeadInputChannels
@@ -193,14 +194,6 @@ def _vvau_weights(matmul, weights: np.ndarray, channels: int) -> np.ndarray:
     return np.ascontiguousarray(own.T)
 
 
-def _smallest_int_type(lo: float, hi: float) -> DataType:
-    for bits in range(1, 33):
-        for dtype in (DataType[f"UINT{bits}"], DataType[f"INT{bits}"]) if bits > 1 else (DataType["BINARY"],):
-            if dtype.min() <= lo and hi <= dtype.max():
-                return dtype
-    return DataType["INT64"]
-
-
 class ConvertToHWNodes(Transformation):
     """Pattern-rewrite the lowered graph into dataflow nodes (one sweep; reaches a fixed point)."""
 
@@ -316,7 +309,7 @@ class ConvertToHWNodes(Transformation):
         model.set_initializer(w_new, weights.astype(np.float32))
         model.set_tensor_datatype(w_new, DataType[attrs["weightDataType"]])
         if mt is None:
-            acc_dtype = _smallest_int_type(acc_lo.min(), acc_hi.max())
+            acc_dtype = smallest_int_type(acc_lo.min(), acc_hi.max())
             attrs.update(noActivation=1, outputDataType=acc_dtype.name, accDataType=acc_dtype.name)
             node = helper.make_node(kind, [x, w_new], [matmul.output[0]], domain=HW_DOMAIN, name=matmul.name, **attrs)
             reader = single_consumer(model, matmul.output[0])
@@ -338,8 +331,8 @@ class ConvertToHWNodes(Transformation):
         thresholds = np.clip(thresholds, acc_lo[:, None], acc_hi[:, None] + 1)
         t_new = fresh_name(model, f"{matmul.name}_thresholds")
         model.set_initializer(t_new, thresholds.astype(np.float32))
-        model.set_tensor_datatype(t_new, _smallest_int_type(thresholds.min(), thresholds.max()))
-        acc_dtype = _smallest_int_type(min(acc_lo.min(), thresholds.min()), max(acc_hi.max(), thresholds.max()))
+        model.set_tensor_datatype(t_new, smallest_int_type(thresholds.min(), thresholds.max()))
+        acc_dtype = smallest_int_type(min(acc_lo.min(), thresholds.min()), max(acc_hi.max(), thresholds.max()))
         attrs.update(
             noActivation=0, ActVal=int(inst.get_nodeattr("out_bias")), outputDataType=inst.get_nodeattr("out_dtype"),
             accDataType=acc_dtype.name,
@@ -433,7 +426,7 @@ class ConvertToHWNodes(Transformation):
         if len(shape) != 4 or axes is None or sorted(np.asarray(axes).tolist()) != [1, 2] or not dtype.is_integer():
             return
         pixels = shape[1] * shape[2]
-        out_dtype = _smallest_int_type(pixels * dtype.min(), pixels * dtype.max())
+        out_dtype = smallest_int_type(pixels * dtype.min(), pixels * dtype.max())
         node = helper.make_node(
             "GlobalAccPool", [x], [reduce.output[0]], domain=HW_DOMAIN, name=reduce.name, NumChannels=shape[3],
             PE=1, inputDataType=dtype.name, outputDataType=out_dtype.name, numInputVectors=list(shape[:3]),
@@ -451,7 +444,7 @@ class ConvertToHWNodes(Transformation):
         node = helper.make_node(
             "SumPool", [x], [pool.output[0]], domain=HW_DOMAIN, name=pool.name, ImgDim=list(shape[1:3]),
             PoolDim=[k, k], Stride=[stride, stride], NumChannels=shape[3], PE=1, inputDataType=dtype.name,
-            outputDataType=_smallest_int_type(k * k * dtype.min(), k * k * dtype.max()).name,
+            outputDataType=smallest_int_type(k * k * dtype.min(), k * k * dtype.max()).name,
         )
         self._replace(model, [pool], node)
 
@@ -497,13 +490,13 @@ class ConvertToHWNodes(Transformation):
         out = nodes[-1].output[0]
         params = np.stack([factors, addends], axis=1)
         ends = np.stack([factors * in_dtype.min(), factors * in_dtype.max()]) + addends
-        out_dtype = _smallest_int_type(ends.min(), ends.max())
+        out_dtype = smallest_int_type(ends.min(), ends.max())
         p_name = fresh_name(model, f"{mul.name}_params")
         model.set_initializer(p_name, params.astype(np.float32))
         node = helper.make_node(
             "ChannelwiseOp", [x, p_name], [out], domain=HW_DOMAIN, name=mul.name,
             NumChannels=shape[-1], PE=1, inputDataType=in_dtype.name, outputDataType=out_dtype.name,
-            paramDataType=_smallest_int_type(min(params.min(), -1), params.max()).name,
+            paramDataType=smallest_int_type(min(params.min(), -1), params.max()).name,
             numInputVectors=list(shape[:-1]),
         )
         self._replace(model, nodes, node)
@@ -516,7 +509,7 @@ class ConvertToHWNodes(Transformation):
         da, db = _dtype(model, a), _dtype(model, b)
         if not (da.is_integer() and db.is_integer()) or shape != model.get_tensor_shape(b) or len(shape) not in (2, 4):
             return
-        out_dtype = _smallest_int_type(da.min() + db.min(), da.max() + db.max())
+        out_dtype = smallest_int_type(da.min() + db.min(), da.max() + db.max())
         node = helper.make_node(
             "AddStreams", [a, b], [add.output[0]], domain=HW_DOMAIN, name=add.name, NumChannels=shape[-1], PE=1,
             inputDataType=da.name, input1DataType=db.name, outputDataType=out_dtype.name,
@@ -535,7 +528,7 @@ class ConvertToHWNodes(Transformation):
         da, db = _dtype(model, a), _dtype(model, b)
         if not (da.is_integer() and db.is_integer()):
             return
-        out_dtype = _smallest_int_type(min(da.min(), db.min()), max(da.max(), db.max()))
+        out_dtype = smallest_int_type(min(da.min(), db.min()), max(da.max(), db.max()))
         node = helper.make_node(
             "StreamingConcat", [a, b], [concat.output[0]], domain=HW_DOMAIN, name=concat.name,
             ChannelsPerStream=[shapes[0][-1], shapes[1][-1]], NumChannels=shapes[0][-1] + shapes[1][-1], PE=1,
