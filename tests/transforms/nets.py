@@ -317,7 +317,8 @@ def _build_average_pool(spec, channels):
 
 
 def _average_pool_legal(size, channels):
-    return len(size) == 2 and min(size) >= 2
+    # a longer side of 4 or more: a 2x2 pool whose output is 1x1 is a global pool (GlobalAccPool, not SumPool)
+    return len(size) == 2 and min(size) >= 2 and max(size) >= 4
 
 
 @st.composite
