@@ -73,6 +73,8 @@ KIND_EXAMPLES = {
     "residual": {"input": (1, 3, 4, 5), "in_bits": 4, "readout": "global_average_pool", "fcs": FC, "seed": 3,
                  "blocks": [dict(kind="residual", steps=[_step(out=3), _step(act="hardtanh", a=3, out=3)],
                                  act="relu", a=4)]},
+    # regression: the first concat joins UINT4 and INT3 branches; to_hw read its type as the first branch's
+    # (UINT4) for the per-channel multiply after it ("annotated INT5, which inputDataType=UINT4 cannot hold")
     "concat": {"input": (1, 2, 5, 4), "in_bits": 4, "readout": "flatten", "fcs": FC, "seed": 4, "blocks": [
         dict(kind="concat", first=_step(out=2), second=_step((1, 1), act="identity", a=3, out=3)),
         dict(kind="concat", first=_step((1, 3), out=2), second=None)]},
