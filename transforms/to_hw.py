@@ -213,6 +213,9 @@ class ConvertToHWNodes(Transformation):
             elif node.op_type == "QuantAvgPool2d":
                 self._sum_pool(model, node)
                 InferDataTypes().apply(model)
+            elif node.op_type == "Concat":  # before the per-channel Mul after it, which reads its joint type
+                self._concat(model, node)
+                InferDataTypes().apply(model)
         for node in list(model.graph.node):
             if node.op_type == "Im2Col":
                 self._sliding_window(model, node)
@@ -222,8 +225,6 @@ class ConvertToHWNodes(Transformation):
                 self._upsample(model, node)
             elif is_join(model, node):
                 self._add_streams(model, node)
-            elif node.op_type == "Concat":
-                self._concat(model, node)
         model = model.transform(InferDataTypes())
         for node in list(model.graph.node):
             if node.op_type == "MultiThreshold":

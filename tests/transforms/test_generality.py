@@ -5,7 +5,7 @@ import pytest
 import torch
 from brevitas.nn import QuantConv2d, QuantHardTanh, QuantIdentity, QuantLinear
 from brevitas.quant import Int8ActPerTensorFixedPoint, Int8Bias, Int8WeightPerTensorFixedPoint
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from torch import nn
 
 from qnnflow.base.errors import QnnflowError
@@ -16,7 +16,7 @@ from qnnflow.transforms.streamline import streamline
 from qnnflow.transforms.tidy import tidy
 from qnnflow.transforms.to_hw import to_hw
 
-from .nets import PlannedNet, activation, layer_plans, weight_kwargs
+from .nets import BLOCKS, PlannedNet, activation, layer_plans, weight_kwargs
 
 # What may stay on the host: the input quantizer and the layout change in front of the
 # accelerator, the last layer's float scale and bias behind it.
@@ -64,13 +64,52 @@ EXAMPLES = [
 ]
 
 
+def _step(k=(3, 3), a=4, act="relu", out=3):
+    return dict(conv=_conv_spec(out, k, tuple(n // 2 for n in k)), act=act, a=a)
+
+
+# One of each kind that becomes its own dataflow node, always run besides the drawn examples.
+KIND_EXAMPLES = {
+    "residual": {"input": (1, 3, 4, 5), "in_bits": 4, "readout": "global_average_pool", "fcs": FC, "seed": 3,
+                 "blocks": [dict(kind="residual", steps=[_step(out=3), _step(act="hardtanh", a=3, out=3)],
+                                 act="relu", a=4)]},
+    # regression: the first concat joins UINT4 and INT3 branches; to_hw read its type as the first branch's
+    # (UINT4) for the per-channel multiply after it ("annotated INT5, which inputDataType=UINT4 cannot hold")
+    "concat": {"input": (1, 2, 5, 4), "in_bits": 4, "readout": "flatten", "fcs": FC, "seed": 4, "blocks": [
+        dict(kind="concat", first=_step(out=2), second=_step((1, 1), act="identity", a=3, out=3)),
+        dict(kind="concat", first=_step((1, 3), out=2), second=None)]},
+    "depthwise": {"input": (1, 3, 6, 6), "in_bits": 8, "readout": "flatten", "fcs": FC, "seed": 5, "blocks": [
+        dict(kind="depthwise", depthwise=_conv_spec(3), bn=True, act="relu", dw_a=4,
+             pointwise=_conv_spec(4, (1, 1), (0, 0)), pw_act="relu", a=4)]},
+    "average_pool": {"input": (1, 2, 6, 5), "in_bits": 4, "readout": "flatten", "fcs": FC, "seed": 6, "blocks": [
+        dict(kind="average_pool", step=_step(act="hardtanh", out=4), stride=2, quant="relu", q=3)]},
+    "upsample": {"input": (1, 2, 3, 4), "in_bits": 4, "readout": "flatten", "fcs": FC, "seed": 7, "blocks": [
+        dict(kind="upsample", step=_step(out=2), a=4),
+        dict(kind="conv", conv=_conv_spec(2), bn=False, act="relu", a=4, pool=None, pool_before_act=False)]},
+}
+
+
+def _with_examples(test):
+    for plan in [*EXAMPLES, *KIND_EXAMPLES.values()]:
+        test = example(plan)(test)
+    return test
+
+
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(layer_plans())
-@example(EXAMPLES[0])
-@example(EXAMPLES[1])
+@_with_examples
 def test_random_network_converts_to_hardware_and_stays_exact(plan):
     one_d = len(plan["input"]) == 3  # the host unsqueezes a 1-D input to height 1
-    assert_exact_through_hw(PlannedNet(plan), plan["input"], plan["seed"], head_ops=HEAD_OPS | ({"Unsqueeze"} if one_d else set()))
+    hw = assert_exact_through_hw(PlannedNet(plan), plan["input"], plan["seed"],
+                                 head_ops=HEAD_OPS | ({"Unsqueeze"} if one_d else set()))
+    ops = [n.op_type for n in hw.graph.node]
+    for kind in sorted({b["kind"] for b in plan["blocks"]}):
+        event(f"block kind: {kind}")
+    # each block of a kind with its own dataflow node became one (not a plain conv, nor left on the host)
+    for kind, block in BLOCKS.items():
+        if block.hardware:
+            drawn = sum(b["kind"] == kind for b in plan["blocks"])
+            assert ops.count(block.hardware) == drawn, (kind, block.hardware, ops)
 
 
 class PerChannelWeightPow2(Int8WeightPerTensorFixedPoint):
