@@ -31,9 +31,12 @@ prune:
 train:
 	$(BIN)/qnnflow train $(MODEL) --out runs/$(MODEL)
 
-# pytest exits 5 when it collects no test; that is not a failure of the suite.
+# pytest exits 5 when it collects no test; that is not a failure of the suite. The tests run
+# in TEST_WORKERS processes (pytest-xdist), a test file to a process: the suite is mostly
+# single-threaded g++, numpy and simulator work.
+TEST_WORKERS ?= 2
 test:
-	$(BIN)/pytest -q; rc=$$?; [ $$rc -eq 5 ] && exit 0; exit $$rc
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile; rc=$$?; [ $$rc -eq 5 ] && exit 0; exit $$rc
 
 test-all:
 	$(BIN)/pytest -q -m ""; rc=$$?; [ $$rc -eq 5 ] && exit 0; exit $$rc

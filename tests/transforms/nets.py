@@ -369,10 +369,7 @@ def layer_plans(draw):
         spec, size, channels = draw(BLOCKS[kind].draw(size, channels))
         plan["blocks"].append(dict(kind=kind, **spec))
     area = math.prod(size)
-    # not after per-channel scales: to_hw refuses their scale once a GlobalAccPool precedes the classifier
-    # ("differs per channel after 'ReduceSum_0' (GlobalAccPool)")
-    pooled_ok = plan["blocks"] and _out_bits(plan["blocks"][-1]) >= 2 and area & (area - 1) == 0 \
-        and plan["blocks"][-1]["kind"] != "per_channel_scale"
+    pooled_ok = plan["blocks"] and _out_bits(plan["blocks"][-1]) >= 2 and area & (area - 1) == 0
     plan["readout"] = "global_average_pool" if pooled_ok and draw(st.booleans()) else "flatten"
     for _ in range(draw(st.integers(1, 3))):
         plan["fcs"].append(dict(

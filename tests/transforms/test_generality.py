@@ -61,6 +61,13 @@ EXAMPLES = [
         dict(kind="bn_after_activation", conv=_conv_spec(4), act="hardtanh", a=4, pool=dict(k=(2, 2), stride=(2, 2)),
              quant="relu", q=4),
         dict(kind="per_channel_scale", conv=_conv_spec(3), bn=True, a=4, log2_ranges=[-2, 0, 2])]},
+    # regression: per-channel power-of-two scales, then a global average pool: the sum (a ReduceSum, typed
+    # FLOAT32 by qonnx) is an integer, so the scales still become an integer per-channel multiply
+    {"input": (1, 1, 4, 4), "in_bits": 2, "readout": "global_average_pool", "seed": 0,
+     "fcs": [dict(out=2, w=1, a=1, act="identity", bn=False, bias=False)], "blocks": [
+        dict(kind="bn_after_activation", conv=_conv_spec(1, (1, 1), "same", w=1), act="identity", a=2, pool=None,
+             quant="identity", q=1),
+        dict(kind="per_channel_scale", conv=_conv_spec(2, (1, 1), "same", w=1), bn=False, a=2, log2_ranges=[0, 1])]},
 ]
 
 
