@@ -8,17 +8,17 @@ to 2x2 (32-16-8-4-2).  Convolutions are bias-free, so the flow folds each batch 
 activation into integer thresholds.
 """
 
-from brevitas.nn import QuantConv2d, QuantLinear
+from brevitas.nn import QuantConv2d
 from torch import nn
 
-from .norms import AffineBatchNorm2d, TensorNorm
+from .dense import BN_EPS, dense_classifier
+from .norms import AffineBatchNorm2d
 from .quant import quant_input, quant_relu, weight_quant
 
 STEM_CHANNELS = 16
 # (output channels of the pointwise conv, stride of the depthwise conv): MobileNet-v1's 13 blocks at width 0.5
 BLOCKS = ((32, 1), (64, 2), (64, 1), (128, 2), (128, 1), (256, 2),
           (256, 1), (256, 1), (256, 1), (256, 1), (256, 1), (512, 2), (512, 1))
-BN_EPS = 1e-4
 
 
 class MobileNet(nn.Module):
@@ -42,10 +42,7 @@ class MobileNet(nn.Module):
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten()
-        self.classifier = nn.Sequential(
-            QuantLinear(channels, num_classes, bias=False, weight_quant=weight_quant(weight_bits)),
-            TensorNorm(eps=BN_EPS),
-        )
+        self.classifier = dense_classifier(channels, (), num_classes, weight_bits, activation=None)
 
     @staticmethod
     def _conv_bn_relu(cin, cout, kernel, stride, groups, weight_bits, act_bits):

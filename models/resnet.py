@@ -11,14 +11,14 @@ add sums integers exactly; the add is followed by the activation quantizer too. 
 conv/linear is bias-free, as in CNV.
 """
 
-from brevitas.nn import QuantConv2d, QuantLinear
+from brevitas.nn import QuantConv2d
 from torch import nn
 
-from .norms import AffineBatchNorm2d, TensorNorm
+from .dense import BN_EPS, dense_classifier
+from .norms import AffineBatchNorm2d
 from .quant import quant_act, quant_input, weight_quant
 
 STAGES = (16, 32, 64)  # channels per residual stage; every stage after the first halves the pixels
-BN_EPS = 1e-4
 
 
 def _conv_bn_act(cin, cout, kernel, stride, weight_bits, act_bits):
@@ -64,10 +64,7 @@ class ResNet(nn.Module):
         self.stages = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten()
-        self.classifier = nn.Sequential(
-            QuantLinear(channels, num_classes, bias=False, weight_quant=weight_quant(weight_bits)),
-            TensorNorm(eps=BN_EPS),
-        )
+        self.classifier = dense_classifier(channels, (), num_classes, weight_bits, activation=None)
 
     def forward(self, x):
         x = 2.0 * x - 1.0  # [0, 1] pixels to [-1, 1], the input quantizer's range
