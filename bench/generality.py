@@ -2,7 +2,8 @@
 
 Every pattern of tests/transforms/test_generality_patterns.py, the fixed examples of the random
 network test (a 1-D stack with a global average pool; batch-norm after the activation and
-per-channel power-of-two scales), and the zoo's tfc-size models, each through export, tidy,
+per-channel power-of-two scales; one residual, concat, depthwise, average-pool and upsample block
+each), and the zoo's tfc-size models, each through export, tidy,
 streamline, to_hw (checked bit-exact against the exported graph, as the tests check it), fold
 for the Pynq-Z1 and cppsim (g++ compile and run of the ap_int code, bit-exact against Python).
 Prints a pass table with the seconds of every step; a failing step's one-line error ends its row.
@@ -32,7 +33,7 @@ from qnnflow.transforms.streamline import streamline  # noqa: E402
 from qnnflow.transforms.tidy import tidy  # noqa: E402
 from qnnflow.transforms.to_hw import to_hw  # noqa: E402
 from tests.transforms.nets import PlannedNet  # noqa: E402
-from tests.transforms.test_generality import EXAMPLES, _randomized  # noqa: E402
+from tests.transforms.test_generality import EXAMPLES, KIND_EXAMPLES, _randomized  # noqa: E402
 from tests.transforms.test_generality_patterns import PATTERNS  # noqa: E402
 
 STEPS = ("export", "tidy", "streamline", "to_hw", "fold", "cppsim")
@@ -47,6 +48,8 @@ def networks():
     found = {name: (lambda f=f: pattern(f)) for name, f in PATTERNS.items()}
     for i, plan in enumerate(EXAMPLES):
         found[f"random_example_{i}"] = lambda p=plan: (PlannedNet(p).eval(), p["input"], (-1.0, 1.0))
+    for kind, plan in KIND_EXAMPLES.items():
+        found[f"random_{kind}"] = lambda p=plan: (PlannedNet(p).eval(), p["input"], (-1.0, 1.0))
     for name, entry in ZOO.items():
         if "tfc" in name:  # the tfc-size zoo models (and tfc-size variants of larger ones)
             found[name] = lambda n=name, e=entry: (build_model(n), (1, *e.input_shape), (0.0, 1.0))
