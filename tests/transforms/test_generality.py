@@ -102,7 +102,8 @@ def _with_examples(test):
     return test
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomize: the same 100 networks on every run, so CI cannot fail on a draw no earlier run made
+@settings(max_examples=100, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(layer_plans())
 @_with_examples
 def test_random_network_converts_to_hardware_and_stays_exact(plan):
