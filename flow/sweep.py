@@ -30,6 +30,7 @@ from pathlib import Path
 import yaml
 
 from qnnflow.base.errors import BadInputError, QnnflowError
+from qnnflow.base.plots import png_bytes
 from qnnflow.flow.artifacts import write_bytes_atomic, write_json_atomic
 from qnnflow.flow.yaml_io import load_yaml_file
 
@@ -178,8 +179,7 @@ def format_table(table: dict) -> str:
 
 
 def _plot(rows: list[dict], keys: list[str]) -> bytes:
-    import io
-
+    
     import matplotlib
 
     matplotlib.use("Agg")
@@ -194,8 +194,4 @@ def _plot(rows: list[dict], keys: list[str]) -> bytes:
     ax.set_xlabel("estimated LUT")
     ax.set_ylabel("estimated FPS")
     ax.set_title("sweep (red: Pareto front)")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig)

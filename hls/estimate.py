@@ -14,12 +14,12 @@ its logic and memories plus the FIFO of the stream it writes) and from the two A
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
+from qnnflow.base.plots import png_bytes
 from qnnflow.hls.partition import hardware_region
 from qnnflow.hls.widths import port_adapters
 
@@ -112,8 +112,4 @@ def plot_png(layers: list[LayerEstimate], bottleneck: str, title: str) -> bytes:
     ax2.bar(names, [layer.resources["LUT"] for layer in layers], color=colors)
     ax2.set_ylabel("LUT")
     ax2.tick_params(axis="x", rotation=75)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig)

@@ -1,8 +1,9 @@
 """Accuracy figures of a classifier's predictions: overall, per class, and the confusion matrix."""
 
-import io
 
 import numpy as np
+
+from qnnflow.base.plots import png_bytes
 
 CLASS_NAMES = {
     "mnist": [str(d) for d in range(10)],
@@ -64,8 +65,4 @@ def confusion_png(report, title) -> bytes:
         ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
                 color="white" if count > threshold else "black")
     ax.set_title(f"{title}: {100 * report['accuracy']:.2f}% of {report['images']}")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80)
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig, dpi=80)

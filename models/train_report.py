@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+from qnnflow.base.plots import png_bytes
+
 COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "images_per_s")
 
 
@@ -50,8 +52,4 @@ def learning_curve_png(name, history) -> bytes:
     ax_acc.set_ylabel("accuracy (%)")
     ax_acc.legend()
     fig.suptitle(f"{name}: learning curve")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80)
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig, dpi=80)

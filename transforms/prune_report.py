@@ -14,6 +14,7 @@ import numpy as np
 from qonnx.core.modelwrapper import ModelWrapper
 from qonnx.custom_op.registry import getCustomOp
 
+from qnnflow.base.plots import png_bytes
 from qnnflow.transforms.fold import fold
 from qnnflow.transforms.fold.report import FoldReport
 from qnnflow.transforms.prune import PruneInputError, hardware_matrix, linear_layers
@@ -131,8 +132,7 @@ def format_tradeoff(table: dict) -> str:
 
 def tradeoff_png(table: dict, title: str) -> bytes:
     """Sparsity against estimated FPS, LUT and BRAM18 and accuracy; Pareto points filled, others hollow."""
-    import io
-
+    
     import matplotlib
 
     matplotlib.use("Agg")
@@ -152,8 +152,4 @@ def tradeoff_png(table: dict, title: str) -> bytes:
         ax.set_ylabel(label)
     np.atleast_1d(axes)[0].set_title(f"{title} (red: Pareto front)")
     np.atleast_1d(axes)[-1].set_xlabel("sparsity")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig)

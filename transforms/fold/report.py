@@ -5,9 +5,9 @@ The numbers are each node's own cost model on the folded graph (hls/estimate.py)
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass, field
 
+from qnnflow.base.plots import png_bytes
 from qnnflow.hls import estimate
 from qnnflow.hls.nodes.cost import RESOURCES
 from qnnflow.transforms.fold.budget import Budget
@@ -126,8 +126,4 @@ def plot_png(report: FoldReport, title: str) -> bytes:
     ax2.legend(fontsize=8)
     ax2.set_xticks(list(x))
     ax2.set_xticklabels(names, rotation=75, fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig)
