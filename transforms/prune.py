@@ -295,6 +295,8 @@ class RemoveDeadInputChannels(Transformation):
             if mvau_node is None or mvau_node.op_type != "MVAU":
                 continue
             swg, mvau = getCustomOp(swg_node), getCustomOp(mvau_node)
+            if mvau.get_nodeattr("binaryXnorMode"):
+                continue  # its 0/1 weights encode -1/+1: none is zero
             kept = swg.kept_channels()
             w = np.asarray(model.get_initializer(mvau_node.input[1]))
             rows = w.reshape(-1, kept.size, w.shape[1])  # (positions, kept channels, MH)

@@ -106,6 +106,20 @@ def test_xnor_conv_then_pool_then_sign_compares_popcounts():
     assert {"Mul", "Add"} & set(kinds[: kinds.index("Thresholding")]) == set()
 
 
+def test_an_xnor_input_channel_with_every_weight_minus_one_is_not_dead():
+    """Found by the random networks: the dead-channel pass read the XNOR MVAU's 0/1 weights as values,
+    dropped a channel whose weights were all -1 (stored 0), and the outputs moved by up to 2."""
+    pointwise = QuantConv2d(3, 3, 1, bias=False, **weight_kwargs(1))
+    net = _randomized(nn.Sequential(
+        _input_quant(4), QuantConv2d(2, 3, 3, padding=1, bias=False, **weight_kwargs(4)), activation("sign", 1),
+        pointwise, activation("relu", 4), nn.Flatten()))
+    with torch.no_grad():
+        pointwise.weight[:, 1] = -1.0  # input channel 1: -1 in every output
+    hw = assert_exact_through_hw(net, (1, 2, 4, 4), tail_ops=TAIL_OPS | {"Transpose", "Flatten"})
+    xnor = [getCustomOp(n) for n in hw.graph.node if n.op_type == "MVAU"][-1]
+    assert xnor.get_nodeattr("binaryXnorMode") == 1 and xnor.get_nodeattr("MW") == 3
+
+
 @pytest.mark.parametrize("shape", ["constant", "computed"])
 def test_view_flatten_leaves_no_transpose_in_the_region(shape):
     net, input_shape = view_flatten()
