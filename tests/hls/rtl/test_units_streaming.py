@@ -32,3 +32,11 @@ def test_pixel_padding(dt, simd, stride, dim, rtl_cache, tmp_path):
     attrs = dict(ImgDim=dim, Stride=stride, NumChannels=4, SIMD=simd, inputDataType=dt)
     measured, model = measured_cycles(node_model("FMPaddingPixel", attrs), rtl_cache, tmp_path)
     assert measured == model
+
+
+@pytest.mark.parametrize("dt,simd,factor,dim", [("INT4", 1, [2, 2], [3, 2]), ("BIPOLAR", 8, [3, 2], [2, 3]),
+                                                ("UINT3", 2, [1, 3], [2, 2]), ("INT5", 4, [2, 3], [1, 1])])
+def test_upsample(dt, simd, factor, dim, rtl_cache, tmp_path):
+    attrs = dict(ImgDim=dim, Factor=factor, NumChannels=8, SIMD=simd, inputDataType=dt)
+    measured, model = measured_cycles(node_model("UpsampleNearestNeighbour", attrs), rtl_cache, tmp_path)
+    assert measured == model
