@@ -40,3 +40,22 @@ def test_upsample(dt, simd, factor, dim, rtl_cache, tmp_path):
     attrs = dict(ImgDim=dim, Factor=factor, NumChannels=8, SIMD=simd, inputDataType=dt)
     measured, model = measured_cycles(node_model("UpsampleNearestNeighbour", attrs), rtl_cache, tmp_path)
     assert measured == model
+
+
+@pytest.mark.parametrize("idt,odt,pe,dim,pool,stride", [
+    ("UINT2", "UINT6", 1, [4, 4], [2, 2], [2, 2]),     # CF = 4: disjoint windows
+    ("INT4", "INT8", 2, [5, 6], [3, 2], [1, 2]),       # overlapping rows
+    ("BIPOLAR", "INT5", 4, [5, 7], [2, 3], [2, 1]),    # CF = 1: a window's consecutive words back to back
+    ("UINT3", "UINT5", 2, [3, 7], [1, 3], [1, 2])])    # a 1-D pool (KH = 1), overlapping columns
+def test_sum_pool(idt, odt, pe, dim, pool, stride, rtl_cache, tmp_path):
+    attrs = dict(ImgDim=dim, PoolDim=pool, Stride=stride, NumChannels=4, PE=pe, inputDataType=idt, outputDataType=odt)
+    measured, model = measured_cycles(node_model("SumPool", attrs), rtl_cache, tmp_path)
+    assert measured == model
+
+
+@pytest.mark.parametrize("idt,odt,pe,vectors", [("INT4", "INT10", 1, [1, 3, 3]), ("UINT2", "UINT7", 3, [1, 4, 5]),
+                                                ("BIPOLAR", "INT5", 6, [1, 2, 5])])
+def test_global_acc_pool(idt, odt, pe, vectors, rtl_cache, tmp_path):
+    attrs = dict(NumChannels=6, PE=pe, inputDataType=idt, outputDataType=odt, numInputVectors=vectors)
+    measured, model = measured_cycles(node_model("GlobalAccPool", attrs), rtl_cache, tmp_path)
+    assert measured == model
