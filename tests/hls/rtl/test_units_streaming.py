@@ -59,3 +59,20 @@ def test_global_acc_pool(idt, odt, pe, vectors, rtl_cache, tmp_path):
     attrs = dict(NumChannels=6, PE=pe, inputDataType=idt, outputDataType=odt, numInputVectors=vectors)
     measured, model = measured_cycles(node_model("GlobalAccPool", attrs), rtl_cache, tmp_path)
     assert measured == model
+
+
+@pytest.mark.parametrize("idt,pdt,odt,pe", [("INT4", "INT3", "INT8", 1), ("UINT3", "UINT2", "UINT6", 2),
+                                            ("BIPOLAR", "INT4", "INT5", 4), ("INT8", "INT8", "INT17", 8),
+                                            ("BIPOLAR", "INT2", "BIPOLAR", 2)])  # a +-1 sign flip
+def test_channelwise(idt, pdt, odt, pe, rtl_cache, tmp_path):
+    rng = np.random.default_rng(pe)
+    ch = 8
+    params = random_ints(rng, pdt, (ch, 2))
+    if odt == "BIPOLAR":
+        params = np.stack([random_ints(rng, "BIPOLAR", ch), np.zeros(ch, np.float32)], axis=1)
+    if odt.startswith("UINT"):
+        params[:, 1] = np.abs(params[:, 1])
+    attrs = dict(NumChannels=ch, PE=pe, inputDataType=idt, paramDataType=pdt, outputDataType=odt,
+                 numInputVectors=[1, 2, 3])
+    measured, model = measured_cycles(node_model("ChannelwiseOp", attrs, {1: params}), rtl_cache, tmp_path)
+    assert measured == model
