@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from qonnx.custom_op.registry import getCustomOp
 
-from tests.hls.backend.helpers import node_model, random_ints
+from qnnflow.base.errors import QnnflowError
+from qnnflow.hls.codegen.rtl import generate_rtl
+from tests.hls.backend.helpers import BOARD, node_model, random_ints
 from tests.hls.rtl.test_units import simulate, thresholds_for
 
 
@@ -76,3 +78,28 @@ def test_channelwise(idt, pdt, odt, pe, rtl_cache, tmp_path):
                  numInputVectors=[1, 2, 3])
     measured, model = measured_cycles(node_model("ChannelwiseOp", attrs, {1: params}), rtl_cache, tmp_path)
     assert measured == model
+
+
+@pytest.mark.parametrize("pe", [1, 4])
+def test_thresholding_bipolar(pe, rtl_cache, tmp_path):
+    rng = np.random.default_rng(pe)
+    ch = 8
+    attrs = dict(NumChannels=ch, PE=pe, inputDataType="BIPOLAR", outputDataType="INT2", ActVal=-1,
+                 numInputVectors=[1, 3])
+    thresholds = thresholds_for(rng, ch, 2, -2, 2)  # below -1, between, above +1: every count happens
+    measured, model = measured_cycles(node_model("Thresholding", attrs, {1: thresholds}), rtl_cache, tmp_path)
+    assert measured == model
+
+
+@pytest.mark.parametrize("pe,k", [(1, 3), (5, 2)])
+def test_label_select_bipolar(pe, k, rtl_cache, tmp_path):
+    attrs = dict(Labels=10, PE=pe, K=k, inputDataType="BIPOLAR", outputDataType="UINT4")
+    measured, model = measured_cycles(node_model("LabelSelect", attrs), rtl_cache, tmp_path, images=6)  # all ties
+    assert measured == model
+
+
+def test_refusal_names_the_node():
+    """What the RTL does not cover fails in one line naming the node: a sum pool writing BIPOLAR."""
+    attrs = dict(ImgDim=[2, 2], PoolDim=[1, 1], NumChannels=2, inputDataType="BIPOLAR", outputDataType="BIPOLAR")
+    with pytest.raises(QnnflowError, match="node 'SumPool_0': the RTL sum pool writes integer sums, not BIPOLAR"):
+        generate_rtl(node_model("SumPool", attrs), BOARD, ports="stream")
