@@ -11,8 +11,9 @@
 // (raster order, at most one per input word).  One input word a cycle.
 //
 // Two stages: A takes the input word, finds its windows and reads their sums (synchronous reads),
-// B adds and writes the sums back or to the output register.  A sum B writes while A reads the
-// same word is forwarded.  Everything stalls together while the output register is held.
+// B adds and writes the sums back or to the output register.  A sum B writes while A reads that
+// memory word (CF = 1: consecutive pixels of a window) is forwarded.  Everything stalls together
+// while the output register is held.
 module qnnflow_sum_pool #(
     parameter H = 1,
     parameter W = 1,
@@ -102,7 +103,8 @@ module qnnflow_sum_pool #(
                 if (en && write) sum[a_addr[k*AB +: AB]] <= sums[k*SB +: SB];
                 if (en) read <= sum[addr[k*AB +: AB]];
                 if (en) begin
-                    fwd <= write && a_addr[k*AB +: AB] == addr[k*AB +: AB];
+                    // consecutive words meet at one address only with one word a pixel
+                    fwd <= CF == 1 && write && a_addr[k*AB +: AB] == addr[k*AB +: AB];
                     written <= sums[k*SB +: SB];
                 end
             end
