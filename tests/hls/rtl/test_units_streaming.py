@@ -13,7 +13,8 @@ from qonnx.custom_op.registry import getCustomOp
 
 from qnnflow.base.errors import QnnflowError
 from qnnflow.hls.codegen.rtl import generate_rtl
-from tests.hls.backend.helpers import BOARD, node_model, random_ints
+from qnnflow.hls.rtlsim import rtlsim
+from tests.hls.backend.helpers import BOARD, chain_model, model_inputs, node_model, random_ints
 from tests.hls.rtl.test_units import simulate, thresholds_for
 
 
@@ -105,3 +106,29 @@ def test_refusal_names_the_node():
     attrs = dict(ImgDim=[2, 2], PoolDim=[1, 1], NumChannels=2, inputDataType="BIPOLAR", outputDataType="BIPOLAR")
     with pytest.raises(QnnflowError, match="node 'SumPool_0': the RTL sum pool writes integer sums, not BIPOLAR"):
         generate_rtl(node_model("SumPool", attrs), BOARD, ports="stream")
+
+
+def test_chain_through_axi_ports(rtl_cache, tmp_path):
+    """The six kinds in one chain behind the AXI-Stream port adapters: bit-exact, the slowest node sets the
+    cycles per image, and every node is busy for its own cycles() an image."""
+    rng = np.random.default_rng(3)
+    ch, fold = 4, 2
+    params = np.stack([random_ints(rng, "INT2", ch), random_ints(rng, "INT2", ch)], axis=1)
+    image = dict(NumChannels=ch, SIMD=fold, inputDataType="INT3")
+    vectors = dict(NumChannels=ch, PE=fold, numInputVectors=[1, 7, 7])
+    model = chain_model([
+        ("FMPaddingPixel", dict(ImgDim=[3, 3], Stride=[2, 2], **image), {}),
+        ("FMPadding", dict(ImgDim=[5, 5], Padding=[1, 1, 1, 1], PadValue=-1, **image), {}),
+        ("UpsampleNearestNeighbour", dict(ImgDim=[7, 7], Factor=[2, 2], **image), {}),
+        ("SumPool", dict(ImgDim=[14, 14], PoolDim=[2, 2], NumChannels=ch, PE=fold, inputDataType="INT3",
+                         outputDataType="INT5"), {}),
+        ("ChannelwiseOp", dict(inputDataType="INT5", paramDataType="INT2", outputDataType="INT8", **vectors),
+         {1: params}),
+        ("GlobalAccPool", dict(inputDataType="INT8", outputDataType="INT14", **vectors), {})])
+    result = rtlsim(model, model_inputs(model, rng, 8), BOARD, rtl_cache, tmp_path, min_images=16)
+    assert result.bit_exact, result.message()
+    perf = result.performance
+    cycles = {node.name: getCustomOp(node).cycles() for node in model.graph.node}
+    assert perf["cycles_per_image"] == max(cycles.values())
+    images = perf["window_images"][1] - perf["window_images"][0]
+    assert {name: perf["nodes"][name]["busy_cycles"] / images for name in cycles} == cycles
