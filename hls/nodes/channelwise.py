@@ -15,6 +15,7 @@ import numpy as np
 from qnnflow.base.values import value_problem
 from qnnflow.hls.codegen.cpp import array_definition, config_struct, element_type, pod_signed, signed_bits
 from qnnflow.hls.codegen.kernel import Kernel, check_emittable, formats, header, storage_pragma
+from qnnflow.hls.codegen.rtl_unit import RtlUnit, element_params, memory_path, rom_style, rom_text, signed_type
 from qnnflow.hls.nodes import cost
 from qnnflow.hls.nodes.base import ChannelStreamNode, Memory
 
@@ -32,6 +33,7 @@ class ChannelwiseOp(ChannelStreamNode):
 
     FINN_OP_TYPES = ("ChannelwiseOp_Batch",)
     KERNEL_HEADER = "channelwise.hpp"
+    RTL_SOURCES = ("qnnflow_channelwise.v", "qnnflow_rom.v")
 
     def get_nodeattr_types(self):
         return {
@@ -130,3 +132,18 @@ class ChannelwiseOp(ChannelStreamNode):
         return Kernel(node.name, node.op_type, ident, in_fmt, out_fmt,
                       f"qnnflow::channelwise<{ident}_cfg>({{inp}}, {{out}}, {ident}_params);",
                       header(ident, node, self.KERNEL_HEADER, body), pragmas)
+
+    def emit_rtl(self, model, ident: str) -> RtlUnit:
+        """qnnflow_channelwise: word cf of the parameter ROM holds the PE (multiplier, addend) pairs of channel
+        group cf, each a signed P_BITS-bit value."""
+        check_emittable(self, model)
+        node, g = self.onnx_node, self.get_nodeattr
+        pe, odt, pdt = g("PE"), self.output_datatype(), self.datatype("paramDataType")
+        table = packed_params(np.asarray(model.get_initializer(node.input[1])).astype(np.int64), pe)
+        p_bits = signed_bits(int(pdt.min()), int(pdt.max()))
+        mem = memory_path(ident, "params")
+        rom = rom_text(table.transpose(1, 0, 2).reshape(table.shape[1], 2 * pe), signed_type(p_bits))
+        params = dict(CH=g("NumChannels"), PE=pe, **element_params("IN", self.input_datatype()), P_BITS=p_bits,
+                      ACC_BITS=signed_bits(*self._acc_range()), OUT_BITS=odt.bitwidth(),
+                      OUT_BIPOLAR=int(odt.name == "BIPOLAR"), PARAMS=mem, RAM_STYLE=rom_style(g("ram_style")))
+        return RtlUnit(node.name, node.op_type, ident, "qnnflow_channelwise", params, *formats(self), {mem: rom})

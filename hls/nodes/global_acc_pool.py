@@ -11,8 +11,10 @@ import math
 
 from qnnflow.hls.codegen.cpp import config_struct, element_type
 from qnnflow.hls.codegen.kernel import Kernel, check_emittable, formats, header
+from qnnflow.hls.codegen.rtl_unit import RtlUnit
 from qnnflow.hls.nodes import cost
 from qnnflow.hls.nodes.base import ChannelStreamNode, Memory
+from qnnflow.hls.nodes.sum_pool import sum_pool_rtl
 
 __all__ = ["GlobalAccPool"]
 
@@ -22,6 +24,7 @@ class GlobalAccPool(ChannelStreamNode):
 
     FINN_OP_TYPES = ("GlobalAccPool_Batch",)
     KERNEL_HEADER = "global_acc_pool.hpp"
+    RTL_SOURCES = ("qnnflow_sum_pool.v",)
 
     def get_nodeattr_types(self):
         return {
@@ -97,3 +100,9 @@ class GlobalAccPool(ChannelStreamNode):
         in_fmt, out_fmt = formats(self)
         return Kernel(node.name, node.op_type, ident, in_fmt, out_fmt, f"{ident}_process({{inp}}, {{out}});",
                       header(ident, node, self.KERNEL_HEADER, body))
+
+    def emit_rtl(self, model, ident: str) -> RtlUnit:
+        """qnnflow_sum_pool with one window over the image's pixels in a row."""
+        check_emittable(self, model)
+        pixels = math.prod(self._vectors())
+        return sum_pool_rtl(self, ident, (1, pixels), (1, pixels), (1, pixels))

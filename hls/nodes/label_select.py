@@ -10,7 +10,7 @@ from qonnx.core.datatype import DataType
 
 from qnnflow.hls.codegen.cpp import config_struct, element_type
 from qnnflow.hls.codegen.kernel import Kernel, check_emittable, formats, header
-from qnnflow.hls.codegen.rtl_unit import RtlUnit
+from qnnflow.hls.codegen.rtl_unit import RtlUnit, element_params
 from qnnflow.hls.nodes import cost
 from qnnflow.hls.nodes.base import HWNode, fold_problem
 
@@ -123,9 +123,7 @@ class LabelSelect(HWNode):
     def emit_rtl(self, model, ident: str) -> RtlUnit:
         check_emittable(self, model)
         g, idt = self.get_nodeattr, self.input_datatype()
-        if idt.name == "BIPOLAR":
-            raise self.error("the RTL label select compares integer lanes, not BIPOLAR ones; build it with backend: hls")
-        params = dict(LABELS=g("Labels"), PE=g("PE"), K=g("K"), IN_BITS=idt.bitwidth(), IN_SIGNED=int(idt.signed()),
+        params = dict(LABELS=g("Labels"), PE=g("PE"), K=g("K"), **element_params("IN", idt),
                       OUT_BITS=self.output_datatype().bitwidth())
         return RtlUnit(self.onnx_node.name, self.onnx_node.op_type, ident, "qnnflow_label_select", params,
                        *formats(self))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from qnnflow.hls.codegen.kernel import Kernel, check_emittable, pixel_stream_kernel
+from qnnflow.base.streams import encode_elements
+from qnnflow.hls.codegen.kernel import Kernel, check_emittable, formats, pixel_stream_kernel
+from qnnflow.hls.codegen.rtl_unit import RtlUnit
 from qnnflow.hls.nodes import cost
 from qnnflow.hls.nodes.base import HWNode, fold_problem
 
@@ -16,6 +18,7 @@ class FMPadding(HWNode):
 
     FINN_OP_TYPES = ("FMPadding_Batch",)
     KERNEL_HEADER = "padding.hpp"
+    RTL_SOURCES = ("qnnflow_padding.v",)
 
     _output_dt_attr = "inputDataType"
 
@@ -102,3 +105,17 @@ class FMPadding(HWNode):
         constants = dict(H=h, W=w, CH=ch, SIMD=g("SIMD"), TOP=top, LEFT=left, BOTTOM=bottom, RIGHT=right,
                          PAD_VALUE=g("PadValue"))
         return pixel_stream_kernel(self, ident, "SIMD", constants, "fm_padding")
+
+    def rtl_placement(self) -> dict:
+        """qnnflow_padding's border, strides and pad element code: a border of PadValue, no strides."""
+        top, left, bottom, right = self.get_nodeattr("Padding")
+        code = int(encode_elements(np.array([self.get_nodeattr("PadValue")]), self.input_datatype().name)[0])
+        return dict(TOP=top, LEFT=left, BOTTOM=bottom, RIGHT=right, SH=1, SW=1, PAD_CODE=code)
+
+    def emit_rtl(self, model, ident: str) -> RtlUnit:
+        check_emittable(self, model)
+        g = self.get_nodeattr
+        (h, w), simd = g("ImgDim"), g("SIMD")
+        params = dict(H=h, W=w, CF=g("NumChannels") // simd, LANES=simd, BITS=self.input_datatype().bitwidth(),
+                      **self.rtl_placement())
+        return RtlUnit(self.onnx_node.name, self.onnx_node.op_type, ident, "qnnflow_padding", params, *formats(self))

@@ -60,3 +60,8 @@ class FMPaddingPixel(FMPadding):
         (h, w), (sh, sw) = self.get_nodeattr("ImgDim"), self.get_nodeattr("Stride")
         constants = dict(H=h, W=w, CH=self.get_nodeattr("NumChannels"), SIMD=self.get_nodeattr("SIMD"), SH=sh, SW=sw)
         return pixel_stream_kernel(self, ident, "SIMD", constants, "pixel_padding")
+
+    def rtl_placement(self) -> dict:
+        """qnnflow_padding's placement for pixel padding: no border, the strides, zeros."""
+        sh, sw = self.get_nodeattr("Stride")
+        return dict(TOP=0, LEFT=0, BOTTOM=0, RIGHT=0, SH=sh, SW=sw, PAD_CODE=0)

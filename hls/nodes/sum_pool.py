@@ -12,10 +12,23 @@ import numpy as np
 
 from qnnflow.hls.codegen.cpp import config_struct, element_type
 from qnnflow.hls.codegen.kernel import Kernel, check_emittable, formats, header
+from qnnflow.hls.codegen.rtl_unit import RtlUnit, element_params
 from qnnflow.hls.nodes import cost
 from qnnflow.hls.nodes.maxpool import StreamingMaxPool
 
-__all__ = ["SumPool"]
+__all__ = ["SumPool", "sum_pool_rtl"]
+
+
+def sum_pool_rtl(inst, ident: str, image: tuple[int, int], window: tuple[int, int], stride: tuple[int, int]) -> RtlUnit:
+    """The qnnflow_sum_pool unit of a node summing ``window`` (KH, KW) of an ``image`` (H, W) at ``stride``,
+    PE lanes a word."""
+    if inst.output_datatype().name == "BIPOLAR":
+        raise inst.error("the RTL sum pool writes integer sums, not BIPOLAR ones; build it with backend: hls")
+    pe = inst.get_nodeattr("PE")
+    params = dict(H=image[0], W=image[1], CF=inst.get_nodeattr("NumChannels") // pe, PE=pe, KH=window[0],
+                  KW=window[1], SH=stride[0], SW=stride[1], **element_params("IN", inst.input_datatype()),
+                  OUT_BITS=inst.output_datatype().bitwidth())
+    return RtlUnit(inst.onnx_node.name, inst.onnx_node.op_type, ident, "qnnflow_sum_pool", params, *formats(inst))
 
 
 class SumPool(StreamingMaxPool):
@@ -23,6 +36,7 @@ class SumPool(StreamingMaxPool):
 
     FINN_OP_TYPES = ("Pool", "Pool_Batch")
     KERNEL_HEADER = "sum_pool.hpp"
+    RTL_SOURCES = ("qnnflow_sum_pool.v",)
 
     _input_dt_attr = "inputDataType"
     _output_dt_attr = "outputDataType"
@@ -87,3 +101,8 @@ class SumPool(StreamingMaxPool):
         in_fmt, out_fmt = formats(self)
         return Kernel(node.name, node.op_type, ident, in_fmt, out_fmt, f"{ident}_process({{inp}}, {{out}});",
                       header(ident, node, self.KERNEL_HEADER, body))
+
+    def emit_rtl(self, model, ident: str) -> RtlUnit:
+        check_emittable(self, model)
+        image, window, stride, _ = self._geometry()
+        return sum_pool_rtl(self, ident, tuple(image), tuple(window), tuple(stride))

@@ -13,7 +13,7 @@ import numpy as np
 from qnnflow.base.values import value_problem
 from qnnflow.hls.codegen.cpp import array_definition, config_struct, element_type, pod_signed, signed_bits
 from qnnflow.hls.codegen.kernel import Kernel, check_emittable, formats, header, storage_pragma
-from qnnflow.hls.codegen.rtl_unit import RtlUnit, memory_path, rom_style, rom_text, signed_type
+from qnnflow.hls.codegen.rtl_unit import RtlUnit, element_params, memory_path, rom_style, rom_text, signed_type
 from qnnflow.hls.nodes import cost
 from qnnflow.hls.nodes.base import ChannelStreamNode, Memory
 from qnnflow.hls.nodes.intmath import count_reached
@@ -164,13 +164,11 @@ class Thresholding(ChannelStreamNode):
         check_emittable(self, model)
         node, g = self.onnx_node, self.get_nodeattr
         idt, odt = self.input_datatype(), self.output_datatype()
-        if idt.name == "BIPOLAR":
-            raise self.error("the RTL thresholding reads integer lanes, not BIPOLAR ones; build it with backend: hls")
         pe, lo, hi = g("PE"), *self._compared_range()
         slots = threshold_slots(odt, g("ActVal"))
         t_bits, rom = threshold_rtl(threshold_table(model.get_initializer(node.input[1]), pe, slots, lo, hi), lo, hi)
         mem = memory_path(ident, "thresholds")
-        params = dict(CH=g("NumChannels"), PE=pe, IN_BITS=idt.bitwidth(), IN_SIGNED=int(idt.signed()),
+        params = dict(CH=g("NumChannels"), PE=pe, **element_params("IN", idt),
                       OUT_BITS=odt.bitwidth(), NT=slots, T_BITS=t_bits, ACT_VAL=g("ActVal"), THRESHOLDS=mem,
                       RAM_STYLE=rom_style(g("ram_style")))
         return RtlUnit(node.name, node.op_type, ident, "qnnflow_thresholding", params, *formats(self), {mem: rom})

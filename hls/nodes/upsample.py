@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from qnnflow.hls.codegen.kernel import Kernel, check_emittable, pixel_stream_kernel, storage_pragma
+from qnnflow.hls.codegen.kernel import Kernel, check_emittable, formats, pixel_stream_kernel, storage_pragma
+from qnnflow.hls.codegen.rtl_unit import RtlUnit
 from qnnflow.hls.nodes import cost
 from qnnflow.hls.nodes.base import Memory
 from qnnflow.hls.nodes.padding import FMPadding
@@ -24,6 +25,7 @@ class UpsampleNearestNeighbour(FMPadding):
 
     FINN_OP_TYPES = ("UpsampleNearestNeighbour_Batch",)
     KERNEL_HEADER = "upsample.hpp"
+    RTL_SOURCES = ("qnnflow_upsample.v",)
 
     def get_nodeattr_types(self):
         return {
@@ -69,3 +71,10 @@ class UpsampleNearestNeighbour(FMPadding):
         (row,) = self.memories()
         lines = [f"ap_uint<{row.width}> buffer[{row.depth}];", *storage_pragma("buffer", row.style, "ram_s2p")]
         return pixel_stream_kernel(self, ident, "SIMD", constants, "upsample_nearest", buffer=lines)
+
+    def emit_rtl(self, model, ident: str) -> RtlUnit:
+        check_emittable(self, model)
+        g = self.get_nodeattr
+        (_, w), (sh, sw), simd = g("ImgDim"), g("Factor"), g("SIMD")
+        params = dict(W=w, CF=g("NumChannels") // simd, LANES=simd, BITS=self.input_datatype().bitwidth(), SH=sh, SW=sw)
+        return RtlUnit(self.onnx_node.name, self.onnx_node.op_type, ident, "qnnflow_upsample", params, *formats(self))

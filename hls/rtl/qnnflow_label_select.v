@@ -1,5 +1,5 @@
 // LabelSelect (hls/nodes/label_select.py, include/label_select.hpp): the indices of the K largest
-// of LABELS values, largest first, one index a word; equal values keep the lower index first.
+// of LABELS values (two's complement, unsigned or BIPOLAR), largest first, one index a word; equal values keep the lower index first.
 // LABELS/PE words are read (PE values a cycle, inserted into a sorted list of K (value, index)
 // registers behind every entry at least as large), then the K indices are written: LABELS/PE + K
 // cycles an image.
@@ -9,6 +9,7 @@ module qnnflow_label_select #(
     parameter K = 1,
     parameter IN_BITS = 8,
     parameter IN_SIGNED = 1,
+    parameter IN_BIPOLAR = 0,
     parameter OUT_BITS = 8
 ) (
     input wire clk,
@@ -49,7 +50,8 @@ module qnnflow_label_select #(
         ni = index;
         nh = (word == 0) ? {K{1'b0}} : held;
         for (p = 0; p < PE; p = p + 1) begin
-            v = {IN_SIGNED != 0 && in_data[p*IN_BITS + IN_BITS - 1], in_data[p*IN_BITS +: IN_BITS]};
+            if (IN_BIPOLAR != 0) v = {!in_data[p], 1'b1};  // 2b - 1
+            else v = {IN_SIGNED != 0 && in_data[p*IN_BITS + IN_BITS - 1], in_data[p*IN_BITS +: IN_BITS]};
             pos = 0;
             for (k = 0; k < K; k = k + 1)
                 if (nh[k] && $signed(nb[k*VB +: VB]) >= v) pos = pos + 1'b1;

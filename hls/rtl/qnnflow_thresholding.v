@@ -1,5 +1,5 @@
 // Thresholding (hls/nodes/thresholding.py, include/thresholding.hpp): PE channels a word and a
-// cycle; out = ACT_VAL + #{t : x >= T[c][t]}.  THRESHOLDS holds CH/PE words, word cf the NT slots of
+// cycle; out = ACT_VAL + #{t : x >= T[c][t]}, x two's complement, unsigned or BIPOLAR (1 = +1, 0 = -1).  THRESHOLDS holds CH/PE words, word cf the NT slots of
 // channels cf*PE .. cf*PE+PE-1 (qnnflow_activation's order).  Two stages: the input word and its
 // thresholds (a synchronous ROM read) are registered, then the levels go to the output register.
 module qnnflow_thresholding #(
@@ -7,6 +7,7 @@ module qnnflow_thresholding #(
     parameter PE = 1,
     parameter IN_BITS = 8,
     parameter IN_SIGNED = 1,
+    parameter IN_BIPOLAR = 0,
     parameter OUT_BITS = 1,
     parameter NT = 1,
     parameter T_BITS = 9,
@@ -49,12 +50,13 @@ module qnnflow_thresholding #(
         if (en) b_x <= in_data;
     end
 
-    // lanes sign- or zero-extended by one bit
+    // lanes sign- or zero-extended by one bit; a BIPOLAR bit b is 2b - 1 (01 or 11)
     reg [PE*V_BITS-1:0] values;
     integer i;
     always @* begin
         for (i = 0; i < PE; i = i + 1)
-            values[i*V_BITS +: V_BITS] = {IN_SIGNED != 0 && b_x[i*IN_BITS + IN_BITS - 1], b_x[i*IN_BITS +: IN_BITS]};
+            if (IN_BIPOLAR != 0) values[i*V_BITS +: V_BITS] = {!b_x[i], 1'b1};
+            else values[i*V_BITS +: V_BITS] = {IN_SIGNED != 0 && b_x[i*IN_BITS + IN_BITS - 1], b_x[i*IN_BITS +: IN_BITS]};
     end
     wire [PE*OUT_BITS-1:0] levels;
     qnnflow_activation #(.LANES(PE), .V_BITS(V_BITS), .NT(NT), .T_BITS(T_BITS), .OUT_BITS(OUT_BITS),
