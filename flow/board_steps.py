@@ -162,7 +162,7 @@ def vivado_step(model, ctx: StepContext):
                 raise QnnflowError(f"run.sh {mode} failed with exit status {proc.returncode}; see {vdir / 'logs'}")
     stages = ("hls", "ooc", "bitstream") if accel.kind == "hls" else ("ooc", "bitstream")
     done = [stage for stage in stages if _current(vdir, stage, digest)]
-    if done:
+    if "hls" in done or (accel.kind == "rtl" and done):  # the HLS IP's reports come first, from its own stage
         _parse_reports(model, ctx, accel, done)
     if "bitstream" in done:
         ctx.deliveries["bitstream"] = f"{VIVADO_DIR}/{BITFILE}"
