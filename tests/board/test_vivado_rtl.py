@@ -8,6 +8,7 @@ directory, with the wrapper the block design instantiates."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -23,6 +24,7 @@ from qnnflow.flow.runner import StepContext
 from qnnflow.hls.board import rtl_wrapper
 from qnnflow.hls.board.tcl import RTL_SCRIPTS, DesignParams, vivado_scripts
 from qnnflow.hls.codegen.rtl import TOP, generate_rtl
+from tests.board.test_tcl import TOOL_COMMANDS
 from tests.hls.backend.helpers import BOARD, chain_model, random_ints
 
 HERE = Path(__file__).parent
@@ -108,6 +110,7 @@ def test_no_vitis_hls_in_the_rtl_flow(out, tmp_path):
 def test_block_design_adds_every_rtl_file_and_the_module_reference(out, tmp_path):
     proc, calls = stub_run(out / "vivado" / "make_project.tcl", tmp_path)
     assert proc.returncode == 0 and "stopped at launch_runs" in proc.stdout, proc.stderr
+    assert {c[0] for c in calls} <= TOOL_COMMANDS  # Vivado's commands, no misspelt one
     added = [c for c in calls if c[0] == "add_files" and "sources_1" in c]
     assert len(added) == 1
     paths = [Path(p) for p in tcl_list(added[0][-1])]
@@ -132,6 +135,7 @@ def test_block_design_adds_every_rtl_file_and_the_module_reference(out, tmp_path
 def test_ooc_synthesis_reads_the_prepared_rtl_and_its_top(out, tmp_path):
     proc, calls = stub_run(out / "vivado" / "ooc_synth.tcl", tmp_path)
     assert proc.returncode == 0 and "stopped at synth_design" in proc.stdout, proc.stderr
+    assert {c[0] for c in calls} <= TOOL_COMMANDS
     read = next(c for c in calls if c[0] == "read_verilog")
     paths = [Path(p) for p in tcl_list(read[1])]
     copies = out / "vivado" / "rtl_sources"
@@ -215,3 +219,27 @@ def test_vivado_step_with_the_rtl_backend(tmp_path, monkeypatch, backend):
     written = {Path(rel).name for rel in ctx.artifacts}
     assert written == {p.name for p in (ctx.out_dir / "vivado").iterdir()}  # the HLS script is gone
     assert "rtl_sources.tcl" in written and "hls_synth.tcl" not in written
+
+
+def test_reports_of_a_run_are_parsed_per_rtl_unit(tmp_path, monkeypatch):
+    """Fixture reports (tests/board/fixtures/rtl_ooc_*, written in Vivado's format: no Vivado ran) placed where
+    run.sh leaves them and stamped with this design's digest: the nodes are found under qnnflow_top by their
+    unit instance names, and no Vitis HLS report is asked for."""
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    model = two_mvaus()
+    ctx = step_context(tmp_path, "rtl")
+    write(ctx.out_dir / "rtl", generate_rtl(model, ctx.board).files)
+    vivado_step(model, ctx)  # writes the scripts (skipped: no Vivado)
+    reports = ctx.out_dir / "vivado" / "reports"
+    reports.mkdir()
+    shutil.copy(HERE / "fixtures" / "rtl_ooc_utilization_hier.rpt", reports / "ooc_utilization_hier.rpt")
+    shutil.copy(HERE / "fixtures" / "timing_summary.rpt", reports / "ooc_timing_summary.rpt")
+    shutil.copy(ctx.out_dir / "vivado" / "design.sha256", reports / "ooc.sha256")
+    ctx = step_context(tmp_path, "rtl")
+    vivado_step(model, ctx)
+    resources = json.loads((ctx.out_dir / "report" / "post_synth_resources.json").read_text())
+    assert resources["accelerator_from"] == "rtl" and resources["flow"] == "out-of-context synthesis"
+    assert resources["accelerator"]["LUT"] == 1580
+    assert {n: r["LUT"] for n, r in resources["nodes"].items()} == {"MVAU_0": 402, "MVAU_1": 233}
+    assert resources["nodes"]["MVAU_0"]["instance"] == "MVAU_0" and resources["nodes"]["MVAU_1"]["BRAM18"] == 2
+    assert not (ctx.out_dir / "report" / "hls_synth.json").exists()
