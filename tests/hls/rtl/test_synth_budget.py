@@ -66,7 +66,7 @@ def test_over_budget_synthesis_is_bad_input_and_leaves_no_report(tmp_path):
 def test_over_budget_build_exits_2(tmp_path):
     """The CLI on tfc_w1a1 with a board of too few flip-flops (fold budgets LUT, BRAM and DSP, so it folds
     as for the Pynq-Z1): exit status 2, one error line, no report."""
-    board = small_board(tmp_path, FF=1000)
+    board = small_board(tmp_path, FF=300)
     build = tmp_path / "tfc.yaml"
     build.write_text("model: tfc_w1a1\nsteps: [export, tidy, streamline, to_hw, fold, estimate, rtl_codegen, synth]\n"
                      "golden: {count: 2}\nfold: {target_cycles: 2000}\n")
@@ -76,6 +76,6 @@ def test_over_budget_build_exits_2(tmp_path):
                           capture_output=True, text=True, env=os.environ)
     assert proc.returncode == 2, proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error")]
-    assert len(errors) == 1 and "FF by Yosys's count, more than Pynq-Z1 (cut) has (1,000)" in errors[0]
+    assert len(errors) == 1 and "FF by Yosys's count, more than Pynq-Z1 (cut) has (300)" in errors[0]
     assert not (out / SYNTH_REPORT).exists()
     assert json.loads((out / "build_log.json").read_text())["status"] == "failed"
