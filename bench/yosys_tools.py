@@ -33,7 +33,8 @@ STEPS = "[export, tidy, streamline, to_hw, fold, estimate]"
 def project_of(model: str, board: str, fold: str, work: Path):
     """The RTL project of ``model`` folded as ``fold`` says, written under ``work``."""
     build = work / f"{model}.yaml"
-    build.write_text(f"model: {model}\nboard: {board}\nsteps: {STEPS}\noutputs: [qonnx]\ngolden: {{count: 2}}\n{fold}\n")
+    build.write_text(f"model: {model}\nboard: {board}\nsteps: {STEPS}\noutputs: [qonnx]\n"
+                     f"golden: {{count: 2}}\n{fold}\n")
     cfg = load_config(build)
     out = work / f"{model}-out"
     run_build(cfg, out, progress=lambda line: None)
@@ -53,7 +54,8 @@ def synth_once(yosys: str, src: Path, sources: list[str], top: str, family: str,
     (src / f"{tag}.ys").write_text(yosys_script([str(src / s) for s in sources], top, FAMILIES[family], str(stat)))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run([yosys, "-q", "-l", str(src / f"{tag}.log"), "-s", str(src / f"{tag}.ys")], cwd=src, capture_output=True, text=True)
+    proc = subprocess.run([yosys, "-q", "-l", str(src / f"{tag}.log"), "-s", str(src / f"{tag}.ys")], cwd=src,
+                          capture_output=True, text=True)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:

@@ -1,4 +1,4 @@
-"""Build steps from the HLS project to the board: ``vivado``, ``driver``, ``deploy``.
+"""Build steps from the generated accelerator (HLS or RTL) to the board: ``vivado``, ``driver``, ``deploy``.
 
 - ``vivado`` writes ``OUT/vivado/`` (make_project.tcl, ooc_synth.tcl, run.sh, design.sha256, and
   hls_synth.tcl for the Vitis HLS IP, or rtl_sources.tcl and qnnflow_accel.v for the RTL top:
@@ -134,8 +134,7 @@ def _accelerator(model, ctx: StepContext) -> Accelerator:
                produces=("vivado", "bitstream", "ooc_synth"), tools=TOOLS)
 def vivado_step(model, ctx: StepContext):
     """Vivado scripts (and Vitis HLS's for the HLS back end), run when the tools are installed, their reports parsed."""
-    from qnnflow.hls.board.tcl import OWN_FILES, DesignParams, vivado_scripts
-    from qnnflow.hls.board.tcl import TOOLS as NEEDED
+    from qnnflow.hls.board.tcl import OWN_FILES, RUN_TOOLS, DesignParams, vivado_scripts
 
     accel = _accelerator(model, ctx)
     params = DesignParams(ctx.cfg["name"], ctx.board, ctx.cfg.clock_ns, accel.top, accel.fifo_depths, accel.kind)
@@ -149,7 +148,7 @@ def vivado_step(model, ctx: StepContext):
             path.chmod(0o755)
     digest = files["design.sha256"]
     todo = [mode for mode in _modes(ctx.cfg["outputs"]) if not _current(vdir, mode, digest)]
-    missing = [tool for tool in NEEDED[accel.kind] if shutil.which(tool) is None]
+    missing = [tool for tool in RUN_TOOLS[accel.kind] if shutil.which(tool) is None]
     if todo and missing:
         needs = "Vitis HLS and Vivado" if accel.kind == "hls" else "Vivado (the RTL top needs no Vitis HLS)"
         ctx.skip(f"needs {needs} ({', '.join(missing)} not on PATH); run the scripts later with "
