@@ -26,7 +26,7 @@ from pathlib import Path
 from qnnflow.base.errors import QnnflowError
 from qnnflow.flow.hls_steps import CPPSIM_DIR, _remove_stale
 from qnnflow.flow.registry import register_step
-from qnnflow.flow.rtl_steps import RTL_DIR
+from qnnflow.flow.rtl_steps import RTL_DIR, SYNTH_REPORT
 from qnnflow.flow.runner import StepContext
 
 VIVADO_DIR = "vivado"
@@ -92,6 +92,12 @@ def _parse_reports(model, ctx: StepContext, accel: Accelerator, done: list[str])
     if resources["accelerator"]:
         real["accelerator"] = resources["accelerator"]
     ctx.log(reports.side_by_side(est_res, real, f"resources, estimated and {resources['flow']}"))
+    yosys_report = ctx.out_dir / SYNTH_REPORT
+    if accel.kind == "rtl" and yosys_report.is_file():  # the synth step's counts of the same RTL
+        yosys = json.loads(yosys_report.read_text())
+        counted = {**yosys["nodes"], "accelerator": yosys["total"]}
+        ctx.log(reports.side_by_side(counted, real, f"resources, Yosys and Vivado ({resources['flow']})",
+                                     ("yosys", "vivado")))
     fmax = f"{timing['fmax_mhz']:.1f} MHz" if timing["fmax_mhz"] else "unknown"
     ctx.notes.append(f"{resources['flow']}: WNS {timing['wns_ns']} ns, achieved fmax {fmax} "
                      f"(target {1000 / ctx.cfg.clock_ns:.1f} MHz)")

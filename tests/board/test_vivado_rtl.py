@@ -235,8 +235,17 @@ def test_reports_of_a_run_are_parsed_per_rtl_unit(tmp_path, monkeypatch):
     shutil.copy(HERE / "fixtures" / "rtl_ooc_utilization_hier.rpt", reports / "ooc_utilization_hier.rpt")
     shutil.copy(HERE / "fixtures" / "timing_summary.rpt", reports / "ooc_timing_summary.rpt")
     shutil.copy(ctx.out_dir / "vivado" / "design.sha256", reports / "ooc.sha256")
-    ctx = step_context(tmp_path, "rtl")
+    # and a synth step's report (fixture figures: no Yosys ran for this test)
+    yosys = {"nodes": {"MVAU_0": {"LUT": 301, "FF": 302, "BRAM18": 0, "DSP": 0}}, "total": {"LUT": 1401, "FF": 1402,
+                                                                                         "BRAM18": 4, "DSP": 0}}
+    (ctx.out_dir / "report").mkdir()
+    (ctx.out_dir / "report" / "post_synth_yosys.json").write_text(json.dumps(yosys))
+    printed = []
+    ctx = StepContext(ctx.cfg, ctx.out_dir, "vivado", printed.append)
     vivado_step(model, ctx)
+    table = next(t for t in printed if t.startswith("resources, Yosys and Vivado (out-of-context synthesis)"))
+    accelerator = next(line for line in table.splitlines() if line.startswith("accelerator")).split()
+    assert accelerator[1:5] == ["1,401", "1,580", "1,402", "1,210"]  # Yosys beside Vivado, LUT and FF
     resources = json.loads((ctx.out_dir / "report" / "post_synth_resources.json").read_text())
     assert resources["accelerator_from"] == "rtl" and resources["flow"] == "out-of-context synthesis"
     assert resources["accelerator"]["LUT"] == 1580
