@@ -52,6 +52,7 @@ bench:
 	$(BIN)/python bench/bnn_pynq.py
 	$(BIN)/python bench/eval.py
 	$(BIN)/python bench/prune.py
+	$(BIN)/python bench/yosys_tools.py
 
 clean:
 	rm -rf out

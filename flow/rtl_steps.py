@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 
-from qnnflow.base.errors import QnnflowError
+from qnnflow.base.errors import BadInputError, QnnflowError
 from qnnflow.flow.hls_steps import _remove_stale
 from qnnflow.flow.registry import register_step
 from qnnflow.flow.runner import StepContext
@@ -25,6 +25,7 @@ from qnnflow.flow.runner import StepContext
 RTL_DIR = "rtl"
 RTLSIM_DIR = "rtlsim"
 SYNTH_DIR = "synth"
+SYNTH_REPORT = "report/post_synth_yosys.json"
 MIN_IMAGES = 24  # the golden inputs repeated to this many images: the steady state is measured in the middle
 
 
@@ -138,12 +139,15 @@ def synth_step(model, ctx: StepContext):
     report["estimate"] = {name: {r: layer.resources[r] for r in ("LUT", "BRAM18", "DSP")}
                           for name, layer in layers.items()}
     report["estimate_total"] = {r: sum(layer.resources[r] for layer in layers.values()) for r in ("LUT", "BRAM18", "DSP")}
-    ctx.write_artifact("report/post_synth_yosys.json", _dump(report), delivers="synth")
     ctx.log(format_synth(report, ctx.board))
     total, est = report["total"], report["estimate_total"]
     problem = board_problem(total, ctx.board)
     if problem:
-        raise QnnflowError(problem)
+        # An unmeetable budget is bad input (exit 2); the figures are in the log above, and no report of
+        # this or an earlier run stays in OUT/report as if it were this build's result.
+        (ctx.out_dir / SYNTH_REPORT).unlink(missing_ok=True)
+        raise BadInputError(f"board {ctx.board['id']}: {problem}")
+    ctx.write_artifact(SYNTH_REPORT, _dump(report), delivers="synth")
     ctx.checked = "none"
     ctx.notes.append(f"Yosys: {total['LUT']:,} LUT, {total['FF']:,} FF, {total['BRAM18']} BRAM18, {total['DSP']} DSP "
                      f"(estimate {est['LUT']:,} LUT, {est['BRAM18']} BRAM18, {est['DSP']} DSP)")

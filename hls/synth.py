@@ -94,6 +94,10 @@ def synthesize(project: RtlProject, project_dir: Path, family: str, whole: bool 
     return report
 
 
+# The fold budget that bounds each resource (FF has none of its own: LUT-bound logic brings its flip-flops).
+FOLD_FIELDS = {"LUT": "fold.lut", "FF": "fold.lut", "BRAM18": "fold.bram", "DSP": "fold.dsp"}
+
+
 def board_problem(total: dict, board: dict) -> str | None:
     """Why a design of ``total`` resources (Yosys's count) does not fit ``board``, or None."""
     over = [r for r in ("LUT", "FF", "BRAM18", "DSP") if total[r] > board["resources"][r]]
@@ -101,5 +105,6 @@ def board_problem(total: dict, board: dict) -> str | None:
         return None
     needs = ", ".join(f"{total[r]:,} {r}" for r in over)
     has = ", ".join(f"{board['resources'][r]:,}" for r in over)
+    fields = "/".join(dict.fromkeys(FOLD_FIELDS[r] for r in over))
     return (f"the design needs {needs} by Yosys's count, more than {board['name']} has ({has}); fold it slower "
-            f"(fold.lut/bram/dsp) or pick a larger board")
+            f"(lower {fields}, or a larger fold.target_cycles) or pick a larger board")

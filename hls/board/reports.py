@@ -251,10 +251,11 @@ def parse_timing_summary(text: str, clock_ns: float, source: str = "report") -> 
 # ----- side by side ----------------------------------------------------------------------------------
 
 
-def side_by_side(estimated: dict[str, dict], real: dict[str, dict], title: str) -> str:
-    """A table of estimated and real LUT/FF/BRAM18/DSP per row name (nodes, then totals)."""
+def side_by_side(estimated: dict[str, dict], real: dict[str, dict], title: str, labels=("est", "real")) -> str:
+    """A table of estimated (or, as ``labels`` say, other) and real LUT/FF/BRAM18/DSP per row name (nodes, then
+    totals)."""
     names = list(dict.fromkeys([*estimated, *real]))
-    head = f"{title}\n{'':<32}" + "".join(f"{r + ' est':>12}{r + ' real':>12}" for r in RESOURCES)
+    head = f"{title}\n{'':<32}" + "".join(f"{r + ' ' + labels[0]:>12}{r + ' ' + labels[1]:>12}" for r in RESOURCES)
     lines = [head]
     for name in names:
         e, r = estimated.get(name, {}), real.get(name, {})

@@ -31,7 +31,7 @@ TOOL_COMMANDS = {
     "get_bd_intf_pins", "get_bd_pins", "assign_bd_address", "get_bd_addr_spaces", "get_bd_addr_segs",
     "validate_bd_design", "save_bd_design", "make_wrapper", "get_files", "launch_runs", "wait_on_run", "get_runs",
     "open_run", "report_utilization", "report_timing_summary", "get_property", "read_verilog", "read_xdc",
-    "synth_design", "current_project", "current_fileset", "get_ports",
+    "synth_design", "current_project", "current_fileset", "get_ports", "update_compile_order",
 }
 
 

@@ -30,10 +30,9 @@ set qnnflow_jobs                {2}
 
 # Vivado: the board's block design around the accelerator, synthesis, implementation and the
 # bitstream, exported as output/qnnflow.bit + output/qnnflow.hwh (what pynq.Overlay loads).
-# Needs hls_synth.tcl to have run (the accelerator IP in hls_project/solution/impl/ip).
+# The accelerator is the Vitis HLS IP or the RTL of ../rtl; see where the cell 'accel' is made.
 
 set here [file dirname [file normalize [info script]]]
-set ip_repo [file join $here hls_project solution impl ip]
 set reports [file join $here reports]
 set output [file join $here output]
 file mkdir $reports $output
@@ -63,8 +62,6 @@ if {[lsearch -exact [get_board_parts -quiet] $qnnflow_board_part] < 0} {
     error "qnnflow: board part $qnnflow_board_part is not installed; install its board files (Vivado's XHub store, or set QNNFLOW_BOARD_REPO to their directory)"
 }
 set_property board_part $qnnflow_board_part [current_project]
-set_property ip_repo_paths [list $ip_repo] [current_project]
-update_ip_catalog
 
 create_bd_design $qnnflow_project
 
@@ -95,6 +92,9 @@ set_property -dict [list \
     CONFIG.c_mm2s_burst_size 16 \
     CONFIG.c_s2mm_burst_size 16] $dma
 
+# The accelerator: the Vitis HLS IP that hls_synth.tcl exported to hls_project/solution/impl/ip.
+set_property ip_repo_paths [list [file join $here hls_project solution impl ip]] [current_project]
+update_ip_catalog
 set accel [create_bd_cell -type ip -vlnv $qnnflow_ip_vlnv accel]
 set ctrl_ic [create_bd_cell -type ip -vlnv [latest_ip xilinx.com:ip:smartconnect] ctrl_ic]
 set_property -dict [list CONFIG.NUM_SI 1 CONFIG.NUM_MI 1] $ctrl_ic
