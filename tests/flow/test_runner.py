@@ -171,6 +171,26 @@ def test_code_hash_covers_what_a_step_calls(tmp_path, monkeypatch):
     assert user.code_hash() != before
 
 
+def test_every_shipped_template_and_kernel_keys_the_step_caches():
+    """The package data that generated files are made from (Tcl and shell templates, kernels, Verilog) is
+    part of the code hash: editing a template alone must rerun the step that writes from it."""
+    import tomllib
+
+    from qnnflow.flow.registry import qnnflow_source_files
+
+    setuptools = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    hashed = {path.resolve() for _, path in qnnflow_source_files()}
+    shipped = set()
+    for package, patterns in setuptools["package-data"].items():
+        if package == "qnnflow.builds":
+            continue  # configuration, keyed by value (next test)
+        top, _, sub = package.removeprefix("qnnflow.").partition(".")
+        root = REPO / setuptools["package-dir"][f"qnnflow.{top}"] / sub.replace(".", "/")
+        shipped |= {p.resolve() for pattern in patterns for p in root.glob(pattern) if p.is_file()}
+    assert any(p.suffix == ".tcl" for p in shipped)
+    assert sorted(str(p) for p in shipped - hashed) == []
+
+
 def test_editing_comments_in_builds_reruns_no_step_and_board_content_keys_its_steps(tmp_path, monkeypatch):
     """builds/ holds configuration, not code: a comment edit there reruns nothing; a board edit
     reruns exactly the steps that read the board."""
