@@ -10,7 +10,8 @@ import math
 
 import numpy as np
 
-from qnnflow.hls.codegen.kernel import Kernel, check_emittable, pixel_stream_kernel
+from qnnflow.hls.codegen.kernel import Kernel, check_emittable, formats, pixel_stream_kernel
+from qnnflow.hls.codegen.rtl_unit import RtlUnit
 from qnnflow.hls.nodes import cost
 from qnnflow.hls.nodes.base import HWNode, Memory, fold_problem
 
@@ -22,6 +23,7 @@ class StreamingMaxPool(HWNode):
 
     FINN_OP_TYPES = ("StreamingMaxPool_Batch",)
     KERNEL_HEADER = "maxpool.hpp"
+    RTL_SOURCES = ("qnnflow_maxpool.v", "qnnflow_sdp_ram.v")
 
     _input_dt_attr = "dataType"
     _output_dt_attr = "dataType"
@@ -155,3 +157,14 @@ class StreamingMaxPool(HWNode):
         check_emittable(self, model)
         constants, lines = self.kernel_config()
         return pixel_stream_kernel(self, ident, "PE", constants, "maxpool", buffer=lines)
+
+    def emit_rtl(self, model, ident: str) -> RtlUnit:
+        """qnnflow_maxpool: the HLS kernel's running maxima, one input word a cycle."""
+        check_emittable(self, model)
+        (h, w), (kh, kw), (sh, sw), ch = self._geometry()
+        oh, ow = self._out_hw()
+        dt = self.input_datatype()
+        params = dict(H=h, W=w, CH=ch, PE=self.get_nodeattr("PE"), BITS=dt.bitwidth(),
+                      SIGNED=int(dt.signed() and dt.name != "BIPOLAR"), KH=kh, KW=kw, SH=sh, SW=sw, OH=oh, OW=ow)
+        node = self.onnx_node
+        return RtlUnit(node.name, node.op_type, ident, "qnnflow_maxpool", params, *formats(self))

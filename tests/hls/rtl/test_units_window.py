@@ -1,0 +1,66 @@
+"""The sliding window and max-pool RTL units simulated with Verilator against the nodes' Python execution, at
+several foldings and kernel/stride shapes, at full speed and with valid and ready deasserted at random; the
+measured cycles per image against the nodes' cycle models."""
+
+from __future__ import annotations
+
+import pytest
+from qonnx.custom_op.registry import getCustomOp
+
+from tests.hls.backend.helpers import node_model
+from tests.hls.rtl.test_units import simulate
+
+
+def swg(k, s, ifm, ch, simd, dt="UINT3", dw=0, mask=(), ram_style="auto"):
+    (kh, kw), (sh, sw), (h, w) = k, s, ifm
+    attrs = dict(ConvKernelDim=[kh, kw], IFMChannels=ch, IFMDim=[h, w],
+                 OFMDim=[(h - kh) // sh + 1, (w - kw) // sw + 1], Stride=[sh, sw], SIMD=simd, inputDataType=dt,
+                 outputDataType=dt, depthwise=dw, ram_style=ram_style)
+    return node_model("ConvolutionInputGenerator", dict(attrs, PruneMask=list(mask)) if mask else attrs)
+
+
+def measured_against_model(model, rtl_cache, tmp_path, images=4):
+    full = simulate(model, rtl_cache, tmp_path, images=images)
+    model_cycles = getCustomOp(model.graph.node[0]).cycles()
+    return full.performance["cycles_per_image"], model_cycles
+
+
+@pytest.mark.parametrize("k,s,ifm,ch,simd,dt,ram_style", [
+    ((3, 3), (1, 1), (6, 5), 4, 2, "UINT3", "auto"),        # CNV's shape, writes dominate
+    ((3, 3), (1, 1), (5, 5), 2, 2, "BINARY", "block"),      # one word a pixel
+    ((2, 3), (2, 1), (7, 6), 6, 3, "INT4", "distributed"),  # non-square kernel, stride 2 down, leftover row
+    ((1, 1), (2, 2), (6, 6), 4, 1, "INT2", "auto"),         # a strided 1x1: reads dominate
+    ((3, 3), (2, 2), (8, 8), 2, 1, "UINT2", "ultra"),
+])
+def test_sliding_window(k, s, ifm, ch, simd, dt, ram_style, rtl_cache, tmp_path):
+    measured, model = measured_against_model(swg(k, s, ifm, ch, simd, dt, ram_style=ram_style), rtl_cache, tmp_path)
+    assert abs(measured - model) <= 0.03 * model, (measured, model)
+
+
+@pytest.mark.parametrize("k,s,ifm,ch,simd", [((3, 3), (1, 1), (5, 6), 4, 2), ((3, 2), (2, 1), (7, 5), 3, 1),
+                                             ((2, 2), (1, 2), (5, 6), 2, 2)])
+def test_sliding_window_depthwise(k, s, ifm, ch, simd, rtl_cache, tmp_path):
+    measured, model = measured_against_model(swg(k, s, ifm, ch, simd, "INT3", dw=1), rtl_cache, tmp_path)
+    assert abs(measured - model) <= 0.03 * model, (measured, model)
+
+
+def test_sliding_window_pruned(rtl_cache, tmp_path):
+    """A PruneMask keeping channel words 0, 2 and 3 of 4: the windows skip word 1."""
+    model = swg((3, 3), (1, 1), (5, 5), 8, 2, "UINT2", mask=(1, 1, 0, 0, 1, 1, 1, 1))
+    measured, model_cycles = measured_against_model(model, rtl_cache, tmp_path)
+    assert abs(measured - model_cycles) <= 0.03 * model_cycles, (measured, model_cycles)
+
+
+@pytest.mark.parametrize("ifm,pool,stride,ch,pe,dt", [
+    ((4, 6), (2, 2), None, 4, 2, "BINARY"),       # CNV's pool
+    ((5, 5), (2, 2), None, 3, 1, "INT4"),         # floor mode: the last row and column are dropped
+    ((6, 7), (3, 3), (2, 2), 2, 2, "INT3"),       # overlapping windows
+    ((1, 9), (1, 3), (1, 2), 4, 4, "UINT4"),      # a 1-D pool, one word a pixel
+    ((5, 6), (2, 3), (1, 1), 1, 1, "UINT2"),      # stride 1: every word in up to 6 windows
+])
+def test_maxpool(ifm, pool, stride, ch, pe, dt, rtl_cache, tmp_path):
+    attrs = dict(ImgDim=list(ifm), PoolDim=list(pool), NumChannels=ch, PE=pe, dataType=dt)
+    if stride:
+        attrs["Stride"] = list(stride)
+    measured, model = measured_against_model(node_model("StreamingMaxPool", attrs), rtl_cache, tmp_path)
+    assert measured == model
