@@ -11,12 +11,12 @@ from tests.hls.backend.helpers import node_model
 from tests.hls.rtl.test_units import simulate
 
 
-def swg(k, s, ifm, ch, simd, dt="UINT3", dw=0, mask=(), ram_style="auto"):
+def swg(k, s, ifm, ch, simd, dt="UINT3", dw=0, mask=(), ram_style="auto", op_type="ConvolutionInputGenerator"):
     (kh, kw), (sh, sw), (h, w) = k, s, ifm
     attrs = dict(ConvKernelDim=[kh, kw], IFMChannels=ch, IFMDim=[h, w],
                  OFMDim=[(h - kh) // sh + 1, (w - kw) // sw + 1], Stride=[sh, sw], SIMD=simd, inputDataType=dt,
                  outputDataType=dt, depthwise=dw, ram_style=ram_style)
-    return node_model("ConvolutionInputGenerator", dict(attrs, PruneMask=list(mask)) if mask else attrs)
+    return node_model(op_type, dict(attrs, PruneMask=list(mask)) if mask else attrs)
 
 
 def measured_against_model(model, rtl_cache, tmp_path, images=4):
@@ -49,6 +49,18 @@ def test_sliding_window_pruned(rtl_cache, tmp_path):
     model = swg((3, 3), (1, 1), (5, 5), 8, 2, "UINT2", mask=(1, 1, 0, 0, 1, 1, 1, 1))
     measured, model_cycles = measured_against_model(model, rtl_cache, tmp_path)
     assert abs(measured - model_cycles) <= 0.03 * model_cycles, (measured, model_cycles)
+
+
+@pytest.mark.parametrize("k,s,w,ch,simd,dt", [
+    (3, 1, 9, 4, 2, "INT4"),     # writes dominate
+    (2, 3, 11, 2, 2, "BINARY"),  # the stride skips pixels: reads dominate
+    (4, 2, 8, 3, 1, "UINT2"),
+    (1, 1, 5, 4, 4, "UINT3"),    # one word a pixel, a 1x1 kernel
+])
+def test_sliding_window_1d(k, s, w, ch, simd, dt, rtl_cache, tmp_path):
+    model = swg((1, k), (1, s), (1, w), ch, simd, dt, op_type="ConvolutionInputGenerator1D")
+    measured, model_cycles = measured_against_model(model, rtl_cache, tmp_path)
+    assert abs(measured - model_cycles) <= max(1, 0.03 * model_cycles), (measured, model_cycles)
 
 
 @pytest.mark.parametrize("ifm,pool,stride,ch,pe,dt", [
