@@ -117,7 +117,9 @@ class StreamingMaxPool(HWNode):
     def initiation_interval(self) -> int:
         """With one word per pixel (C/PE = 1) consecutive words of a window update the same running
         maximum: a read-modify-write every cycle, which a memory with a one-cycle read (block RAM)
-        allows only every other cycle; LUTRAM reads combinationally.  An estimate, not yet measured."""
+        allows only every other cycle; LUTRAM reads combinationally.  An estimate of the HLS kernel, not
+        measured; the RTL unit (qnnflow_maxpool.v) forwards the new maximum and takes a word every cycle
+        in either memory, so in that one case it runs twice as fast as this model says."""
         (buffer,) = self.memories()
         in_bram = cost.memory(buffer.depth, buffer.width, buffer.style)["BRAM18"] > 0
         return 2 if self.get_nodeattr("NumChannels") == self.get_nodeattr("PE") and in_bram else 1
