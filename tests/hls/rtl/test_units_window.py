@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from qonnx.custom_op.registry import getCustomOp
 
+from qnnflow.base.errors import QnnflowError
 from qnnflow.hls.codegen.rtl import generate_rtl
 from qnnflow.hls.synth import synthesize
 from tests.hls.backend.helpers import BOARD, node_model
@@ -63,6 +64,13 @@ def test_sliding_window_1d(k, s, w, ch, simd, dt, rtl_cache, tmp_path):
     model = swg((1, k), (1, s), (1, w), ch, simd, dt, op_type="ConvolutionInputGenerator1D")
     measured, model_cycles = measured_against_model(model, rtl_cache, tmp_path)
     assert measured == model_cycles
+
+
+def test_sliding_window_1d_depthwise_is_refused_naming_the_node():
+    model = swg((1, 3), (1, 1), (1, 9), 4, 2, "INT4", dw=1, op_type="ConvolutionInputGenerator1D")
+    with pytest.raises(QnnflowError, match="^node 'ConvolutionInputGenerator1D_0': the 1-D sliding window has no "
+                                           "depthwise or pruned mode"):
+        generate_rtl(model, BOARD, ports="stream")
 
 
 @pytest.mark.parametrize("ifm,pool,stride,ch,pe,dt", [
