@@ -10,7 +10,8 @@ import math
 
 import numpy as np
 
-from qnnflow.hls.codegen.kernel import Kernel, check_emittable, pixel_stream_kernel
+from qnnflow.hls.codegen.kernel import Kernel, check_emittable, formats, pixel_stream_kernel
+from qnnflow.hls.codegen.rtl_unit import RtlUnit
 from qnnflow.hls.nodes import cost
 from qnnflow.hls.nodes.base import HWNode, Memory, fold_problem
 
@@ -22,6 +23,7 @@ class StreamingMaxPool(HWNode):
 
     FINN_OP_TYPES = ("StreamingMaxPool_Batch",)
     KERNEL_HEADER = "maxpool.hpp"
+    RTL_SOURCES = ("qnnflow_maxpool.v", "qnnflow_sdp_ram.v")
 
     _input_dt_attr = "dataType"
     _output_dt_attr = "dataType"
@@ -115,7 +117,9 @@ class StreamingMaxPool(HWNode):
     def initiation_interval(self) -> int:
         """With one word per pixel (C/PE = 1) consecutive words of a window update the same running
         maximum: a read-modify-write every cycle, which a memory with a one-cycle read (block RAM)
-        allows only every other cycle; LUTRAM reads combinationally.  An estimate, not yet measured."""
+        allows only every other cycle; LUTRAM reads combinationally.  An estimate of the HLS kernel, not
+        measured; the RTL unit (qnnflow_maxpool.v) forwards the new maximum and takes a word every cycle
+        in either memory, so in that one case it runs twice as fast as this model says."""
         (buffer,) = self.memories()
         in_bram = cost.memory(buffer.depth, buffer.width, buffer.style)["BRAM18"] > 0
         return 2 if self.get_nodeattr("NumChannels") == self.get_nodeattr("PE") and in_bram else 1
@@ -155,3 +159,14 @@ class StreamingMaxPool(HWNode):
         check_emittable(self, model)
         constants, lines = self.kernel_config()
         return pixel_stream_kernel(self, ident, "PE", constants, "maxpool", buffer=lines)
+
+    def emit_rtl(self, model, ident: str) -> RtlUnit:
+        """qnnflow_maxpool: the HLS kernel's running maxima, one input word a cycle."""
+        check_emittable(self, model)
+        (h, w), (kh, kw), (sh, sw), ch = self._geometry()
+        oh, ow = self._out_hw()
+        dt = self.input_datatype()
+        params = dict(H=h, W=w, CH=ch, PE=self.get_nodeattr("PE"), BITS=dt.bitwidth(),
+                      SIGNED=int(dt.signed() and dt.name != "BIPOLAR"), KH=kh, KW=kw, SH=sh, SW=sw, OH=oh, OW=ow)
+        node = self.onnx_node
+        return RtlUnit(node.name, node.op_type, ident, "qnnflow_maxpool", params, *formats(self))

@@ -19,7 +19,8 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from qnnflow.hls.codegen.kernel import Kernel, check_emittable, pixel_stream_kernel, storage_pragma
+from qnnflow.hls.codegen.kernel import Kernel, check_emittable, formats, pixel_stream_kernel, storage_pragma
+from qnnflow.hls.codegen.rtl_unit import RtlUnit, memory_path, rom_text
 from qnnflow.hls.nodes import cost
 from qnnflow.hls.nodes.base import HWNode, Memory, fold_problem
 
@@ -35,6 +36,7 @@ class ConvolutionInputGenerator(HWNode):
     """Sliding window generator (FINN's ConvolutionInputGenerator attribute names)."""
 
     KERNEL_HEADER = "sliding_window.hpp"
+    RTL_SOURCES = ("qnnflow_sliding_window.v", "qnnflow_sdp_ram.v")
 
     def get_nodeattr_types(self):
         return {
@@ -154,18 +156,20 @@ class ConvolutionInputGenerator(HWNode):
         return (1, oh, ow, kh * kw * self.kept_channels().size // lanes, lanes)
 
     def cycles(self) -> int:
-        """finn-hlslib's ConvolutionInputGenerator (FINN get_exp_cycles): fill KH input rows, then per
-        output row the slower of writing OW*KH*KW*C/SIMD words and reading SH input rows (W*C/SIMD each).
-        Roughly max(H*W*C, OH*OW*KH*KW*C)/SIMD plus the initial KH*W*C/SIMD buffer fill; writes count the
-        kept channels only (PruneMask).  Depthwise mode writes a whole window per word: OW*C/SIMD words
-        per output row."""
+        """The kernel's loops (finn-hlslib's ConvolutionInputGenerator schedule, FINN get_exp_cycles): fill KH
+        input rows, then per output row the slower of writing OW*KH*KW*C/SIMD words and reading the next SH
+        input rows (W*C/SIMD words each; fewer, or none, for the last output rows: the rows left below the
+        last window).  Roughly max(H*W*C, OH*OW*KH*KW*C)/SIMD plus the initial KH*W*C/SIMD buffer fill;
+        writes count the kept channels only (PruneMask).  Depthwise mode writes a whole window per word:
+        OW*C/SIMD words per output row.  The RTL unit runs the same schedule (measured equal in
+        tests/hls/rtl/test_units_window.py)."""
         self.check()
-        (kh, kw), c, (_, w), (oh, ow), (sh, _) = self._geometry()
+        (kh, kw), c, (h, w), (oh, ow), (sh, _) = self._geometry()
         simd = self.get_nodeattr("SIMD")
         sf = c // simd
         write_row = ow * (self.kept_channels().size // simd) * (1 if self.depthwise() else kh * kw)
-        read_rows = sh * w * sf
-        return w * kh * sf + oh * max(write_row, read_rows)
+        rows_read = [min(sh, max(0, h - kh - oy * sh)) for oy in range(oh)]
+        return w * kh * sf + sum(max(write_row, rows * w * sf) for rows in rows_read)
 
     def memories(self):
         """KH + SH line buffers of W*C/SIMD words x SIMD*bits (KH rows in use while SH more arrive); in
@@ -204,3 +208,22 @@ class ConvolutionInputGenerator(HWNode):
                  f"static const unsigned kept[{kept_words.size}] = {{{', '.join(map(str, kept_words))}}};"]
         return pixel_stream_kernel(self, ident, "SIMD", constants, "sliding_window", buffer=lines,
                                    out_lanes=self._out_lanes(), extra_args=("kept",))
+
+    def emit_rtl(self, model, ident: str) -> RtlUnit:
+        """qnnflow_sliding_window: the HLS kernel's schedule and line buffer; a pruned layer's kept channel
+        words in a memory file."""
+        check_emittable(self, model)
+        (kh, kw), ch, (h, w), (oh, ow), (sh, sw) = self._geometry()
+        simd = self.get_nodeattr("SIMD")
+        kept_words = self.kept_channels()[::simd] // simd
+        pruned = kept_words.size < ch // simd
+        params = dict(KH=kh, KW=kw, CH=ch, SIMD=simd, BITS=self.input_datatype().bitwidth(), H=h, W=w, OH=oh, OW=ow,
+                      SH=sh, SW=sw, DW=int(self.depthwise()), KCF=kept_words.size, PRUNED=int(pruned), KEPT="",
+                      RAM_STYLE=self.get_nodeattr("ram_style"))
+        memories = {}
+        if pruned:
+            params["KEPT"] = memory_path(ident, "kept")
+            bits = max(1, (ch // simd - 1).bit_length())
+            memories[params["KEPT"]] = rom_text(kept_words.reshape(-1, 1), f"UINT{bits}")
+        node = self.onnx_node
+        return RtlUnit(node.name, node.op_type, ident, "qnnflow_sliding_window", params, *formats(self), memories)

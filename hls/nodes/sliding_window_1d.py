@@ -8,7 +8,8 @@ whole row and no cycles for it.
 
 from __future__ import annotations
 
-from qnnflow.hls.codegen.kernel import Kernel, check_emittable, pixel_stream_kernel, storage_pragma
+from qnnflow.hls.codegen.kernel import Kernel, check_emittable, formats, pixel_stream_kernel, storage_pragma
+from qnnflow.hls.codegen.rtl_unit import RtlUnit
 from qnnflow.hls.nodes.base import Memory
 from qnnflow.hls.nodes.sliding_window import ConvolutionInputGenerator
 
@@ -19,6 +20,7 @@ class ConvolutionInputGenerator1D(ConvolutionInputGenerator):
     """1-D sliding window generator (FINN's ConvolutionInputGenerator1D)."""
 
     KERNEL_HEADER = "sliding_window_1d.hpp"
+    RTL_SOURCES = ("qnnflow_sliding_window_1d.v", "qnnflow_sdp_ram.v")
 
     def node_problems(self):
         found = super().node_problems()
@@ -33,7 +35,8 @@ class ConvolutionInputGenerator1D(ConvolutionInputGenerator):
     def cycles(self) -> int:
         """One iteration per output word, reading alongside (or one per input word when the stride
         skips more than the kernel covers), plus the first word's read: max(W, OW*KW) * C/SIMD + 1.
-        An estimate of the kernel's loop at II=1, not yet measured in RTL."""
+        The kernel's loop at II=1; the RTL unit runs the same schedule (measured equal in
+        tests/hls/rtl/test_units_window.py)."""
         self.check()
         (_, kw), c, (_, w), (_, ow), _ = self._geometry()
         sf = c // self.get_nodeattr("SIMD")
@@ -54,3 +57,15 @@ class ConvolutionInputGenerator1D(ConvolutionInputGenerator):
         lines = [f"ap_uint<{ring.width}> buffer[{ring.depth}];",
                  *storage_pragma("buffer", self.get_nodeattr("ram_style"), "ram_s2p")]
         return pixel_stream_kernel(self, ident, "SIMD", constants, "sliding_window_1d", buffer=lines)
+
+    def emit_rtl(self, model, ident: str) -> RtlUnit:
+        """qnnflow_sliding_window_1d: the HLS kernel's ring and schedule (standard windows only, as the kernel)."""
+        check_emittable(self, model)
+        if self.depthwise() or self.get_nodeattr("PruneMask"):
+            raise self.error("the 1-D sliding window has no depthwise or pruned mode (nor has its HLS kernel); "
+                             "use ConvolutionInputGenerator for these")
+        (_, kw), ch, (_, w), (_, ow), (_, sw) = self._geometry()
+        params = dict(KW=kw, CH=ch, SIMD=self.get_nodeattr("SIMD"), BITS=self.input_datatype().bitwidth(), W=w,
+                      OW=ow, SW=sw, RAM_STYLE=self.get_nodeattr("ram_style"))
+        node = self.onnx_node
+        return RtlUnit(node.name, node.op_type, ident, "qnnflow_sliding_window_1d", params, *formats(self))

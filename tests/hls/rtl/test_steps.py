@@ -109,9 +109,10 @@ def test_mismatch_names_the_first_differing_node(tmp_path, rtl_cache):
 
 
 def test_node_kind_without_rtl_is_named():
-    model = node_model("StreamingMaxPool", dict(NumChannels=2, ImgDim=[4, 4], PoolDim=[2, 2], PE=1,
-                                                dataType="UINT2"))
-    with pytest.raises(QnnflowError, match="node 'StreamingMaxPool_0': StreamingMaxPool has no RTL"):
+    attrs = dict(Channels=2, KernelPositions=4, Dim=[2, 2], inputDataType="UINT2", weightDataType="INT2",
+                 accDataType="INT8", outputDataType="INT8", noActivation=1)
+    model = node_model("VVAU", attrs, {1: np.ones((2, 4), np.float32)})
+    with pytest.raises(QnnflowError, match="node 'VVAU_0': VVAU has no RTL"):
         generate_rtl(model, BOARD)
 
 
