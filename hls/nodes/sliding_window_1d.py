@@ -30,6 +30,9 @@ class ConvolutionInputGenerator1D(ConvolutionInputGenerator):
         if (h, kh) != (1, 1):
             found.append(f"IFMDim={self.get_nodeattr('IFMDim')}, ConvKernelDim={self.get_nodeattr('ConvKernelDim')}: "
                          f"the 1-D unit takes a height-1 image and kernel; use ConvolutionInputGenerator for 2-D windows")
+        if self.depthwise() or self.get_nodeattr("PruneMask"):
+            found.append("the 1-D sliding window has no depthwise or pruned mode (nor has its HLS kernel); "
+                         "use ConvolutionInputGenerator for these")
         return found
 
     def cycles(self) -> int:
@@ -59,11 +62,8 @@ class ConvolutionInputGenerator1D(ConvolutionInputGenerator):
         return pixel_stream_kernel(self, ident, "SIMD", constants, "sliding_window_1d", buffer=lines)
 
     def emit_rtl(self, model, ident: str) -> RtlUnit:
-        """qnnflow_sliding_window_1d: the HLS kernel's ring and schedule (standard windows only, as the kernel)."""
+        """qnnflow_sliding_window_1d: the HLS kernel's ring and schedule."""
         check_emittable(self, model)
-        if self.depthwise() or self.get_nodeattr("PruneMask"):
-            raise self.error("the 1-D sliding window has no depthwise or pruned mode (nor has its HLS kernel); "
-                             "use ConvolutionInputGenerator for these")
         (_, kw), ch, (_, w), (_, ow), (_, sw) = self._geometry()
         params = dict(KW=kw, CH=ch, SIMD=self.get_nodeattr("SIMD"), BITS=self.input_datatype().bitwidth(), W=w,
                       OW=ow, SW=sw, RAM_STYLE=self.get_nodeattr("ram_style"))

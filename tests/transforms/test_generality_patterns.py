@@ -164,6 +164,15 @@ def conv1d():
     ), (1, 2, 16)
 
 
+def depthwise_conv1d():
+    """A depthwise QuantConv1d (groups = channels): the VVAU reads its windows from the 2-D sliding window
+    in depthwise mode, since the 1-D window has no depthwise word order."""
+    return nn.Sequential(
+        _input_quant(), QuantConv1d(3, 3, 3, padding=1, groups=3, bias=False, **weight_kwargs(4)),
+        activation("relu", 4), nn.Flatten(), QuantLinear(3 * 12, 4, bias=False, **weight_kwargs(4)),
+    ), (1, 3, 12)
+
+
 def bn_negative_gamma_after_pool():
     """Bug 4: a batch-norm with some negative gammas after a max-pool: its scale cannot pass the pool
     and no threshold absorbs a negative scale. The sign becomes an integer +-1 ChannelwiseOp."""
@@ -299,6 +308,13 @@ def test_conv1d_builds_as_height_one_conv2d():
     assert [list(getCustomOp(n).get_nodeattr("ConvKernelDim")) for n in windows] == [[1, 3], [1, 3]]
 
 
+def test_depthwise_conv1d_takes_the_two_dimensional_window():
+    folded, _ = to_hw_and_fold("depthwise_conv1d")
+    windows = [n for n in folded.graph.node if n.op_type.startswith("ConvolutionInputGenerator")]
+    assert [(n.op_type, getCustomOp(n).get_nodeattr("depthwise")) for n in windows] == [("ConvolutionInputGenerator", 1)]
+    assert ops(folded).count("VVAU") == 1
+
+
 def bn_after_activation():
     """Bug 5: a batch-norm after the activation (some gammas negative), then a max-pool and a quantizer:
     the sign stays in front of the pool as an integer +-1 multiply (a ChannelwiseOp), the magnitude
@@ -348,12 +364,13 @@ def test_per_channel_power_of_two_activation_scales_become_an_integer_multiply()
     assert list(params[:, 0]) == [2.0, 4.0, 1.0, 8.0] and not params[:, 1].any()  # each scale over the smallest
 
 
-PATTERNS = {f.__name__: f for f in (pool_after_linear, xnor_conv_pool_sign, view_flatten, conv1d, raw_float_input,
+PATTERNS = {f.__name__: f for f in (pool_after_linear, xnor_conv_pool_sign, view_flatten, conv1d, depthwise_conv1d,
+                                    raw_float_input,
                                     bn_negative_gamma_after_pool, global_average_pool, bn_after_activation,
                                     per_channel_relu, two_linear_float_channel_scale, bn_after_last_activation,
                                     average_pool, trunc_average_pool, upsample, transposed_conv)}
 # What stays on the host besides HEAD_OPS and TAIL_OPS, where a pattern keeps more there.
-HEAD_OPS_OF = {"conv1d": {*HEAD_OPS, "Unsqueeze"}, "raw_float_input": {*HEAD_OPS, "Conv", "Mul", "Relu"}}
+HEAD_OPS_OF = {"conv1d": {*HEAD_OPS, "Unsqueeze"}, "depthwise_conv1d": {*HEAD_OPS, "Unsqueeze"}, "raw_float_input": {*HEAD_OPS, "Conv", "Mul", "Relu"}}
 TAIL_OPS_OF = {"two_linear_float_channel_scale": {*TAIL_OPS, "MatMul"},
                "bn_after_last_activation": {*TAIL_OPS, "MatMul", "Flatten", "Transpose"}}
 

@@ -29,13 +29,15 @@ def convert_im2col(model, im2col):
         ))
         x = padded
     _, oh, ow, _ = model.get_tensor_shape(im2col.output[0])
-    one_d = h == 1 and kh == 1  # a Conv1d or 1xK kernel: the ring-buffer unit
+    depthwise = int(node_attr(im2col, "depthwise", 0))
+    # a Conv1d or 1xK kernel: the ring-buffer unit, which has no depthwise word order
+    one_d = h == 1 and kh == 1 and not depthwise
     nodes.append(helper.make_node(
         "ConvolutionInputGenerator1D" if one_d else "ConvolutionInputGenerator", [x], [im2col.output[0]],
         domain=HW_DOMAIN, name=im2col.name,
         ConvKernelDim=[kh, kw], IFMChannels=c, IFMDim=[h, w], OFMDim=[oh, ow], Stride=[sh, sw],
         Dilation=[1, 1], SIMD=1, inputDataType=dtype.name, outputDataType=dtype.name,
-        depthwise=int(node_attr(im2col, "depthwise", 0)),
+        depthwise=depthwise,
     ))
     index = list(model.graph.node).index(im2col)
     model.graph.node.remove(im2col)

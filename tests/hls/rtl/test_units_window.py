@@ -68,7 +68,7 @@ def test_sliding_window_1d(k, s, w, ch, simd, dt, rtl_cache, tmp_path):
 
 def test_sliding_window_1d_depthwise_is_refused_naming_the_node():
     model = swg((1, 3), (1, 1), (1, 9), 4, 2, "INT4", dw=1, op_type="ConvolutionInputGenerator1D")
-    with pytest.raises(QnnflowError, match="^node 'ConvolutionInputGenerator1D_0': the 1-D sliding window has no "
+    with pytest.raises(QnnflowError, match=r"^node 'ConvolutionInputGenerator1D_0' \(ConvolutionInputGenerator1D\): the 1-D sliding window has no "
                                            "depthwise or pruned mode"):
         generate_rtl(model, BOARD, ports="stream")
 
