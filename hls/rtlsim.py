@@ -128,9 +128,10 @@ int main(int argc, char** argv) {{
         for (int u = 0; u < UNITS; u++) {{
             const bool iv = bit(top->probe_in_valid, u), ir = bit(top->probe_in_ready, u);
             const bool ov = bit(top->probe_out_valid, u), orr = bit(top->probe_out_ready, u);
+{second_ports}
             Counts& c = counts[u];
-            c.starve += ir && !iv;
-            c.stall += ov && !orr;
+            c.starve += (ir && !iv) || (ir1 && !iv1);  // an input stream empty when the unit would read it
+            c.stall += (ov && !orr) || (ov1 && !or1);  // an output stream full
             c.in_words += iv && ir;
             long count = 0;
             switch (u) {{
@@ -170,8 +171,11 @@ int main(int argc, char** argv) {{
             std::fprintf(stderr, "rtlsim: no word moved for %d cycles after %ld input and %ld output words "
                          "(of %ld and %ld); units holding an output word nobody takes:", {idle_limit}, in_idx,
                          out_idx, in_total, out_total);
-            for (int u = 0; u < UNITS; u++)
-                if (bit(top->probe_out_valid, u) && !bit(top->probe_out_ready, u)) std::fprintf(stderr, " %s", IDENTS[u]);
+            for (int u = 0; u < UNITS; u++) {{
+{second_ports}
+                if ((bit(top->probe_out_valid, u) && !bit(top->probe_out_ready, u)) || (ov1 && !or1))
+                    std::fprintf(stderr, " %s", IDENTS[u]);
+            }}
             std::fprintf(stderr, "\n");
             return 4;
         }}
@@ -205,6 +209,15 @@ int main(int argc, char** argv) {{
 """
 
 
+def _second_ports(units) -> str:
+    """C++ declaring iv1, ir1, ov1, or1 of unit u: the handshakes of a join's second input and a fork's second
+    output (the top's probe_in1_*/probe_out1_*, present when some unit has them)."""
+    if all(len(u.in_fmts) == 1 and len(u.out_fmts) == 1 for u in units):
+        return "            const bool iv1 = false, ir1 = false, ov1 = false, or1 = false;"
+    return ("            const bool iv1 = bit(top->probe_in1_valid, u), ir1 = bit(top->probe_in1_ready, u);\n"
+            "            const bool ov1 = bit(top->probe_out1_valid, u), or1 = bit(top->probe_out1_ready, u);")
+
+
 def harness_source(project: RtlProject) -> str:
     units = project.units
     cases = "\n".join(f"                    case {i}: get(top->probe_data_{i}, word, TAP_BYTES[{i}]); break;"
@@ -217,6 +230,7 @@ def harness_source(project: RtlProject) -> str:
         check_last="true" if project.ports == "axi" else "false",
         idents=", ".join(f'"{u.ident}"' for u in units),
         tap_bytes=", ".join(str(_tap_bytes(u.out_fmt)) for u in units), tap_cases=cases, count_cases=counts,
+        second_ports=_second_ports(units),
         idle_limit=IDLE_LIMIT)
 
 
