@@ -22,28 +22,46 @@ from qonnx.custom_op.registry import getCustomOp
 from qnnflow.base.errors import QnnflowError
 from qnnflow.hls.nodes.base import DOMAIN, STREAM_DEPTH
 from qnnflow.hls.nodes.fifo import SRL_MAX_DEPTH
-from qnnflow.hls.partition import hardware_region
+from qnnflow.hls.partition import Region, hardware_region, stream_input_count
 from qnnflow.hls.rtlsim import rtlsim
 
 FIFO = "StreamingFIFO"
 
 
-def fifo_name(consumer: str) -> str:
-    return f"{FIFO}_{consumer}"
+def fifo_name(stream: str) -> str:
+    return f"{FIFO}_{stream}"
+
+
+def input_streams(region: Region) -> dict[str, tuple[object, int]]:
+    """Every node's input streams by name: a node's input 0 by the node's name, a join's input 1 by
+    ``<node>_in1``; each -> (node, input port)."""
+    streams = {}
+    for node in region.nodes:
+        for port in range(stream_input_count(node)):
+            streams[node.name if port == 0 else f"{node.name}_in{port}"] = (node, port)
+    return streams
+
+
+def _folded_shape(op, port: int) -> list[int]:
+    """Input stream ``port`` of ``op`` per image as (1, ..., words, lanes)."""
+    if port == 0:
+        return [int(d) for d in op.folded_input_shape()]
+    fmt = op.input_format(port)
+    return [1, *fmt.shape[:-1], fmt.shape[-1] // fmt.lanes, fmt.lanes]
 
 
 def insert_fifos(model: ModelWrapper, depths: dict[str, int]) -> ModelWrapper:
-    """A copy of ``model`` with a StreamingFIFO of ``depths[node]`` words on the input stream of each named node."""
+    """A copy of ``model`` with a StreamingFIFO of ``depths[stream]`` words on each named input stream
+    (``input_streams``)."""
     model = ModelWrapper(model.model.__deepcopy__())
-    nodes = {n.name: n for n in hardware_region(model).nodes}
+    streams = input_streams(hardware_region(model))
     for name, depth in depths.items():
-        node = nodes[name]
+        node, port = streams[name]
         op = getCustomOp(node)
-        src, dst = node.input[0], f"{fifo_name(name)}_out"
+        src, dst = node.input[port], f"{fifo_name(name)}_out"
         fifo = helper.make_node(FIFO, [src], [dst], domain=DOMAIN, name=fifo_name(name), depth=int(depth),
-                                folded_shape=[int(d) for d in op.folded_input_shape()],
-                                dataType=op.input_datatype().name)
-        node.input[0] = dst
+                                folded_shape=_folded_shape(op, port), dataType=op.input_format(port).datatype)
+        node.input[port] = dst
         model.graph.node.insert(list(model.graph.node).index(node), fifo)
         model.set_tensor_shape(dst, model.get_tensor_shape(src))
         model.set_tensor_datatype(dst, model.get_tensor_datatype(src))
@@ -64,7 +82,8 @@ def size_fifos(model: ModelWrapper, board: dict, inputs, cache_dir: Path, work_d
         raise QnnflowError("FIFO sizing needs a graph without StreamingFIFO nodes, as fold leaves it; run fifo_size "
                            "once, after fold")
     # deep enough for a whole image: a node never waits on a full FIFO
-    deep = {n.name: math.prod(getCustomOp(n).folded_input_shape()[:-1]) + STREAM_DEPTH for n in region.nodes}
+    deep = {name: math.prod(_folded_shape(getCustomOp(node), port)[:-1]) + STREAM_DEPTH
+            for name, (node, port) in input_streams(region).items()}
     measured = rtlsim(insert_fifos(model, deep), inputs, board, cache_dir, Path(work_dir) / "deep",
                       min_images=min_images)
     if not measured.bit_exact:
