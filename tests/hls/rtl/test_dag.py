@@ -129,26 +129,49 @@ def test_concat_of_bipolar_streams(out_dt, rtl_cache, tmp_path):
     assert full.performance["cycles_per_image"] == 4 * 2
 
 
+def _burst_residual(rng):
+    """x -> fork -> (MVAU reading a whole vector before its first output, skip) -> AddStreams."""
+    vectors = [1, 2]
+    mvau = ("MVAU", "MVAU_0", ["a", "W"], ["m"],
+            dict(MW=8, MH=8, SIMD=1, PE=1, inputDataType="UINT2", weightDataType="INT2", outputDataType="INT8",
+                 accDataType="INT8", noActivation=1, numInputVectors=vectors))
+    return dag_model([fork(8, 1, "UINT2", vectors), mvau, add(8, 1, "INT8", "UINT2", "INT9", vectors, ins=("m", "b"))],
+                     "UINT2", {"W": (random_ints(rng, "INT2", (8, 8)), "INT2")})
+
+
 def test_a_short_branch_fifo_too_shallow_deadlocks_naming_the_fork(rtl_cache, tmp_path):
     """The fork's output streams at the default depth while the MVAU reads a whole vector first: the fork
     stops with a word for the full skip stream, and the simulation says so instead of hanging; the depth
     branch_fifos chooses (in the fork's wrapper) lets it run."""
     rng = np.random.default_rng(0)
-    vectors = [1, 2]
-    mvau = ("MVAU", "MVAU_0", ["a", "W"], ["m"],
-            dict(MW=8, MH=8, SIMD=1, PE=1, inputDataType="UINT2", weightDataType="INT2", outputDataType="INT8",
-                 accDataType="INT8", noActivation=1, numInputVectors=vectors))
-    model = dag_model([fork(8, 1, "UINT2", vectors), mvau, add(8, 1, "INT8", "UINT2", "INT9", vectors, ins=("m", "b"))],
-                      "UINT2", {"W": (random_ints(rng, "INT2", (8, 8)), "INT2")})
+    model = _burst_residual(rng)
     x = model_inputs(model, rng, 2)
     reset_branch_fifos(model)
     with pytest.raises(QnnflowError, match="no word moved.*DuplicateStreams_0"):
         rtlsim(model, x, BOARD, rtl_cache, tmp_path / "shallow")
     size_branch_fifos(model)
     depth = getCustomOp(model.graph.node[0]).fifo_depths()[1]
-    assert f"qnnflow_fifo #(.WIDTH(2), .DEPTH({depth})) stream1" in \
+    assert depth > 2 and f"qnnflow_fifo #(.WIDTH(2), .DEPTH({depth})) stream1" in \
         generate_rtl(model, BOARD).files["units/DuplicateStreams_0.v"].decode()
     assert rtlsim(model, x, BOARD, rtl_cache, tmp_path / "sized").bit_exact
+
+
+def test_fifo_sizing_finds_the_skip_depth_the_fork_lacks(rtl_cache, tmp_path):
+    """With the fork's output streams at the default depth (that design deadlocks, above), sizing measures
+    the skip's occupancy behind a whole-image FIFO and puts a FIFO that deep in front of the join's second
+    input: the sized design runs, bit-exact, as fast as the one with whole-image FIFOs."""
+    rng = np.random.default_rng(0)
+    model = _burst_residual(rng)
+    reset_branch_fifos(model)
+    x = model_inputs(model, rng, 4)
+    sized, report = size_fifos(model, BOARD, x, rtl_cache, tmp_path / "sizing")
+    skip = report["fifos"]["AddStreams_0_in1"]
+    assert skip["inserted"] and skip["depth"] >= skip["peak_occupancy"] > 8  # more than a vector's words
+    assert report["cycles_per_image"]["sized"] <= report["cycles_per_image"]["deep"]
+    fifo = next(n for n in sized.graph.node if n.name == "StreamingFIFO_AddStreams_0_in1")
+    assert list(fifo.output) == [sized.graph.node[-1].input[1]]  # on the join's second input
+    again = rtlsim(sized, x, BOARD, rtl_cache, tmp_path / "again", min_images=24)
+    assert again.bit_exact and again.performance["cycles_per_image"] == report["cycles_per_image"]["sized"]
 
 
 # ----- small residual and concat networks through the rtl back end ------------------------------------
@@ -180,7 +203,7 @@ class DenseConcat(nn.Module):
         super().__init__()
         self.inp = _input_quant(4)
         self.fc0, self.act0 = QuantLinear(6, features, bias=False, **weight_kwargs(2)), activation("relu", 3)
-        self.fc1, self.act1 = QuantLinear(features, 4, bias=False, **weight_kwargs(2)), activation("relu", 2)
+        self.fc1, self.act1 = QuantLinear(features, 4, bias=False, **weight_kwargs(2)), activation("relu", 3)
         self.fc2 = QuantLinear(features + 4, 4, bias=False, **weight_kwargs(2))
 
     def forward(self, x):
@@ -196,6 +219,7 @@ def dense_concat():
     return _randomized(DenseConcat()), (1, 6), (-1.0, 1.0)
 
 
+# backend: rtl's steps but synth (minutes of Yosys); a slow folding (64 cycles) makes the MVAUs read in bursts
 STEPS = "[export, tidy, streamline, to_hw, fold, estimate, fifo_size, rtl_codegen, rtlsim]"
 
 
@@ -204,8 +228,8 @@ def test_network_through_the_rtl_back_end(factory, join, tmp_path):
     """export .. fold, FIFO sizing on the fork (sized design as fast as the whole-image one, no deadlock), the
     RTL top over the DAG, rtlsim bit-exact against the golden outputs' Python execution."""
     path = tmp_path / "net.yaml"
-    path.write_text(f"model: tests.hls.rtl.test_dag:{factory}\nboard: pynq-z1\nbackend: rtl\nsteps: {STEPS}\n"
-                    f"outputs: [rtl, rtlsim, fifo_depths]\ngolden: {{count: 4}}\n")
+    path.write_text(f"model: tests.hls.rtl.test_dag:{factory}\nboard: pynq-z1\nsteps: {STEPS}\n"
+                    f"outputs: [rtl, rtlsim, fifo_depths]\ngolden: {{count: 4}}\nfold: {{target_cycles: 64}}\n")
     out = tmp_path / "out"
     run_build(load_config(path), out, progress=lambda line: None)
     assert json.loads((out / "rtlsim" / "result.json").read_text())["bit_exact"] is True
