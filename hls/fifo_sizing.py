@@ -1,13 +1,20 @@
-"""FIFO sizing from measured occupancy: simulate the RTL with a deep FIFO in front of every node, record
-each FIFO's peak occupancy, set the depths to what was needed and simulate again.
+"""FIFO sizing from measured occupancy: simulate the RTL with a deep FIFO on every input stream of every
+node (a join has two), record each FIFO's peak occupancy, set the depths to what was needed and simulate
+again.
 
 A node that reads its input in bursts (an MVAU reads a vector's MW/SIMD words during its first
 output fold only) stalls its producer unless a FIFO holds what the producer makes meanwhile;
 the depth-2 streams of the generated tops do not.  ``size_fifos`` returns the graph with a
 StreamingFIFO node of the measured depth (rounded to the memory primitive: up to 32 words a
-shift register, above that the next power of two) in front of every node whose stream needed
-more than the stream's own STREAM_DEPTH, so the HLS and RTL back ends both build them.  The
+shift register, above that the next power of two) on every stream that needed more than the
+stream's own STREAM_DEPTH, so the HLS and RTL back ends both build them.  The
 second simulation must be as fast as the deep one and finish (no deadlock), else QnnflowError.
+
+On a fork the short branch holds the fork's words while the long one fills; the fork's own output
+streams are as deep as fold's estimate chose (hls/branch_fifos.py), and where that is too little
+the whole-image FIFO in front of the join measures what is missing (a fork whose branch streams
+are too shallow deadlocks; behind whole-image FIFOs it cannot, since every node makes an image's
+output from that image's input).
 """
 
 from __future__ import annotations
@@ -76,7 +83,8 @@ def rounded_depth(peak: int) -> int:
 
 def size_fifos(model: ModelWrapper, board: dict, inputs, cache_dir: Path, work_dir: Path,
                min_images: int = 24) -> tuple[ModelWrapper, dict]:
-    """(the graph with sized FIFOs, the report {"fifos": {node: {peak, depth}}, "cycles_per_image": {...}})."""
+    """(the graph with sized FIFOs, the report {"fifos": {stream: {peak_occupancy, depth, inserted}},
+    "cycles_per_image": {"deep", "sized"}}), streams named as ``input_streams`` names them."""
     region = hardware_region(model)
     if any(n.op_type == FIFO for n in region.nodes):
         raise QnnflowError("FIFO sizing needs a graph without StreamingFIFO nodes, as fold leaves it; run fifo_size "
@@ -91,7 +99,10 @@ def size_fifos(model: ModelWrapper, board: dict, inputs, cache_dir: Path, work_d
     peaks = {name: measured.performance["nodes"][fifo_name(name)]["peak_occupancy"] for name in deep}
     depths = {name: rounded_depth(peak) for name, peak in peaks.items() if peak > STREAM_DEPTH}
     sized_model = insert_fifos(model, depths)
-    sized = rtlsim(sized_model, inputs, board, cache_dir, Path(work_dir) / "sized", min_images=min_images)
+    try:
+        sized = rtlsim(sized_model, inputs, board, cache_dir, Path(work_dir) / "sized", min_images=min_images)
+    except QnnflowError as err:  # a deadlock: words a stream needed beyond the measured peak
+        raise QnnflowError(f"FIFO sizing: the design with the sized FIFOs {depths} fails: {err}") from None
     if not sized.bit_exact:
         raise QnnflowError(sized.message())
     deep_cycles, sized_cycles = measured.performance["cycles_per_image"], sized.performance["cycles_per_image"]

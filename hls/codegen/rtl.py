@@ -6,12 +6,15 @@ and asks each node kind for its RTL unit (``emit_rtl``).  The files are determin
 
 - ``qnnflow_top.v``: module ``qnnflow_top`` with AXI-Stream ports ``s_axis``/``m_axis`` at the
   board's ``axi_width`` (clock ``ap_clk``, active-low ``ap_rst_n``), the input port adapter, the
-  node wrappers in a chain, the output port adapter (TLAST on an image's last word).  With
-  ``QNNFLOW_PROBES`` defined (rtlsim) it also exposes each unit's handshakes, output words and,
-  for a FIFO node, its occupancy.
+  node wrappers connected as the region's links say (a chain, or a DAG: a fork writes streams
+  ``out`` and ``out1``, a join reads ``in`` and ``in1``), the output port adapter (TLAST on an
+  image's last word).  With ``QNNFLOW_PROBES`` defined (rtlsim) it also exposes each unit's
+  handshakes (``probe_in1_*``/``probe_out1_*`` for the second streams, in a DAG's top only),
+  output words and, for a FIFO node, its occupancy.
 - ``units/<ident>.v``: module ``qf_<ident>``: the node's (or port adapter's) module with its
-  parameters and, as in the HLS top, a depth-2 FIFO on the stream it writes (not after a FIFO
-  node or the output port).
+  parameters and, as in the HLS top, a FIFO on each stream it writes (not after a FIFO node or
+  the output port): depth 2, or what the unit's ``out_depths`` say (a fork's ``outFIFODepths``,
+  which hls/branch_fifos.py sized for its branches).
   Per-node synthesis takes these as tops.
 - ``lib/*.v``: the hls/rtl/ modules the region uses; ``mem/*.mem``: ``$readmemh`` files (paths
   relative to the project directory, where simulators and Yosys run).
@@ -45,7 +48,7 @@ ADAPTER_SOURCES = ("qnnflow_dwc.v", "qnnflow_fifo.v")
 @dataclass
 class RtlProject:
     files: dict[str, bytes]  # path relative to OUT/rtl -> content
-    units: list[RtlUnit]  # in stream order, port adapters included ("axi" ports)
+    units: list[RtlUnit]  # in the region's (topological) order, port adapters first and last ("axi" ports)
     input_format: PortFormat | StreamFormat
     output_format: PortFormat | StreamFormat
     region: Region
