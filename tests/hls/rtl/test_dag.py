@@ -100,6 +100,26 @@ def test_add_of_thresholded_branch_and_skip(pe, thresholded_port, rtl_cache, tmp
     simulate(model, rtl_cache, tmp_path)
 
 
+def test_a_mismatch_on_a_branch_names_its_node(rtl_cache, tmp_path):
+    """The RTL of one graph simulated against another whose branch thresholds differ: the taps name the
+    branch's node, not the fork before it or the join after it."""
+    rng = np.random.default_rng(4)
+    vectors, ch = [1, 2], 4
+
+    def graph(thresholds):
+        branch = ("Thresholding", "Thresholding_0", ["b", "T"], ["t"],
+                  dict(NumChannels=ch, PE=2, inputDataType="INT5", outputDataType="UINT2", numInputVectors=vectors))
+        return dag_model([fork(ch, 2, "INT5", vectors), branch, add(ch, 2, "INT5", "UINT2", "INT6", vectors,
+                                                                     ins=("a", "t"))],
+                         "INT5", {"T": (thresholds, "INT5")})
+
+    thresholds = thresholds_for(rng, ch, 3, -16, 15)
+    project = generate_rtl(graph(thresholds), BOARD, ports="stream")
+    x = model_inputs(graph(thresholds), rng, 3)
+    result = rtlsim(graph(thresholds + 1), x, BOARD, rtl_cache, tmp_path, project=project)
+    assert not result.bit_exact and result.mismatch["node"] == "Thresholding_0", result.mismatch
+
+
 @pytest.mark.parametrize("pe,mvau_port", [(1, 0), (2, 1), (2, 0)])
 def test_concat_of_mvau_branch_and_skip(pe, mvau_port, rtl_cache, tmp_path):
     """4 MVAU channels (INT7, read in bursts: the skip waits in the fork's deeper output stream) beside the 6
