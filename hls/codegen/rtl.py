@@ -97,11 +97,20 @@ def _out_depth(unit: RtlUnit, k: int) -> int:
     return unit.out_depths[k] if unit.out_depths else STREAM_DEPTH
 
 
+def _connections(unit: RtlUnit, wire) -> list[str]:
+    """Port connections of ``unit``'s stream ports, one line a stream, ``wire(direction, k)`` naming the signals
+    connected to port ``_port(direction, k)`` (without _data/_valid/_ready); the last line has no comma."""
+    lines = [f"        .{_port(d, k)}_data({wire(d, k)}_data), .{_port(d, k)}_valid({wire(d, k)}_valid), "
+             f".{_port(d, k)}_ready({wire(d, k)}_ready),"
+             for d, fmts in (("in", unit.in_fmts), ("out", unit.out_fmts)) for k in range(len(fmts))]
+    lines[-1] = lines[-1][:-1]
+    return lines
+
+
 def _wrapper(unit: RtlUnit, fifo: bool, last_port: bool) -> str:
     """Module qf_<ident>: the unit's module (and a FIFO on each output stream) behind its stream ports (in, in1,
     ... and out, out1, ...); the output port adapter's also has out_last (TLAST)."""
-    ins = [_word_bits(f) for f in unit.in_fmts]
-    outs = [_word_bits(f) for f in unit.out_fmts]
+    ins, outs = [_word_bits(f) for f in unit.in_fmts], [_word_bits(f) for f in unit.out_fmts]
     params = ",\n".join(f"        .{k}({_param_value(v)})" for k, v in unit.params.items())
     last = unit.module == "qnnflow_dwc"
     core = [_port("core", k) if fifo else _port("out", k) for k in range(len(outs))]
@@ -123,11 +132,8 @@ def _wrapper(unit: RtlUnit, fifo: bool, last_port: bool) -> str:
     if fifo:
         for k, w in enumerate(outs):
             lines += [f"    wire [{w - 1}:0] {core[k]}_data;", f"    wire {core[k]}_valid, {core[k]}_ready;"]
-    connect = [f"        .{_port('in', k)}_data({_port('in', k)}_data), .{_port('in', k)}_valid({_port('in', k)}_valid), "
-               f".{_port('in', k)}_ready({_port('in', k)}_ready)," for k in range(len(ins))]
-    connect += [f"        .{_port('out', k)}_data({core[k]}_data), .{_port('out', k)}_valid({core[k]}_valid), "
-                f".{_port('out', k)}_ready({core[k]}_ready)," for k in range(len(outs))]
-    connect[-1] = connect[-1][:-1] + (f",\n        .out_last({'out_last' if last_port else ''})" if last else "") \
+    connect = _connections(unit, lambda d, k: _port("in", k) if d == "in" else core[k])
+    connect[-1] += (f",\n        .out_last({'out_last' if last_port else ''})" if last else "") \
         + (",\n        .count(count)" if unit.buffers_output else "")
     lines += [f"    {unit.module} #(", params, "    ) core (", "        .clk(clk), .rst(rst),", *connect, "    );"]
     if fifo:
@@ -210,13 +216,8 @@ def _top(model: ModelWrapper, units: list[RtlUnit], wires: list[Wire], ports: st
                   f"    assign {a}_ready = {b}_ready;"]
     for i, u in enumerate(units):
         tlast = f", .out_last({u.ident}_last)" if ports == "axi" and i == n - 1 else ""
-        connect = [f"        .{_port('in', k)}_data({u.ident}_{_port('in', k)}_data), "
-                   f".{_port('in', k)}_valid({u.ident}_{_port('in', k)}_valid), "
-                   f".{_port('in', k)}_ready({u.ident}_{_port('in', k)}_ready)," for k in range(len(u.in_fmts))]
-        connect += [f"        .{_port('out', k)}_data({u.ident}_{_port('out', k)}_data), "
-                    f".{_port('out', k)}_valid({u.ident}_{_port('out', k)}_valid), "
-                    f".{_port('out', k)}_ready({u.ident}_{_port('out', k)}_ready)," for k in range(len(u.out_fmts))]
-        connect[-1] = connect[-1][:-1] + tlast + (f", .count({u.ident}_count)" if u.buffers_output else "")
+        connect = _connections(u, lambda d, k, u=u: f"{u.ident}_{_port(d, k)}")
+        connect[-1] += tlast + (f", .count({u.ident}_count)" if u.buffers_output else "")
         lines += [f"    qf_{u.ident} {u.ident} (", "        .clk(ap_clk), .rst(rst),", *connect, "    );"]
     lines.append("`ifdef QNNFLOW_PROBES")
     port_probes = [("in", 0), ("out", 0)] + ([("in", 1), ("out", 1)] if dag else [])
