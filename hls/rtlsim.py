@@ -5,9 +5,10 @@ The harness (``HARNESS``, generated per project) drives ``s_axis`` and ``m_axis_
 deasserting valid and ready at random, for the back-pressure tests), records every unit's output
 words (taps, as cppsim's layer mode does, to name the first differing node), and counts per unit
 and per image: cycles starved (ready without valid on an input: either of a join's), stalled (valid
-without ready on an output: either of a fork's) and the words through its first input and output.  ``measure`` turns those counts into the performance report:
-steady-state cycles per image between the first and the last image's final output word, the first
-image's latency, and per unit its busy cycles (neither starved nor stalled) in that window.
+without ready on an output: either of a fork's) and the words through its first input and output.
+``measure`` turns those counts into the performance report: steady-state cycles per image between the
+first and the last image's final output word, the first image's latency, and per unit its busy cycles
+(neither starved nor stalled) in that window.
 
 Builds are cached under ``cache_dir/<hash>/`` by the hash of the project's files, the harness,
 the Verilator version and its flags: an unchanged design never re-verilates.
