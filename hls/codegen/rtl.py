@@ -196,7 +196,8 @@ def _top(model: ModelWrapper, units: list[RtlUnit], wires: list[Wire], ports: st
             lines.append(f"    wire [{_word_bits(f) - 1}:0] {u.ident}_{_port('in', k)}_data;")
         for k, f in enumerate(u.out_fmts):
             lines.append(f"    wire [{_word_bits(f) - 1}:0] {u.ident}_{_port('out', k)}_data;")
-        lines.append("    wire " + ", ".join(f"{name}_{signal}" for name in names for signal in ("valid", "ready")) + ";")
+        handshakes = [f"{name}_{signal}" for name in names for signal in ("valid", "ready")]
+        lines.append(f"    wire {', '.join(handshakes)};")
         if u.buffers_output:
             lines.append(f"    wire [{_count_bits(u)}-1:0] {u.ident}_count;")
     first, final = f"{units[0].ident}_in", f"{units[-1].ident}_out"
