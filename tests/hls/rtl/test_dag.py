@@ -31,6 +31,10 @@ from tests.transforms.nets import activation, weight_kwargs
 from tests.transforms.test_generality import _input_quant, _randomized
 
 
+def slow(*values):  # a further folding, run by make test-all: one Verilator build each
+    return pytest.param(*values, marks=pytest.mark.slow)
+
+
 def dag_model(nodes: list[tuple], x_dt: str, params: dict | None = None) -> ModelWrapper:
     """A graph of dataflow nodes (op_type, name, inputs, outputs, attributes) in topological order reading
     tensor "x" and writing "y"; params are initializers by name, (array, DataType name).  Shapes and types
@@ -77,7 +81,7 @@ def concat(c0, c1, pe, dt0, dt1, out_dt, vectors, ins=("a", "b")):
 # ----- the node kinds, a fork straight into a join and with a node on one branch --------------------------
 
 
-@pytest.mark.parametrize("dt,out_dt,pe", [("INT4", "INT5", 1), ("UINT3", "UINT4", 2), ("BIPOLAR", "INT3", 4)])
+@pytest.mark.parametrize("dt,out_dt,pe", [slow("INT4", "INT5", 1), slow("UINT3", "UINT4", 2), ("BIPOLAR", "INT3", 4)])
 def test_fork_into_add(dt, out_dt, pe, rtl_cache, tmp_path):
     """Both copies summed: 2x; a BIPOLAR stream decoded as -1/+1."""
     vectors = [1, 3]
@@ -86,7 +90,7 @@ def test_fork_into_add(dt, out_dt, pe, rtl_cache, tmp_path):
     assert full.performance["cycles_per_image"] == 3 * 8 // pe  # one word a cycle through fork and join
 
 
-@pytest.mark.parametrize("pe,thresholded_port", [(1, 0), (2, 1), (4, 0)])
+@pytest.mark.parametrize("pe,thresholded_port", [slow(1, 0), (2, 1), slow(4, 0)])
 def test_add_of_thresholded_branch_and_skip(pe, thresholded_port, rtl_cache, tmp_path):
     """Input types differ per port (UINT2 levels and the INT5 skip), either way round."""
     rng = np.random.default_rng(pe)
@@ -120,7 +124,7 @@ def test_a_mismatch_on_a_branch_names_its_node(rtl_cache, tmp_path):
     assert not result.bit_exact and result.mismatch["node"] == "Thresholding_0", result.mismatch
 
 
-@pytest.mark.parametrize("pe,mvau_port", [(1, 0), (2, 1), (2, 0)])
+@pytest.mark.parametrize("pe,mvau_port", [slow(1, 0), (2, 1), slow(2, 0)])
 def test_concat_of_mvau_branch_and_skip(pe, mvau_port, rtl_cache, tmp_path):
     """4 MVAU channels (INT7, read in bursts: the skip waits in the fork's deeper output stream) beside the 6
     input channels (UINT3), re-encoded as INT8."""
@@ -140,7 +144,7 @@ def test_concat_of_mvau_branch_and_skip(pe, mvau_port, rtl_cache, tmp_path):
     assert full.performance["cycles_per_image"] == getCustomOp(model.graph.node[1]).cycles()  # the MVAU's pace
 
 
-@pytest.mark.parametrize("out_dt", ["BIPOLAR", "INT2"])
+@pytest.mark.parametrize("out_dt", ["BIPOLAR", slow("INT2")])
 def test_concat_of_bipolar_streams(out_dt, rtl_cache, tmp_path):
     vectors = [1, 4]
     model = dag_model([fork(2, 2, "BIPOLAR", vectors), concat(2, 2, 2, "BIPOLAR", "BIPOLAR", out_dt, vectors)],
@@ -247,7 +251,7 @@ def dense_concat():
 STEPS = "[export, tidy, streamline, to_hw, fold, estimate, fifo_size, rtl_codegen, rtlsim]"
 
 
-@pytest.mark.parametrize("factory,join", [("dense_residual", "AddStreams"), ("dense_concat", "StreamingConcat")])
+@pytest.mark.parametrize("factory,join", [("dense_residual", "AddStreams"), slow("dense_concat", "StreamingConcat")])
 def test_network_through_the_rtl_back_end(factory, join, tmp_path):
     """export .. fold, FIFO sizing on the fork (sized design as fast as the whole-image one, no deadlock), the
     RTL top over the DAG, rtlsim bit-exact against the golden outputs' Python execution."""
