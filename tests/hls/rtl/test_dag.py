@@ -61,8 +61,9 @@ def dag_model(nodes: list[tuple], x_dt: str, params: dict | None = None) -> Mode
     return model
 
 
-def fork(ch, pe, dt, vectors, outs=("a", "b"), src="x", name="DuplicateStreams_0"):
-    return ("DuplicateStreams", name, [src], list(outs),
+def fork(ch, pe, dt, vectors):
+    """x -> a, b."""
+    return ("DuplicateStreams", "DuplicateStreams_0", ["x"], ["a", "b"],
             dict(NumChannels=ch, PE=pe, inputDataType=dt, numInputVectors=vectors))
 
 
