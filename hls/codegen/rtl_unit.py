@@ -30,6 +30,17 @@ class RtlUnit:
     out_fmt: StreamFormat
     memories: dict[str, bytes] = field(default_factory=dict)  # path relative to the project -> $readmemh text
     buffers_output: bool = False  # the unit is itself its output stream's FIFO (no depth-2 FIFO after it)
+    more_inputs: tuple[StreamFormat, ...] = ()  # input streams 1, ... (a join's), ports in1_*, ...
+    more_outputs: tuple[StreamFormat, ...] = ()  # output streams 1, ... (a fork's), ports out1_*, ...
+    out_depths: tuple[int, ...] = ()  # the FIFO depth of each output stream; empty: STREAM_DEPTH each
+
+    @property
+    def in_fmts(self) -> list[StreamFormat]:
+        return [self.in_fmt, *self.more_inputs]
+
+    @property
+    def out_fmts(self) -> list[StreamFormat]:
+        return [self.out_fmt, *self.more_outputs]
 
 
 def memory_path(ident: str, what: str) -> str:

@@ -12,6 +12,7 @@ from onnx import helper
 from qnnflow.base.streams import StreamFormat
 from qnnflow.hls.codegen.cpp import config_struct
 from qnnflow.hls.codegen.kernel import Kernel, check_emittable, formats, header
+from qnnflow.hls.codegen.rtl_unit import RtlUnit, element_params
 from qnnflow.hls.nodes import cost
 from qnnflow.hls.nodes.base import TwoStreamJoin
 
@@ -23,6 +24,7 @@ class AddStreams(TwoStreamJoin):
 
     FINN_OP_TYPES = ("AddStreams_Batch",)
     KERNEL_HEADER = "add_streams.hpp"
+    RTL_SOURCES = ("qnnflow_add_streams.v", "qnnflow_lane.v")
 
     def get_nodeattr_types(self):
         return {
@@ -78,3 +80,12 @@ class AddStreams(TwoStreamJoin):
         return Kernel(node.name, node.op_type, ident, in_fmt, out_fmt,
                       f"qnnflow::add_streams<{ident}_cfg>({{inp}}, {{inp1}}, {{out}});",
                       header(ident, node, self.KERNEL_HEADER, config_struct(f"{ident}_cfg", constants, types)))
+
+    def emit_rtl(self, model, ident: str) -> RtlUnit:
+        check_emittable(self, model)
+        params = dict(PE=self.get_nodeattr("PE"), **element_params("IN0", self.input_datatype()),
+                      **element_params("IN1", self.datatype("input1DataType")),
+                      OUT_BITS=self.output_datatype().bitwidth())
+        in_fmt, out_fmt = formats(self)
+        return RtlUnit(self.onnx_node.name, self.onnx_node.op_type, ident, "qnnflow_add_streams", params, in_fmt,
+                       out_fmt, more_inputs=(self.input_format(1),))

@@ -14,6 +14,7 @@ from onnx import helper
 from qnnflow.base.values import to_carrier
 from qnnflow.hls.codegen.cpp import config_struct, element_type
 from qnnflow.hls.codegen.kernel import Kernel, check_emittable, formats, header
+from qnnflow.hls.codegen.rtl_unit import RtlUnit
 from qnnflow.hls.nodes import cost
 from qnnflow.hls.nodes.base import STREAM_DEPTH, ChannelStreamNode, Memory
 
@@ -43,6 +44,7 @@ class DuplicateStreams(ChannelStreamNode):
 
     FINN_OP_TYPES = ("DuplicateStreams_Batch",)
     KERNEL_HEADER = "duplicate_streams.hpp"
+    RTL_SOURCES = ("qnnflow_duplicate_streams.v",)
     _output_dt_attr = "inputDataType"
 
     def get_nodeattr_types(self):
@@ -122,3 +124,11 @@ class DuplicateStreams(ChannelStreamNode):
                       f"qnnflow::duplicate_streams<{ident}_cfg>({{inp}}, {{out}}, {{out1}});",
                       header(ident, node, self.KERNEL_HEADER, body), out_depth=streams[0][0], out_impl=streams[0][1],
                       more_outputs=tuple(streams[1:]))
+
+    def emit_rtl(self, model, ident: str) -> RtlUnit:
+        """qnnflow_duplicate_streams; each output stream's FIFO is as deep as ``fifo_depths`` says (the wrapper)."""
+        check_emittable(self, model)
+        in_fmt, out_fmt = formats(self)
+        return RtlUnit(self.onnx_node.name, self.onnx_node.op_type, ident, "qnnflow_duplicate_streams",
+                       dict(WIDTH=in_fmt.packed_bits), in_fmt, out_fmt, more_outputs=(self.output_format(1),),
+                       out_depths=tuple(self.fifo_depths()))

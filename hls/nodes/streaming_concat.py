@@ -16,6 +16,7 @@ from onnx import helper
 from qnnflow.base.streams import StreamFormat
 from qnnflow.hls.codegen.cpp import config_struct
 from qnnflow.hls.codegen.kernel import Kernel, check_emittable, formats, header
+from qnnflow.hls.codegen.rtl_unit import RtlUnit, element_params
 from qnnflow.hls.nodes import cost
 from qnnflow.hls.nodes.base import TwoStreamJoin, fold_problem
 
@@ -27,6 +28,7 @@ class StreamingConcat(TwoStreamJoin):
 
     FINN_OP_TYPES = ("StreamingConcat_Batch",)
     KERNEL_HEADER = "streaming_concat.hpp"
+    RTL_SOURCES = ("qnnflow_streaming_concat.v", "qnnflow_lane.v")
 
     def get_nodeattr_types(self):
         return {
@@ -112,3 +114,13 @@ class StreamingConcat(TwoStreamJoin):
         return Kernel(node.name, node.op_type, ident, in_fmt, out_fmt,
                       f"qnnflow::streaming_concat<{ident}_cfg>({{inp}}, {{inp1}}, {{out}});",
                       header(ident, node, self.KERNEL_HEADER, config_struct(f"{ident}_cfg", constants, types)))
+
+    def emit_rtl(self, model, ident: str) -> RtlUnit:
+        check_emittable(self, model)
+        pe, (c0, c1), out = self.get_nodeattr("PE"), self._channels(), self.output_datatype()
+        params = dict(PE=pe, WORDS0=c0 // pe, WORDS1=c1 // pe, **element_params("IN0", self.input_datatype()),
+                      **element_params("IN1", self.datatype("input1DataType")), OUT_BITS=out.bitwidth(),
+                      OUT_BIPOLAR=int(out.name == "BIPOLAR"))
+        in_fmt, out_fmt = formats(self)
+        return RtlUnit(self.onnx_node.name, self.onnx_node.op_type, ident, "qnnflow_streaming_concat", params,
+                       in_fmt, out_fmt, more_inputs=(self.input_format(1),))
