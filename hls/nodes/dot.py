@@ -20,6 +20,7 @@ import numpy as np
 from qnnflow.base.streams import MAX_WORD_BITS
 from qnnflow.base.values import value_problem
 from qnnflow.hls.codegen.cpp import ap_type, array_definition, element_type, limb_bits, memory_limbs, signed_bits
+from qnnflow.hls.codegen.rtl_unit import element_params, memory_path, rom_style, rom_text
 from qnnflow.hls.codegen.kernel import storage_pragma
 from qnnflow.hls.nodes import cost
 from qnnflow.hls.nodes.base import HWNode, Memory
@@ -27,6 +28,7 @@ from qnnflow.hls.nodes.intmath import count_reached
 from qnnflow.hls.nodes.thresholding import (
     activation_problem,
     threshold_cpp,
+    threshold_rtl,
     threshold_slots,
     threshold_table,
     threshold_word_bits,
@@ -268,3 +270,30 @@ class DotProductNode(HWNode):
         else:
             types["thr_t"], types["tmem_t"] = "ap_int<2>", "int8_t"
         return constants, types, parts, pragmas, thresholds
+
+    # ----- RTL --------------------------------------------------------------------------
+
+    def rtl_parameters(self, model, ident: str, words: np.ndarray) -> tuple[dict, dict[str, bytes]]:
+        """(Verilog parameters, memory files) shared by qnnflow_mvau and qnnflow_vvau: lanes, products,
+        accumulator, activation and the ROMs.  ``words`` (WMEM, PE*SIMD): the weight ROM's words in the
+        order the module reads them."""
+        g = self.get_nodeattr
+        _, _, simd, pe = self._dot()
+        idt, wdt, odt = self.input_datatype(), self.get_weight_datatype(), self.output_datatype()
+        weights = np.asarray(model.get_initializer(self.onnx_node.input[1])).astype(np.int64)
+        w_mem = memory_path(ident, "weights")
+        memories = {w_mem: rom_text(words, wdt.name)}
+        acc_bits = signed_bits(*self.accumulator_range(weights))
+        params = dict(SIMD=simd, PE=pe, **element_params("IN", idt), **element_params("W", wdt),
+                      USE_DSP=int(self.uses_dsp()), ACC_BITS=acc_bits, OUT_BITS=odt.bitwidth(), HAS_ACT=0, NT=1,
+                      T_BITS=2, ACT_VAL=0, WEIGHTS=w_mem, THRESHOLDS="", RAM_STYLE=rom_style(g("ram_style")))
+        if self.has_activation():
+            table, lo, hi = self.emitted_thresholds(model)
+            t_bits, rom = threshold_rtl(table, lo, hi)
+            t_mem = memory_path(ident, "thresholds")
+            memories[t_mem] = rom
+            params.update(HAS_ACT=1, NT=table.shape[2], T_BITS=t_bits, ACT_VAL=g("ActVal"), THRESHOLDS=t_mem,
+                          ACC_BITS=max(acc_bits, signed_bits(lo, hi)))
+        else:  # the output is the accumulator: its low OUT_BITS bits are the output's code
+            params["ACC_BITS"] = max(acc_bits, odt.bitwidth())
+        return params, memories

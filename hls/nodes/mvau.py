@@ -24,13 +24,12 @@ import math
 
 import numpy as np
 
-from qnnflow.hls.codegen.cpp import config_struct, signed_bits
+from qnnflow.hls.codegen.cpp import config_struct
 from qnnflow.hls.codegen.kernel import Kernel, check_emittable, formats, header
-from qnnflow.hls.codegen.rtl_unit import RtlUnit, element_params, memory_path, rom_style, rom_text
+from qnnflow.hls.codegen.rtl_unit import RtlUnit
 from qnnflow.hls.nodes.base import Memory, fold_problem
 from qnnflow.hls.nodes.dot import DotProductNode
 from qnnflow.hls.nodes.intmath import exact_matmul
-from qnnflow.hls.nodes.thresholding import threshold_rtl
 from qnnflow.hls.nodes.xnor import xnor_popcount_matmul
 
 __all__ = ["MVAU", "packed_weights", "xnor_popcount_matmul"]
@@ -62,7 +61,7 @@ class MVAU(DotProductNode):
 
     FINN_OP_TYPES = ("MatrixVectorActivation", "StreamingFCLayer_Batch")
     KERNEL_HEADER = "mvau.hpp"
-    RTL_SOURCES = ("qnnflow_mvau.v", "qnnflow_rom.v", "qnnflow_activation.v")
+    RTL_SOURCES = ("qnnflow_mvau.v", "qnnflow_dot_sum.v", "qnnflow_rom.v", "qnnflow_activation.v")
 
     def get_nodeattr_types(self):
         return {
@@ -233,25 +232,10 @@ class MVAU(DotProductNode):
     def emit_rtl(self, model, ident: str) -> RtlUnit:
         """qnnflow_mvau: weights in one ROM word per (output fold, input fold) across the PEs."""
         check_emittable(self, model)
-        node, g = self.onnx_node, self.get_nodeattr
         mw, mh, simd, pe = self._mw_mh_simd_pe()
-        idt, wdt, odt = self.input_datatype(), self.get_weight_datatype(), self.output_datatype()
-        weights = np.asarray(model.get_initializer(node.input[1])).astype(np.int64)
+        weights = np.asarray(model.get_initializer(self.onnx_node.input[1])).astype(np.int64)
         words = packed_weights(weights, pe, simd).transpose(1, 0, 2).reshape(self.calc_wmem(), pe * simd)
-        w_mem = memory_path(ident, "weights")
-        memories = {w_mem: rom_text(words, wdt.name)}
-        acc_bits = signed_bits(*self.accumulator_range(weights))
-        params = dict(MW=mw, MH=mh, SIMD=simd, PE=pe, **element_params("IN", idt), **element_params("W", wdt),
-                      XNOR=int(self.xnor()), USE_DSP=int(self.uses_dsp()), ACC_BITS=acc_bits, OUT_BITS=odt.bitwidth(), HAS_ACT=0, NT=1, T_BITS=2,
-                      ACT_VAL=0, WEIGHTS=w_mem, THRESHOLDS="", RAM_STYLE=rom_style(g("ram_style")))
-        if self.has_activation():
-            table, lo, hi = self.emitted_thresholds(model)
-            slots = table.shape[2]
-            t_bits, rom = threshold_rtl(table, lo, hi)
-            t_mem = memory_path(ident, "thresholds")
-            memories[t_mem] = rom
-            params.update(HAS_ACT=1, NT=slots, T_BITS=t_bits, ACT_VAL=g("ActVal"), THRESHOLDS=t_mem,
-                          ACC_BITS=max(acc_bits, signed_bits(lo, hi)))
-        else:  # the output is the accumulator: its low OUT_BITS bits are the output's code
-            params["ACC_BITS"] = max(acc_bits, odt.bitwidth())
-        return RtlUnit(node.name, node.op_type, ident, "qnnflow_mvau", params, *formats(self), memories)
+        params, memories = self.rtl_parameters(model, ident, words)
+        params = dict(MW=mw, MH=mh, XNOR=int(self.xnor()), **params)
+        return RtlUnit(self.onnx_node.name, self.onnx_node.op_type, ident, "qnnflow_mvau", params, *formats(self),
+                       memories)

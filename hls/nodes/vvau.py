@@ -20,6 +20,7 @@ import numpy as np
 
 from qnnflow.hls.codegen.cpp import config_struct
 from qnnflow.hls.codegen.kernel import Kernel, check_emittable, formats, header
+from qnnflow.hls.codegen.rtl_unit import RtlUnit
 from qnnflow.hls.nodes.base import INCLUDE_DIR, fold_problem
 from qnnflow.hls.nodes.dot import DotProductNode
 from qnnflow.hls.nodes.mvau import MVAU, accumulator_range
@@ -41,6 +42,7 @@ class VVAU(DotProductNode):
 
     FINN_OP_TYPES = ("VectorVectorActivation", "Vector_Vector_Activation_Batch")
     KERNEL_HEADER = "vvau.hpp"
+    RTL_SOURCES = ("qnnflow_vvau.v", "qnnflow_dot_sum.v", "qnnflow_rom.v", "qnnflow_activation.v")
 
     def get_nodeattr_types(self):
         return {
@@ -151,3 +153,15 @@ class VVAU(DotProductNode):
         return Kernel(node.name, node.op_type, ident, in_fmt, out_fmt,
                       f"qnnflow::vvau<{ident}_cfg>({{inp}}, {{out}}, {ident}_weights, {thresholds});",
                       header(ident, node, self.KERNEL_HEADER, body), pragmas)
+
+    # ----- RTL --------------------------------------------------------------------------
+
+    def emit_rtl(self, model, ident: str) -> RtlUnit:
+        """qnnflow_vvau: weights in one ROM word per (channel fold, position fold) across the PEs."""
+        check_emittable(self, model)
+        n_ch, k, simd, pe = self._ch_k_simd_pe()
+        weights = np.asarray(model.get_initializer(self.onnx_node.input[1])).astype(np.int64)
+        words = packed_depthwise_weights(weights, pe, simd).transpose(1, 0, 2).reshape(self.calc_wmem(), pe * simd)
+        params, memories = self.rtl_parameters(model, ident, words)
+        return RtlUnit(self.onnx_node.name, self.onnx_node.op_type, ident, "qnnflow_vvau",
+                       dict(CH=n_ch, K=k, **params), *formats(self), memories)

@@ -9,7 +9,7 @@
 // WEIGHTS: MW*MH/(SIMD*PE) words of PE*SIMD*W_BITS bits, word nf*SF + sf holding, for PE p and
 // lane s, the weight of input sf*SIMD + s for output nf*PE + p at bits [(p*SIMD + s)*W_BITS, ...).
 // THRESHOLDS: MH/PE words, word nf the NT slots of outputs nf*PE .. nf*PE+PE-1 (qnnflow_activation).
-// Element encodings as the streams': two's complement when *_SIGNED, BIPOLAR bits 1 = +1, 0 = -1.
+// Element encodings as the streams' (qnnflow_dot_sum computes the lanes).
 //
 // Two stages: A picks the input word (stream or buffer) and addresses the ROMs (synchronous
 // reads), B accumulates and, on the last input fold, writes the output register.  Everything
@@ -100,56 +100,18 @@ module qnnflow_mvau #(
         weights (.clk(clk), .en(en), .addr(tile), .data(b_w));
 
     // ----- stage B: accumulate, activate
-    function signed [IN_BITS:0] in_lane(input [XW-1:0] word, input integer s);
-        reg [IN_BITS-1:0] raw;
-        begin
-            raw = word[s*IN_BITS +: IN_BITS];
-            if (IN_BIPOLAR != 0) in_lane = raw[0] ? 1 : -1;
-            else in_lane = {IN_SIGNED != 0 && raw[IN_BITS-1], raw};
+    reg [PE*ACC_BITS-1:0] acc;
+    wire [PE*ACC_BITS-1:0] acc_next;
+    genvar p;
+    generate
+        for (p = 0; p < PE; p = p + 1) begin : pe_sum
+            qnnflow_dot_sum #(.SIMD(SIMD), .IN_BITS(IN_BITS), .IN_SIGNED(IN_SIGNED), .IN_BIPOLAR(IN_BIPOLAR),
+                              .W_BITS(W_BITS), .W_SIGNED(W_SIGNED), .W_BIPOLAR(W_BIPOLAR), .XNOR(XNOR),
+                              .USE_DSP(USE_DSP), .ACC_BITS(ACC_BITS))
+                dot (.x(b_x), .w(b_w[p*SIMD*W_BITS +: SIMD*W_BITS]), .acc(acc[p*ACC_BITS +: ACC_BITS]),
+                     .first(b_first), .sum(acc_next[p*ACC_BITS +: ACC_BITS]));
         end
-    endfunction
-
-    function signed [W_BITS:0] w_lane(input [PE*SIMD*W_BITS-1:0] word, input integer index);
-        reg [W_BITS-1:0] raw;
-        begin
-            raw = word[index*W_BITS +: W_BITS];
-            if (W_BIPOLAR != 0) w_lane = raw[0] ? 1 : -1;
-            else w_lane = {W_SIGNED != 0 && raw[W_BITS-1], raw};
-        end
-    endfunction
-
-    // One lane's product: a sign flip for a BIPOLAR operand; else a multiplier for DSP slices
-    // (USE_DSP, the node's resType), or shift-and-add in fabric, which synthesis keeps out of DSPs.
-    function signed [IN_BITS+W_BITS+1:0] lane_product(input signed [IN_BITS:0] a, input signed [W_BITS:0] b);
-        integer k;
-        reg signed [IN_BITS+W_BITS+1:0] partial;
-        begin
-            if (W_BIPOLAR != 0) lane_product = b[W_BITS] ? -a : a;
-            else if (IN_BIPOLAR != 0) lane_product = a[IN_BITS] ? -b : b;
-            else if (USE_DSP != 0) lane_product = a * b;
-            else begin
-                partial = 0;
-                for (k = 0; k < W_BITS; k = k + 1)
-                    if (b[k]) partial = partial + (a <<< k);
-                if (b[W_BITS]) partial = partial - (a <<< W_BITS);
-                lane_product = partial;
-            end
-        end
-    endfunction
-
-    reg [PE*ACC_BITS-1:0] acc, acc_next;
-    integer p, s;
-    reg signed [ACC_BITS-1:0] sum;
-    always @* begin
-        for (p = 0; p < PE; p = p + 1) begin
-            sum = b_first ? {ACC_BITS{1'b0}} : acc[p*ACC_BITS +: ACC_BITS];
-            for (s = 0; s < SIMD; s = s + 1) begin
-                if (XNOR != 0) sum = sum + {b_x[s] ~^ b_w[p*SIMD + s]};  // one bit: {} is self-determined
-                else sum = sum + lane_product(in_lane(b_x, s), w_lane(b_w, p*SIMD + s));
-            end
-            acc_next[p*ACC_BITS +: ACC_BITS] = sum;
-        end
-    end
+    endgenerate
     always @(posedge clk) if (en && b_valid) acc <= acc_next;
 
     wire [PE*OUT_BITS-1:0] result;

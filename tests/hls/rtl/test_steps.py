@@ -17,10 +17,12 @@ from qnnflow.base.errors import QnnflowError
 from qnnflow.flow.config import load_config
 from qnnflow.flow.runner import run_build
 from qnnflow.hls.codegen.rtl import generate_rtl
+from qnnflow.hls.nodes import register_node
 from qnnflow.hls.rtlsim import rtlsim
 from qnnflow.hls.rtl_tools import tool
 from qnnflow.hls.synth import board_problem, synthesize
 from tests.hls.backend.helpers import BOARD, chain_model, node_model, random_ints
+from tests.hls.test_node_kind_in_one_place import ChannelOffset
 
 STEPS = "[export, tidy, streamline, to_hw, fold, estimate, rtl_codegen, rtlsim]"
 # a slower folding than the board allows (fewer lanes) keeps verilating and synthesising short
@@ -109,10 +111,12 @@ def test_mismatch_names_the_first_differing_node(tmp_path, rtl_cache):
 
 
 def test_node_kind_without_rtl_is_named():
-    attrs = dict(Channels=2, KernelPositions=4, Dim=[2, 2], inputDataType="UINT2", weightDataType="INT2",
-                 accDataType="INT8", outputDataType="INT8", noActivation=1)
-    model = node_model("VVAU", attrs, {1: np.ones((2, 4), np.float32)})
-    with pytest.raises(QnnflowError, match="node 'VVAU_0': VVAU has no RTL"):
+    """Every built-in kind has RTL; a kind registered from outside (the test's ChannelOffset, HLS only) does not."""
+    register_node(ChannelOffset)
+    attrs = dict(NumChannels=8, PE=2, Offset=5, inputDataType="INT8", outputDataType="INT9")
+    model = node_model("ChannelOffset", attrs)
+    with pytest.raises(QnnflowError, match="node 'ChannelOffset_0': ChannelOffset has no RTL in qnnflow yet; "
+                                           "build it with backend: hls"):
         generate_rtl(model, BOARD)
 
 

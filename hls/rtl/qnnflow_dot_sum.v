@@ -1,0 +1,70 @@
+// One PE's step of a dot product (the MVAU's and the VVAU's lanes): sum = (first ? 0 : acc) +
+// sum_s x_s * w_s over the SIMD lanes of x and w (XNOR: + #{s : x_s == w_s}, one bit each).
+// Element encodings as the streams': two's complement when *_SIGNED, BIPOLAR bits 1 = +1, 0 = -1.
+// The sum is ACC_BITS-bit two's complement; the callers size ACC_BITS for the range it reaches.
+module qnnflow_dot_sum #(
+    parameter SIMD = 1,
+    parameter IN_BITS = 1,
+    parameter IN_SIGNED = 0,
+    parameter IN_BIPOLAR = 0,
+    parameter W_BITS = 1,
+    parameter W_SIGNED = 0,
+    parameter W_BIPOLAR = 0,
+    parameter XNOR = 0,
+    parameter USE_DSP = 0,
+    parameter ACC_BITS = 16
+) (
+    input wire [SIMD*IN_BITS-1:0] x,
+    input wire [SIMD*W_BITS-1:0] w,
+    input wire [ACC_BITS-1:0] acc,
+    input wire first,
+    output reg [ACC_BITS-1:0] sum
+);
+    function signed [IN_BITS:0] in_lane(input [SIMD*IN_BITS-1:0] word, input integer s);
+        reg [IN_BITS-1:0] raw;
+        begin
+            raw = word[s*IN_BITS +: IN_BITS];
+            if (IN_BIPOLAR != 0) in_lane = raw[0] ? 1 : -1;
+            else in_lane = {IN_SIGNED != 0 && raw[IN_BITS-1], raw};
+        end
+    endfunction
+
+    function signed [W_BITS:0] w_lane(input [SIMD*W_BITS-1:0] word, input integer s);
+        reg [W_BITS-1:0] raw;
+        begin
+            raw = word[s*W_BITS +: W_BITS];
+            if (W_BIPOLAR != 0) w_lane = raw[0] ? 1 : -1;
+            else w_lane = {W_SIGNED != 0 && raw[W_BITS-1], raw};
+        end
+    endfunction
+
+    // One lane's product: a sign flip for a BIPOLAR operand; else a multiplier for DSP slices
+    // (USE_DSP, the node's resType), or shift-and-add in fabric, which synthesis keeps out of DSPs.
+    function signed [IN_BITS+W_BITS+1:0] lane_product(input signed [IN_BITS:0] a, input signed [W_BITS:0] b);
+        integer k;
+        reg signed [IN_BITS+W_BITS+1:0] partial;
+        begin
+            if (W_BIPOLAR != 0) lane_product = b[W_BITS] ? -a : a;
+            else if (IN_BIPOLAR != 0) lane_product = a[IN_BITS] ? -b : b;
+            else if (USE_DSP != 0) lane_product = a * b;
+            else begin
+                partial = 0;
+                for (k = 0; k < W_BITS; k = k + 1)
+                    if (b[k]) partial = partial + (a <<< k);
+                if (b[W_BITS]) partial = partial - (a <<< W_BITS);
+                lane_product = partial;
+            end
+        end
+    endfunction
+
+    integer s;
+    reg signed [ACC_BITS-1:0] total;
+    always @* begin
+        total = first ? {ACC_BITS{1'b0}} : acc;
+        for (s = 0; s < SIMD; s = s + 1) begin
+            if (XNOR != 0) total = total + {x[s] ~^ w[s]};  // one bit: {} is self-determined
+            else total = total + lane_product(in_lane(x, s), w_lane(w, s));
+        end
+        sum = total;
+    end
+endmodule
