@@ -1,5 +1,5 @@
 """The rtl_codegen, rtlsim and synth build steps on tfc_w1a1, Yosys per node, a mismatch naming its node, and
-the one-line failures: a missing tool, a node kind without RTL."""
+the one-line failures: a missing tool, a node kind without RTL (every built-in kind has RTL)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,9 @@ from qnnflow.base.errors import QnnflowError
 from qnnflow.flow.config import load_config
 from qnnflow.flow.runner import run_build
 from qnnflow.hls.codegen.rtl import generate_rtl
+from qnnflow.hls import nodes
 from qnnflow.hls.nodes import register_node
+from qnnflow.hls.nodes.base import HWNode
 from qnnflow.hls.rtlsim import rtlsim
 from qnnflow.hls.rtl_tools import tool
 from qnnflow.hls.synth import board_problem, synthesize
@@ -108,6 +110,13 @@ def test_mismatch_names_the_first_differing_node(tmp_path, rtl_cache):
     result = rtlsim(changed, x, BOARD, rtl_cache, tmp_path, project=project)
     assert not result.bit_exact
     assert result.mismatch["node"] == "MVAU_1" and "first differing node: 'MVAU_1'" in result.message()
+
+
+def test_every_built_in_kind_has_rtl():
+    for name in nodes.__all__:
+        kind = nodes.node_kinds()[name]
+        assert kind.emit_rtl is not HWNode.emit_rtl and kind.RTL_SOURCES, f"{name} has no RTL"
+        assert all(kind.rtl_sources().values()), name
 
 
 def test_node_kind_without_rtl_is_named():

@@ -14,18 +14,18 @@ from tests.hls.backend.helpers import node_model, random_ints
 from tests.hls.rtl.test_units import simulate, thresholds_for
 
 
-@pytest.mark.parametrize("ch,k,pe,simd,idt,wdt,act,dim", [
-    (4, 9, 1, 3, "UINT4", "INT4", True, (3, 2)),      # mobilenet's kind: 3x3 windows, unsigned activations
-    (6, 9, 2, 9, "INT3", "INT2", False, (2, 2)),      # whole windows, two channels a cycle
-    (4, 4, 1, 1, "BIPOLAR", "INT3", True, (2, 3)),    # one position a cycle, BIPOLAR inputs
-    (8, 4, 4, 4, "UINT2", "BIPOLAR", False, (1, 2)),  # BIPOLAR weights: sign flips
-    (2, 6, 1, 6, "INT6", "INT5", True, (2, 2)),       # INT6 x INT5: DSP products
-    (3, 4, 3, 4, "INT4", "UINT3", True, (1, 1)),      # all channels a cycle: one word a pixel
+@pytest.mark.parametrize("ch,k,pe,simd,idt,wdt,act,dim,ram_style", [
+    (4, 9, 1, 3, "UINT4", "INT4", True, (3, 2), "auto"),         # mobilenet's kind: 3x3, unsigned activations
+    (6, 9, 2, 9, "INT3", "INT2", False, (2, 2), "block"),        # whole windows, two channels a cycle
+    (4, 4, 1, 1, "BIPOLAR", "INT3", True, (2, 3), "distributed"),  # one position a cycle, BIPOLAR inputs
+    (8, 4, 4, 4, "UINT2", "BIPOLAR", False, (1, 2), "auto"),     # BIPOLAR weights: sign flips
+    (2, 6, 1, 6, "INT6", "INT5", True, (2, 2), "auto"),          # INT6 x INT5: DSP products
+    (3, 4, 3, 4, "INT4", "UINT3", True, (1, 1), "block"),        # all channels a cycle: one word a pixel
 ])
-def test_vvau(ch, k, pe, simd, idt, wdt, act, dim, rtl_cache, tmp_path):
+def test_vvau(ch, k, pe, simd, idt, wdt, act, dim, ram_style, rtl_cache, tmp_path):
     rng = np.random.default_rng(ch * 100 + k * 10 + simd)
     attrs = dict(Channels=ch, KernelPositions=k, Dim=list(dim), SIMD=simd, PE=pe, inputDataType=idt,
-                 weightDataType=wdt, accDataType="INT16")
+                 weightDataType=wdt, accDataType="INT16", ram_style=ram_style)
     weights = random_ints(rng, wdt, (ch, k))
     params = {1: weights}
     if act:  # 7 thresholds over the middle of the sums' range: outputs -4 .. 3, each level reached
