@@ -108,7 +108,6 @@ def test_fold_is_at_least_as_fast_as_finn_greedy_and_cnv_meets_the_goal():
         assert report.fps >= greedy.fps
         assert all(greedy.totals[r] <= report.budget.limits[r] for r in RESOURCES)
     assert report.fps >= 9150  # BNN-PYNQ's measured figure, at the default limit and 100 MHz
-    assert report.seconds < 5
 
 
 def test_target_modes_give_the_cheapest_design_meeting_the_target():
