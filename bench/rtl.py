@@ -25,7 +25,12 @@ from pathlib import Path
 
 warnings.filterwarnings("ignore")
 
+from qonnx.core.modelwrapper import ModelWrapper  # noqa: E402
+from qonnx.custom_op.registry import getCustomOp  # noqa: E402
+
 from qnnflow.base.errors import QnnflowError  # noqa: E402
+from qnnflow.hls import estimate  # noqa: E402
+from qnnflow.hls.partition import hardware_region  # noqa: E402
 from qnnflow.flow.config import load_config  # noqa: E402
 from qnnflow.flow.runner import run_build  # noqa: E402
 from qnnflow.models.zoo import ZOO  # noqa: E402
@@ -45,12 +50,18 @@ def run_model(name: str, out: Path) -> dict:
     synth = json.loads((report / "post_synth_yosys.json").read_text())
     sim = json.loads((out / name / "rtlsim" / "result.json").read_text())
     step_seconds = {s["name"]: s["seconds"] for s in log["steps"]}
+    # the estimate of the folded graph by today's cost model (the build's step cache may predate a refit)
+    folded = ModelWrapper(str(next((out / name).glob("*_estimate.onnx"))))
+    board = load_config(yaml).board
+    layers = estimate.layer_estimates(folded, board)
+    perf_est, total = estimate.network_performance(layers, 1.0), estimate.total_resources(layers)
     return {"model": name,
-            "cycles": {"estimate": perf["estimate"]["cycles_per_image"], "rtlsim": perf["cycles_per_image"],
-                       "bottleneck_estimate": perf["estimate"]["bottleneck"],
+            "cycles": {"estimate": perf_est["max_cycles"], "rtlsim": perf["cycles_per_image"],
+                       "bottleneck_estimate": perf_est["max_cycles_node_name"],
                        "bottleneck_measured": perf["bottleneck_measured"]},
-            "resources": {r: {"estimate": synth["estimate_total"][r], "yosys": synth["total"][r]}
-                          for r in ("LUT", "BRAM18", "DSP")},
+            "resources": {r: {"estimate": total[r], "yosys": synth["total"][r]} for r in ("LUT", "BRAM18", "DSP")},
+            "folding": {n.name: {a: getCustomOp(n).get_nodeattr(a) for a in ("PE", "SIMD", "ram_style", "resType")
+                                 if a in getCustomOp(n).get_nodeattr_types()} for n in hardware_region(folded).nodes},
             "yosys_sum_of_units": synth.get("sum_of_nodes"),
             "seconds": {"fifo_size": step_seconds.get("fifo_size"), "verilate": sim["build_seconds"],
                         "simulate": sim["run_seconds"], "verilator_cached": sim["cached"],

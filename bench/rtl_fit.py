@@ -1,14 +1,15 @@
 """Measure the RTL cost model's samples with Yosys, and refit it.
 
-  python bench/rtl_fit.py measure [--out FILE] [--models m1,m2] [--jobs N]
+  python bench/rtl_fit.py measure [--out FILE] [--models m1,m2 [--add]] [--jobs N]
       Folds zoo models for Pynq-Z1 at several cycle targets and memory styles (SWEEP), cuts out
       every node whose kind has RTL (hls/unit_synth.py; the whole chain with its AXI port
       adapters where every node has RTL) and synthesises each unit out of context with Yosys
       synth_xilinx -family xc7.  Writes the samples with their provenance (tool version, date,
-      model, folding) to FILE (default hls/nodes/data/yosys_samples.json, what the library fits).
+      model, folding) to FILE (default hls/nodes/data/yosys_samples.json, what the library fits);
+      --add replaces only the listed models' samples in FILE.
   python bench/rtl_fit.py fit [--data FILE]
-      Refits hls/nodes/yosys_fit.py's coefficients from the samples and prints them (paste into
-      YOSYS_FITTED), the in-sample and leave-one-model-out errors per node kind and per model
+      Refits hls/nodes/yosys_fit.py's coefficients from the samples and prints them (--write puts
+      them in YOSYS_FITTED), the in-sample and leave-one-model-out errors per node kind and per model
       total, and the refit model against BNN-PYNQ's published totals.
 
 Yosys on a 2-core machine is the slow part: a unit's time grows with its logic, so the sweep's
@@ -18,6 +19,7 @@ targets keep every unit below about MAX_UNIT_LUTS estimated LUTs (a few minutes 
 import argparse
 import datetime
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -110,7 +112,7 @@ def measure(args):
             for graph, ports in projects(model, board):
                 node = graph.graph.node[0]
                 key = json.dumps(unit_spec(graph, node), sort_keys=True) if ports == "stream" else None
-                if key in queued:
+                if key is not None and key in queued:
                     continue  # the same node alone, met in another folding
                 queued.add(key)
                 if small_enough(graph, board):
@@ -125,6 +127,12 @@ def measure(args):
             if rank < len(queue)]
     print(f"{len(jobs)} RTL projects to synthesise", flush=True)
     work = Path(tempfile.mkdtemp(prefix="rtl_fit-"))
+    models = {job[0] for job in jobs}
+    kept, runs = [], []
+    if args.add and Path(args.out).exists():  # keep the other models' samples and their provenance
+        old = json.loads(Path(args.out).read_text())
+        kept = [s for s in old["samples"] if s["model"] not in models]
+        runs = [r for r in old["provenance"] if set(r["models"]) - models]
     samples, started = [], time.perf_counter()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 
@@ -138,12 +146,13 @@ def measure(args):
         return got
 
     def save():
-        data = {"provenance": {"tool": tool_version(yosys), "command": f"synth_xilinx -family {family} -flatten "
-                               "-noiopad -noclkbuf, each unit out of context (hls/synth.py)", "board": BOARD,
-                               "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                               "qnnflow_commit": commit, "script": "bench/rtl_fit.py measure",
-                               "projects": f"{done} of {len(jobs)}", "wall_seconds": round(time.perf_counter() - started)},
-                "samples": samples}
+        run_info = {"models": sorted(models), "tool": tool_version(yosys),
+                    "command": f"synth_xilinx -family {family} -flatten -noiopad -noclkbuf, each unit out of context "
+                               "(hls/synth.py)", "board": BOARD,
+                    "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                    "qnnflow_commit": commit, "script": "bench/rtl_fit.py measure", "sweep": {m: SWEEP[m] for m in sorted(models)},
+                    "projects": f"{done} of {len(jobs)}", "wall_seconds": round(time.perf_counter() - started)}
+        data = {"provenance": [*runs, run_info], "samples": kept + samples}
         Path(args.out).write_text(json.dumps(data, indent=1) + "\n")
 
     done = 0
@@ -162,10 +171,16 @@ def fit(args):
     board = load_board(BOARD)
     table = yosys_fit.error_table(samples, board, yosys_fit.fit(samples, board))
     print("YOSYS_FITTED = " + json.dumps(table["coefficients"], indent=4))
+    if args.write:
+        source = Path(yosys_fit.__file__)
+        text = re.sub(r"^YOSYS_FITTED: .*?^}  #", lambda _: f"YOSYS_FITTED: dict[str, dict[str, float]] = "
+                      f"{json.dumps(table['coefficients'], indent=4)}  #", source.read_text(), flags=re.S | re.M)
+        source.write_text(text)
+        print(f"written into {source}")
     print(yosys_fit.format_errors(table))
     if args.json:
         Path(args.json).write_text(json.dumps(table, indent=1) + "\n")
-    rtl_board = yosys_fit.board_for_backend(board, "rtl")
+    rtl_board = {**yosys_fit.board_for_backend(board, "rtl"), yosys_fit.COEFFICIENTS_KEY: table["coefficients"]}
     print("\nThe Yosys-fitted model against BNN-PYNQ's published Vivado totals (an independent check, Vivado HLS "
           "kernels, not our RTL):")
     for name in PUBLISHED:
@@ -182,9 +197,11 @@ def main():
     m.add_argument("--out", default=str(yosys_fit.SAMPLES))
     m.add_argument("--models", default="")
     m.add_argument("--jobs", type=int, default=2)
+    m.add_argument("--add", action="store_true", help="keep the other models' samples already in --out")
     f = sub.add_parser("fit")
     f.add_argument("--data", default=str(yosys_fit.SAMPLES))
     f.add_argument("--json", default="", help="also write the error table here")
+    f.add_argument("--write", action="store_true", help="write the coefficients into hls/nodes/yosys_fit.py")
     args = parser.parse_args()
     try:
         measure(args) if args.cmd == "measure" else fit(args)

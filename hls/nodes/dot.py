@@ -206,12 +206,13 @@ class DotProductNode(HWNode):
         return {"LUT": int(math.ceil(luts)), "BRAM18": int(bram), "DSP": int(dsp)}
 
     def lut_terms(self, board: dict) -> dict:
-        """``resources``' LUTs in the parts the RTL cost model scales one by one (hls/nodes/yosys_fit.py): the
-        lanes named by how they compute (XNOR popcount, LUT products, DSP products' adder tree)."""
+        """``resources``' LUTs in the parts the RTL cost model scales one by one (hls/nodes/yosys_fit.py): each
+        memory, and the lanes named by how they compute (XNOR popcount, LUT products, DSP products' adder tree)."""
         parts, _, _ = self._cost_parts(board)
         scale = cost.DATAPATH_SCALE * parts["pe"]
         lanes = "xnor_lanes" if self.xnor() else "dsp_lanes" if self.uses_dsp() else "product_lanes"
-        return {"control": parts["control"], "memory": parts["memory"], lanes: scale * parts["lanes"],
+        memories = {f"memory_{mem.name}": cost.memories_cost([mem])["LUT"] for mem in self.memories()}
+        return {"control": parts["control"], **memories, lanes: scale * parts["lanes"],
                 "accumulators": scale * parts["acc"], "comparators": scale * parts["compare"]}
 
     def _cost_parts(self, board: dict) -> tuple[dict, int, int]:

@@ -30,10 +30,34 @@ import numpy as np
 
 SAMPLES = Path(__file__).parent / "data" / "yosys_samples.json"
 COST_MODEL_KEY = "cost_model"  # a board mapping's entry choosing the LUT model: absent (BNN-PYNQ fit) or "yosys"
+COEFFICIENTS_KEY = "yosys_coefficients"  # a board mapping's own coefficients in place of YOSYS_FITTED (a refit)
 LUT_FLOOR = 64  # relative errors are taken against at least this many LUTs
 ROUND = 4  # decimals kept of each coefficient
 
-YOSYS_FITTED: dict[str, dict[str, float]] = {}  # bench/rtl_fit.py fit prints it
+YOSYS_FITTED: dict[str, dict[str, float]] = {
+    "MVAU": {
+        "unit": 0.0002,
+        "accumulators": 1.4014,
+        "comparators": 1.4636,
+        "control": 0.1024,
+        "memory_thresholds": 0.0414,
+        "memory_vector": 2.9834,
+        "memory_weights": 0.9293,
+        "product_lanes": 2.2262,
+        "stream": 0.0,
+        "xnor_lanes": 0.8692
+    },
+    "PortAdapter": {
+        "unit": 388.6109,
+        "logic": 0.0,
+        "stream": 6.5046
+    },
+    "StreamingDataWidthConverter": {
+        "unit": 18.149,
+        "logic": 0.0,
+        "stream": 5.5049
+    }
+}  # bench/rtl_fit.py fit prints it
 
 
 def board_for_backend(board: dict, backend: str) -> dict:
@@ -74,9 +98,10 @@ def predict_lut(kind: str, terms: dict[str, float], coefficients: dict) -> float
     return max(0.0, coefs.get("unit", 0.0) + sum(coefs.get(t, 1.0) * v for t, v in terms.items()))
 
 
-def refit_resources(op, board: dict, formula: dict, coefficients: dict | None = None) -> dict:
-    """``formula`` (the unit's {LUT, BRAM18, DSP} with its stream) with the LUTs of the Yosys-fitted model."""
-    lut = predict_lut(kind_of(op), lut_terms(op, board), YOSYS_FITTED if coefficients is None else coefficients)
+def refit_resources(op, board: dict, formula: dict) -> dict:
+    """``formula`` (the unit's {LUT, BRAM18, DSP} with its stream) with the LUTs of the Yosys-fitted model
+    (YOSYS_FITTED, or the board mapping's own COEFFICIENTS_KEY)."""
+    lut = predict_lut(kind_of(op), lut_terms(op, board), board.get(COEFFICIENTS_KEY) or YOSYS_FITTED)
     return {**formula, "LUT": int(round(lut))}
 
 
@@ -141,6 +166,8 @@ def error_table(samples: list[dict], board: dict, coefficients: dict | None = No
     """Relative LUT errors of the fitted model on the samples, in sample and leave one model out:
     {"kinds": {kind: {n, in_sample, out_of_sample, formula}}, "designs": {model/folding: {...}}},
     each error the median and worst absolute relative error (per design: of the summed units)."""
+    from qnnflow.hls.unit_synth import op_of
+
     terms = sample_terms(samples, board)
     coefficients = fit(samples, board, terms) if coefficients is None else coefficients
     y = np.array([s["yosys"]["LUT"] for s in samples], float)
@@ -154,13 +181,22 @@ def error_table(samples: list[dict], board: dict, coefficients: dict | None = No
         floor = np.maximum(y[idx], LUT_FLOOR)
         kinds[kind] = {"n": len(idx), **{name: _stats(np.abs(pred[idx] - y[idx]) / floor)
                                          for name, pred in columns.items()}}
+    primitives = {}  # BRAM18 and DSP: the formulas' against Yosys's, summed per kind
+    for s in samples:
+        op = op_of(s["spec"])
+        formula = op.resources(board) if s["spec"]["kind"] == "PortAdapter" else op.resources_with_stream(board)
+        row = primitives.setdefault(s["spec"]["kind"], {r: {"formula": 0, "yosys": 0, "equal": 0} for r in ("BRAM18", "DSP")})
+        for r in row:
+            row[r]["formula"] += formula[r]
+            row[r]["yosys"] += s["yosys"][r]
+            row[r]["equal"] += formula[r] == s["yosys"][r]
     designs = {}
     for key in sorted({(s["model"], s["folding"]) for s in samples}):
         idx = [i for i, s in enumerate(samples) if (s["model"], s["folding"]) == key]
         measured = float(y[idx].sum())
         designs[f"{key[0]} ({key[1]})"] = {"units": len(idx), "yosys": measured,
                                            **{name: float(pred[idx].sum()) for name, pred in columns.items()}}
-    return {"coefficients": coefficients, "kinds": kinds, "designs": designs}
+    return {"coefficients": coefficients, "kinds": kinds, "designs": designs, "primitives": primitives}
 
 
 def _stats(errors: np.ndarray) -> dict:
@@ -180,4 +216,9 @@ def format_errors(table: dict) -> str:
         cell = lambda v: f"{v:>7,.0f} {v / d['yosys'] - 1:>+5.0%}"  # noqa: E731
         lines.append(f"{name:<52} {d['yosys']:>7,.0f}  {cell(d['formula']):>14}  {cell(d['in_sample']):>14}  "
                      f"{cell(d['out_of_sample']):>14}")
+    lines += ["", "BRAM18 and DSP (the formulas, not refitted): summed over each kind's samples, and how many samples agree"]
+    for kind, row in table["primitives"].items():
+        n = table["kinds"][kind]["n"]
+        lines.append(f"{kind:<34} " + "  ".join(f"{r} formula {v['formula']:>4} Yosys {v['yosys']:>4} ({v['equal']}/{n} equal)"
+                                               for r, v in row.items()))
     return "\n".join(lines)
