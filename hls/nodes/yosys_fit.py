@@ -101,8 +101,10 @@ def predict_lut(kind: str, terms: dict[str, float], coefficients: dict) -> float
 def refit_resources(op, board: dict, formula: dict) -> dict:
     """``formula`` (the unit's {LUT, BRAM18, DSP} with its stream) with the LUTs of the Yosys-fitted model
     (YOSYS_FITTED, or the board mapping's own COEFFICIENTS_KEY)."""
-    lut = predict_lut(kind_of(op), lut_terms(op, board), board.get(COEFFICIENTS_KEY) or YOSYS_FITTED)
-    return {**formula, "LUT": int(round(lut))}
+    coefficients, kind = board.get(COEFFICIENTS_KEY) or YOSYS_FITTED, kind_of(op)
+    if kind not in coefficients:  # not measured yet: the formula as it is
+        return formula
+    return {**formula, "LUT": int(round(predict_lut(kind, lut_terms(op, board), coefficients)))}
 
 
 # ----- the samples and the fit ---------------------------------------------------------------------------------

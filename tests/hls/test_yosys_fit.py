@@ -75,3 +75,12 @@ def test_an_rtl_build_estimates_with_the_refit(samples, tmp_path):
     hls_err = np.abs(np.array([estimate(op, BOARD)["LUT"] for op in ops]) - yosys).sum()
     rtl_err = np.abs(np.array([estimate(op, rtl_board)["LUT"] for op in ops]) - yosys).sum()
     assert rtl_err < hls_err
+
+
+def test_a_kind_without_samples_keeps_its_formula(samples):
+    spec = {"kind": "StreamingMaxPool", "inputs": [True],
+            "attrs": dict(NumChannels=2, ImgDim=[4, 4], PoolDim=[2, 2], PE=1, dataType="UINT2")}
+    assert spec["kind"] not in {s["spec"]["kind"] for s in samples}
+    op = op_of(spec)
+    rtl_board = yosys_fit.board_for_backend(BOARD, "rtl")
+    assert op.resources_with_stream(rtl_board) == op.resources_with_stream(BOARD)
