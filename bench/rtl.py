@@ -15,6 +15,7 @@ A model with a node kind that has no RTL yet is listed as such and skipped.  The
 and written to OUT/rtl_bench.json.  Targets (issue 17): cycles within 5%, LUT within 15%.
 
 Usage: python bench/rtl.py [model ...] [--out DIR]   (default: every zoo model; DIR out/bench-rtl)
+       python bench/rtl.py --table DIR/rtl_bench.json ...   (the table of earlier runs)
 """
 
 import argparse
@@ -74,21 +75,27 @@ def ratio(est, got) -> str:
 
 
 def format_rows(rows: list[dict]) -> str:
-    head = (f"{'model':<10} {'cycles est':>10} {'rtlsim':>9} {'err':>7}  {'LUT est':>8} {'Yosys':>8} {'err':>7}  "
-            f"{'BRAM18 est/Yosys':>16}  {'DSP':>7}  {'verilate s':>10} {'sim s':>6} {'Yosys s (units, top)':>20}")
+    head = (f"{'model':<10} {'cycles est':>10} {'rtlsim':>9} {'err':>7}  {'LUT est':>8} {'Yosys':>8} {'err':>7} "
+            f"{'units':>8} {'err':>7}  "
+            f"{'BRAM18 est/Yosys':>16}  {'DSP':>7}  {'fifo_size s':>11} {'verilate s':>10} {'sim s':>6} {'Yosys s (units, top)':>20}")
     lines = [head]
     for r in rows:
         if "skipped" in r:
             lines.append(f"{r['model']:<10} skipped: {r['skipped']}")
             continue
         c, res, s = r["cycles"], r["resources"], r["seconds"]
+        units = r["yosys_sum_of_units"]["LUT"]
+        verilate = "cached" if s["verilator_cached"] else f"{s['verilate']:.1f}"  # built by fifo_size already
         lines.append(
             f"{r['model']:<10} {c['estimate']:>10,} {c['rtlsim']:>9,.1f} {ratio(c['estimate'], c['rtlsim']):>7}  "
-            f"{res['LUT']['estimate']:>8,} {res['LUT']['yosys']:>8,} {ratio(res['LUT']['estimate'], res['LUT']['yosys']):>7}  "
+            f"{res['LUT']['estimate']:>8,} {res['LUT']['yosys']:>8,} {ratio(res['LUT']['estimate'], res['LUT']['yosys']):>7} "
+            f"{units:>8,} {ratio(res['LUT']['estimate'], units):>7}  "
             f"{res['BRAM18']['estimate']:>7} / {res['BRAM18']['yosys']:<6}  {res['DSP']['estimate']:>3}/{res['DSP']['yosys']:<3}  "
-            f"{s['verilate']:>10.1f} {s['simulate']:>6.2f} {s['yosys_units']:>9.0f}, {s['yosys_whole_top'] or 0:>8.0f}")
-    lines.append("err = estimate / measured - 1 (targets: cycles within 5%, LUT within 15%); Yosys whole top, "
-                 "xc7; times are wall clock on this machine, shared with other jobs")
+            f"{s['fifo_size'] or 0:>11.0f} {verilate:>10} "
+            f"{s['simulate']:>6.2f} {s['yosys_units']:>9.0f}, {s['yosys_whole_top'] or 0:>8.0f}")
+    lines.append("err = estimate / measured - 1 (targets: cycles within 5%, LUT within 15%); Yosys (xc7) whole top, "
+                 "and units: the sum of the units out of context (what the fit's samples are); times are wall clock "
+                 "on this machine, shared with other jobs")
     return "\n".join(lines)
 
 
@@ -96,7 +103,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="*")
     parser.add_argument("--out", default="out/bench-rtl")
+    parser.add_argument("--table", nargs="*", metavar="JSON", help="only print the table of these rtl_bench.json files")
     args = parser.parse_args()
+    if args.table is not None:
+        print(format_rows([row for path in args.table for row in json.loads(Path(path).read_text())]))
+        return 0
     out = Path(args.out)
     rows = []
     for name in args.models or sorted(ZOO):
