@@ -23,6 +23,7 @@ import yaml
 from qnnflow.base.errors import QnnflowError
 from qnnflow.flow.boards import clock_problem, is_board_path, known_boards, load_board
 from qnnflow.flow.yaml_io import load_yaml_file, one_line, parse_yaml
+from qnnflow.hls.nodes.yosys_fit import board_for_backend
 from qnnflow.models.source import GOLDEN_SOURCES
 from qnnflow.transforms.fold.budget import DEFAULT_BUDGET
 
@@ -419,7 +420,8 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> BuildConfig:
     values = _validate(raw, SCHEMA, "", raw, where, base)
     if values["name"] is None:
         values["name"] = path.stem
-    cfg = BuildConfig(values=values, source=label, board=load_board(values["board"]))
+    # an RTL build folds and estimates on the LUT model fitted to Yosys (hls/nodes/yosys_fit.py)
+    cfg = BuildConfig(values=values, source=label, board=board_for_backend(load_board(values["board"]), values["backend"]))
     if values["clock_ns"] is not None:
         problem = clock_problem(values["clock_ns"], cfg.board)
         if problem:

@@ -8,7 +8,7 @@ from qnnflow.flow.registry import register_step
 from qnnflow.flow.runner import StepContext
 
 
-@register_step("fold", config=("board", "clock_ns", "fold"), produces=("folding",))
+@register_step("fold", config=("board", "backend", "clock_ns", "fold"), produces=("folding",))
 def fold_step(model, ctx: StepContext):
     """PE/SIMD, ram_style, resType per node: the fastest design within the budget (or a target, or a file)."""
     from qnnflow.transforms.fold import fold

@@ -59,7 +59,7 @@ def to_hw_step(model, ctx: StepContext):
     return model
 
 
-@register_step("estimate", config=("board", "clock_ns"), produces=("estimates",))
+@register_step("estimate", config=("board", "backend", "clock_ns"), produces=("estimates",))
 def estimate_step(model, ctx: StepContext):
     """Per-layer cycles and resources, network throughput and latency (FINN-compatible reports).
 

@@ -39,11 +39,11 @@ def layer_estimates(model: ModelWrapper, board: dict) -> list[LayerEstimate]:
     """The input port adapter, every node of the dataflow region in stream order, the output port adapter."""
     region = hardware_region(model)
     adapter_in, adapter_out = port_adapters(region, board)
-    out = [LayerEstimate(adapter_in.name, PORT_ADAPTER, adapter_in.cycles(), adapter_in.resources())]
+    out = [LayerEstimate(adapter_in.name, PORT_ADAPTER, adapter_in.cycles(), adapter_in.resources(board))]
     for node in region.nodes:
         inst = getCustomOp(node)
         out.append(LayerEstimate(node.name, node.op_type, int(inst.cycles()), dict(inst.resources_with_stream(board))))
-    out.append(LayerEstimate(adapter_out.name, PORT_ADAPTER, adapter_out.cycles(), adapter_out.resources()))
+    out.append(LayerEstimate(adapter_out.name, PORT_ADAPTER, adapter_out.cycles(), adapter_out.resources(board)))
     return out
 
 

@@ -24,7 +24,7 @@ from qonnx.custom_op.registry import getCustomOp
 
 from qnnflow.base.errors import QnnflowError
 from qnnflow.base.streams import PortFormat
-from qnnflow.hls.nodes import cost, derived_kinds
+from qnnflow.hls.nodes import cost, derived_kinds, yosys_fit
 from qnnflow.hls.nodes.base import DOMAIN, STREAM_DEPTH
 from qnnflow.hls.nodes.views import op_view
 from qnnflow.hls.partition import Link, Region, hardware_region, is_hw
@@ -196,10 +196,17 @@ class PortAdapter:
     def cycles(self) -> int:
         return cost.repack_cycles(self.in_words, self.out_words)
 
-    def resources(self) -> dict:
-        luts = cost.repack_luts(self.in_bits, self.out_bits, max(self.in_words, self.out_words))
-        if self.writes_stream:
-            luts += cost.stream_fifo_luts(STREAM_DEPTH, self.out_bits)
+    def resources(self, board: dict | None = None) -> dict:
+        """The repack logic and, for the input adapter, its stream; on a board costed with the Yosys-fitted
+        model (hls/nodes/yosys_fit.py), that model's LUTs."""
+        formula = {"LUT": self.lut_terms()["logic"] + self.stream_resources()["LUT"], "BRAM18": 0, "DSP": 0}
+        return yosys_fit.refit_resources(self, board, formula) if yosys_fit.uses_yosys_fit(board) else formula
+
+    def lut_terms(self, board: dict | None = None) -> dict:
+        return {"logic": cost.repack_luts(self.in_bits, self.out_bits, max(self.in_words, self.out_words))}
+
+    def stream_resources(self) -> dict:
+        luts = cost.stream_fifo_luts(STREAM_DEPTH, self.out_bits) if self.writes_stream else 0
         return {"LUT": luts, "BRAM18": 0, "DSP": 0}
 
 

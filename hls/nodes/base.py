@@ -38,7 +38,7 @@ from qnnflow.base.errors import QnnflowError
 from qnnflow.base.streams import MAX_WORD_BITS, StreamFormat
 from qnnflow.base.values import datatype_holds, divisors, to_carrier, value_problem
 from qnnflow.hls.codegen.cpp import element_type
-from qnnflow.hls.nodes import cost
+from qnnflow.hls.nodes import cost, yosys_fit
 
 DOMAIN = "qnnflow.hls.nodes"
 INCLUDE_DIR = Path(__file__).resolve().parents[1] / "include"
@@ -346,7 +346,8 @@ class HWNode(CustomOp):
         """What the node costs in the design: ``resources`` plus its output stream's FIFO.
         Folding and the reports count this."""
         own, stream = self.resources(board), self.stream_resources()
-        return {r: own[r] + stream[r] for r in own}
+        formula = {r: own[r] + stream[r] for r in own}
+        return yosys_fit.refit_resources(self, board, formula) if yosys_fit.uses_yosys_fit(board) else formula
 
 
 class ChannelStreamNode(HWNode):

@@ -41,6 +41,11 @@ not as BNN-PYNQ's kernels did, which is one reason BRAM18 stays below its figure
 BRAM is not fitted (the formula counts RAMB18 tiles exactly); BNN-PYNQ also keeps thresholds
 and FIFOs in block RAM.  ``tests/transforms/test_fold.py`` prints and bounds this table and
 checks the fit.
+
+These coefficients are the HLS back end's (``backend: hls``).  An RTL build (``backend: rtl`` or
+``both``) rescales the same formulas' LUT terms per node kind to Yosys's counts of our Verilog
+(hls/nodes/yosys_fit.py, fitted to hls/nodes/data/yosys_samples.json); the BNN-PYNQ table above
+stays its independent check (``bench/rtl_fit.py fit`` prints both models against it).
 """
 
 from __future__ import annotations

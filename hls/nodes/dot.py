@@ -202,6 +202,24 @@ class DotProductNode(HWNode):
         Lanes: 1 LUT (XNOR) with a popcount tree in XNOR mode, else a LUT multiplier
         (cost.lut_multiplier) or DSPs (cost.dsp_multiplier); cost.py documents the calibration.
         """
+        parts, bram, dsp = self._cost_parts(board)
+        mem, control, lanes, acc, compare = (parts[k] for k in ("memory", "control", "lanes", "acc", "compare"))
+        luts = mem + control + cost.DATAPATH_SCALE * parts["pe"] * (lanes + acc + compare)
+        return {"LUT": int(math.ceil(luts)), "BRAM18": int(bram), "DSP": int(dsp)}
+
+    def lut_terms(self, board: dict) -> dict:
+        """``resources``' LUTs in the parts the RTL cost model scales one by one (hls/nodes/yosys_fit.py): each
+        memory, and the lanes named by how they compute (XNOR popcount, LUT products, DSP products' adder tree)."""
+        parts, _, _ = self._cost_parts(board)
+        scale = cost.DATAPATH_SCALE * parts["pe"]
+        lanes = "xnor_lanes" if self.xnor() else "dsp_lanes" if self.uses_dsp() else "product_lanes"
+        memories = {f"memory_{mem.name}": cost.memories_cost([mem])["LUT"] for mem in self.memories()}
+        return {"control": parts["control"], **memories, lanes: scale * parts["lanes"],
+                "accumulators": scale * parts["acc"], "comparators": scale * parts["compare"]}
+
+    def _cost_parts(self, board: dict) -> tuple[dict, int, int]:
+        """({memory, control, pe, lanes, acc, compare} LUTs (lanes, acc, compare per PE, before the datapath
+        scale), BRAM18, DSP)."""
         self.check()
         family = cost.part_family(board)
         cost.uram_check(self.get_nodeattr("ram_style"), board, self.name)
@@ -217,13 +235,14 @@ class DotProductNode(HWNode):
             lanes = cost.adder_tree_luts(simd, a_bits + w_bits)
         else:
             lanes = simd * cost.lut_multiplier(a_bits, w_bits) + cost.adder_tree_luts(simd, a_bits + w_bits)
-        per_pe = lanes + acc
+        compare = 0
         if self.has_activation():
             slots = threshold_slots(self.output_datatype(), self.get_nodeattr("ActVal"))
-            per_pe += slots * cost.comparator_luts(acc)
+            compare = slots * cost.comparator_luts(acc)
         mem = cost.memories_cost(self.memories())
-        luts = mem["LUT"] + cost.control_luts(board) + cost.DATAPATH_SCALE * pe * per_pe
-        return {"LUT": int(math.ceil(luts)), "BRAM18": int(mem["BRAM18"]), "DSP": int(dsp)}
+        parts = {"memory": mem["LUT"], "control": cost.control_luts(board), "pe": pe, "lanes": lanes, "acc": acc,
+                 "compare": compare}
+        return parts, mem["BRAM18"], dsp
 
     def emitted_thresholds(self, model) -> tuple[np.ndarray, int, int]:
         """(table [PE][outputs/PE][slots], lo, hi): the threshold memory both back ends emit, for compared

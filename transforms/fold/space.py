@@ -139,12 +139,12 @@ def node_space(node, board: dict, max_weight_width: int) -> tuple[NodeSpace, boo
     return space, capped
 
 
-def _add_port(space: NodeSpace, adapter_of, widths: np.ndarray) -> None:
+def _add_port(space: NodeSpace, adapter_of, widths: np.ndarray, board: dict) -> None:
     """Charge each candidate the port adapter its width needs: its resources add, and it is a pipeline
     stage of its own, so the candidate's cycles become the slower of the two."""
     for k, width in enumerate(widths):
         adapter = adapter_of(int(width))
-        res = adapter.resources()
+        res = adapter.resources(board)
         space.res[k] += [res[r] for r in RESOURCES]
         space.cycles[k] = max(space.cycles[k], adapter.cycles())
 
@@ -163,6 +163,6 @@ def build_space(model: ModelWrapper, board: dict, max_weight_width: int) -> Fold
         if capped:
             limited.add(node.name)
     port_in, port_out = port_formats(region, board)
-    _add_port(spaces[0], lambda width: input_adapter(port_in, width), spaces[0].in_width[:, 0])
-    _add_port(spaces[-1], lambda width: output_adapter(port_out, width), spaces[-1].out_width[:, 0])
+    _add_port(spaces[0], lambda width: input_adapter(port_in, width), spaces[0].in_width[:, 0], board)
+    _add_port(spaces[-1], lambda width: output_adapter(port_out, width), spaces[-1].out_width[:, 0], board)
     return FoldSpace(spaces, edges, board, limited)

@@ -1,0 +1,126 @@
+"""The RTL back end on zoo models: estimated vs measured cycles per image and resources, and the tools' times.
+
+Per model, folded for Pynq-Z1 as its build would be with ``backend: rtl`` (fold on the Yosys-fitted
+LUT model, hls/nodes/yosys_fit.py), the build runs export .. estimate, fifo_size, rtl_codegen,
+rtlsim and synth (the flow's own steps, in OUT/<model>/), and the bench reads their reports:
+
+- cycles per image: the estimate (the slowest node) vs rtlsim's steady state after fifo_size;
+- LUT / BRAM18 / DSP: the estimate vs Yosys's whole-top synthesis (synth_xilinx -family xc7).
+  The fit's samples (hls/nodes/data/yosys_samples.json) are units out of context at other
+  foldings than these, so this comparison is out of sample;
+- wall seconds of fifo_size (two Verilator builds and runs), the Verilator build and the
+  simulation of rtlsim, and Yosys (per unit and whole top) in synth.
+
+A model with a node kind that has no RTL yet is listed as such and skipped.  The table is printed
+and written to OUT/rtl_bench.json.  Targets (issue 17): cycles within 5%, LUT within 15%.
+
+Usage: python bench/rtl.py [model ...] [--out DIR]   (default: every zoo model; DIR out/bench-rtl)
+       python bench/rtl.py --table DIR/rtl_bench.json ...   (the table of earlier runs)
+"""
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+warnings.filterwarnings("ignore")
+
+from qonnx.core.modelwrapper import ModelWrapper  # noqa: E402
+from qonnx.custom_op.registry import getCustomOp  # noqa: E402
+
+from qnnflow.base.errors import QnnflowError  # noqa: E402
+from qnnflow.hls import estimate  # noqa: E402
+from qnnflow.hls.partition import hardware_region  # noqa: E402
+from qnnflow.flow.config import load_config  # noqa: E402
+from qnnflow.flow.runner import run_build  # noqa: E402
+from qnnflow.models.zoo import ZOO  # noqa: E402
+
+STEPS = "[export, tidy, streamline, to_hw, fold, estimate, fifo_size, rtl_codegen, rtlsim, synth]"
+TARGETS = {"cycles": 0.05, "LUT": 0.15}
+
+
+def run_model(name: str, out: Path) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    yaml = out / f"{name}.yaml"
+    yaml.write_text(f"model: {name}\nboard: pynq-z1\nbackend: rtl\nsteps: {STEPS}\n"
+                    f"outputs: [rtl, rtlsim, synth]\ngolden: {{count: 4}}\n")
+    log = run_build(load_config(yaml), out / name, progress=lambda line: None)
+    report = out / name / "report"
+    perf = json.loads((report / "rtlsim_performance.json").read_text())
+    synth = json.loads((report / "post_synth_yosys.json").read_text())
+    sim = json.loads((out / name / "rtlsim" / "result.json").read_text())
+    step_seconds = {s["name"]: s["seconds"] for s in log["steps"]}
+    # the estimate of the folded graph by today's cost model (the build's step cache may predate a refit)
+    folded = ModelWrapper(str(next((out / name).glob("*_estimate.onnx"))))
+    board = load_config(yaml).board
+    layers = estimate.layer_estimates(folded, board)
+    perf_est, total = estimate.network_performance(layers, 1.0), estimate.total_resources(layers)
+    return {"model": name,
+            "cycles": {"estimate": perf_est["max_cycles"], "rtlsim": perf["cycles_per_image"],
+                       "bottleneck_estimate": perf_est["max_cycles_node_name"],
+                       "bottleneck_measured": perf["bottleneck_measured"]},
+            "resources": {r: {"estimate": total[r], "yosys": synth["total"][r]} for r in ("LUT", "BRAM18", "DSP")},
+            "folding": {n.name: {a: getCustomOp(n).get_nodeattr(a) for a in ("PE", "SIMD", "ram_style", "resType")
+                                 if a in getCustomOp(n).get_nodeattr_types()} for n in hardware_region(folded).nodes},
+            "yosys_sum_of_units": synth.get("sum_of_nodes"),
+            "seconds": {"fifo_size": step_seconds.get("fifo_size"), "verilate": sim["build_seconds"],
+                        "simulate": sim["run_seconds"], "verilator_cached": sim["cached"],
+                        "yosys_units": round(sum(v for k, v in synth["seconds"].items() if k != "whole top"), 1),
+                        "yosys_whole_top": synth["seconds"].get("whole top"), "synth_step": step_seconds.get("synth")}}
+
+
+def ratio(est, got) -> str:
+    return f"{est / got - 1:+.1%}" if got else ("0" if not est else "n/a")
+
+
+def format_rows(rows: list[dict]) -> str:
+    head = (f"{'model':<10} {'cycles est':>10} {'rtlsim':>9} {'err':>7}  {'LUT est':>8} {'Yosys':>8} {'err':>7} "
+            f"{'units':>8} {'err':>7}  "
+            f"{'BRAM18 est/Yosys':>16}  {'DSP':>7}  {'fifo_size s':>11} {'verilate s':>10} {'sim s':>6} {'Yosys s (units, top)':>20}")
+    lines = [head]
+    for r in rows:
+        if "skipped" in r:
+            lines.append(f"{r['model']:<10} skipped: {r['skipped']}")
+            continue
+        c, res, s = r["cycles"], r["resources"], r["seconds"]
+        units = r["yosys_sum_of_units"]["LUT"]
+        verilate = "cached" if s["verilator_cached"] else f"{s['verilate']:.1f}"  # built by fifo_size already
+        lines.append(
+            f"{r['model']:<10} {c['estimate']:>10,} {c['rtlsim']:>9,.1f} {ratio(c['estimate'], c['rtlsim']):>7}  "
+            f"{res['LUT']['estimate']:>8,} {res['LUT']['yosys']:>8,} {ratio(res['LUT']['estimate'], res['LUT']['yosys']):>7} "
+            f"{units:>8,} {ratio(res['LUT']['estimate'], units):>7}  "
+            f"{res['BRAM18']['estimate']:>7} / {res['BRAM18']['yosys']:<6}  {res['DSP']['estimate']:>3}/{res['DSP']['yosys']:<3}  "
+            f"{s['fifo_size'] or 0:>11.0f} {verilate:>10} "
+            f"{s['simulate']:>6.2f} {s['yosys_units']:>9.0f}, {s['yosys_whole_top'] or 0:>8.0f}")
+    lines.append("err = estimate / measured - 1 (targets: cycles within 5%, LUT within 15%); Yosys (xc7) whole top, "
+                 "and units: the sum of the units out of context (what the fit's samples are); times are wall clock "
+                 "on this machine, shared with other jobs")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="*")
+    parser.add_argument("--out", default="out/bench-rtl")
+    parser.add_argument("--table", nargs="*", metavar="JSON", help="only print the table of these rtl_bench.json files")
+    args = parser.parse_args()
+    if args.table is not None:
+        print(format_rows([row for path in args.table for row in json.loads(Path(path).read_text())]))
+        return 0
+    out = Path(args.out)
+    rows = []
+    for name in args.models or sorted(ZOO):
+        try:
+            rows.append(run_model(name, out))
+        except QnnflowError as err:
+            rows.append({"model": name, "skipped": str(err)})
+        print(format_rows(rows[-1:]).splitlines()[1], flush=True)
+        (out / "rtl_bench.json").write_text(json.dumps(rows, indent=1) + "\n")
+    print(format_rows(rows))
+    print(f"written to {out / 'rtl_bench.json'}")
+    return 0 if all("skipped" not in r for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
