@@ -176,8 +176,9 @@ class DotProductNode(HWNode):
         return lo, hi + 1
 
     def uses_dsp(self) -> bool:
-        """resType=dsp, or auto with both operands at least 5 bits wide (narrower products stay in LUTs)."""
-        if self.xnor():
+        """resType=dsp, or auto with both operands at least 5 bits wide (narrower products stay in LUTs).
+        Never with a BIPOLAR operand: its product is a sign flip in both back ends, no multiplier."""
+        if self.xnor() or "BIPOLAR" in (self.input_datatype().name, self.get_weight_datatype().name):
             return False
         res = self.get_nodeattr("resType")
         narrow = min(self.input_datatype().bitwidth(), self.get_weight_datatype().bitwidth())

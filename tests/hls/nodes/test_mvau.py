@@ -248,6 +248,8 @@ def test_mvau_resources_sanity():
     assert dsp["DSP"] == 4 * 16  # one DSP48 per 8x8 lane
     assert _mvau_res(inputDataType="INT8", weightDataType="INT8")["DSP"] == 64  # auto: wide operands -> DSP
     assert _mvau_res(resType="auto")["DSP"] == 0  # 4-bit operands stay in LUTs
+    # a BIPOLAR operand is a sign flip, in both back ends: no DSP even when resType asks for them
+    assert _mvau_res(inputDataType="INT8", weightDataType="BIPOLAR", resType="dsp")["DSP"] == 0
     # a large weight memory lands in block RAM; distributed moves it to LUTs
     big = dict(MW=1024, MH=1024, SIMD=8, PE=8)
     block, dist = _mvau_res(**big, ram_style="block"), _mvau_res(**big, ram_style="distributed")
