@@ -73,12 +73,14 @@ def folded(name: str, board: dict, target: int, style: str | None):
 
 
 def projects(model, board):
-    """[(graph, ports)]: the whole chain with its port adapters if every node has RTL, else each node alone."""
+    """[(graph, ports)]: the whole chain with its port adapters if every node has RTL and it is small enough
+    to synthesise, else each node alone."""
     from qnnflow.hls.codegen.rtl import generate_rtl
 
     try:
         generate_rtl(model, board)
-        return [(model, "axi")]
+        if small_enough(model, board):
+            return [(model, "axi")]
     except QnnflowError:
         pass
     out = []
