@@ -58,7 +58,7 @@ def module_source_hash(fn: Callable) -> str:
 # qnnflow's code. Build and board YAMLs (builds/) are not code but configuration: their
 # values key exactly the steps that read them (see BuildConfig.cache_values).
 _SOURCE_PACKAGES = ("qnnflow.base", "qnnflow.flow", "qnnflow.transforms", "qnnflow.models", "qnnflow.hls")
-_SOURCE_SUFFIXES = (".py", ".hpp", ".cpp", ".v", ".tcl", ".sh")  # code and the templates generated files come from
+_SOURCE_SUFFIXES = (".py", ".hpp", ".cpp", ".v", ".tcl", ".sh", ".json")  # code, templates and shipped data
 
 
 def qnnflow_source_files() -> list[tuple[str, Path]]:
