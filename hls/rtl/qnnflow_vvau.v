@@ -41,8 +41,8 @@ module qnnflow_vvau #(
     input wire [PE*SIMD*IN_BITS-1:0] in_data,
     input wire in_valid,
     output wire in_ready,
-    output reg [PE*OUT_BITS-1:0] out_data,
-    output reg out_valid,
+    output wire [PE*OUT_BITS-1:0] out_data,
+    output wire out_valid,
     input wire out_ready
 );
     localparam SF = K / SIMD;
@@ -107,27 +107,8 @@ module qnnflow_vvau #(
     endgenerate
     always @(posedge clk) if (en && b_valid) acc <= acc_next;
 
-    wire [PE*OUT_BITS-1:0] result;
-    generate
-        if (HAS_ACT != 0) begin : activate
-            wire [PE*NT*T_BITS-1:0] b_t;
-            qnnflow_rom #(.WIDTH(PE*NT*T_BITS), .DEPTH(CF), .INIT(THRESHOLDS), .STYLE(RAM_STYLE))
-                thresholds (.clk(clk), .en(en), .addr(cf), .data(b_t));
-            qnnflow_activation #(.LANES(PE), .V_BITS(ACC_BITS), .NT(NT), .T_BITS(T_BITS), .OUT_BITS(OUT_BITS),
-                                 .ACT_VAL(ACT_VAL))
-                activation (.values(acc_next), .thresholds(b_t), .out_data(result));
-        end else begin : accumulator
-            genvar q;
-            for (q = 0; q < PE; q = q + 1) begin : lane
-                assign result[q*OUT_BITS +: OUT_BITS] = acc_next[q*ACC_BITS +: OUT_BITS];
-            end
-        end
-    endgenerate
-
-    always @(posedge clk) begin
-        if (rst) out_valid <= 1'b0;
-        else if (en && b_valid && b_last) out_valid <= 1'b1;
-        else if (out_ready) out_valid <= 1'b0;
-        if (en && b_valid && b_last) out_data <= result;
-    end
+    qnnflow_dot_output #(.PE(PE), .ACC_BITS(ACC_BITS), .OUT_BITS(OUT_BITS), .HAS_ACT(HAS_ACT), .NT(NT), .T_BITS(T_BITS),
+                         .ACT_VAL(ACT_VAL), .DEPTH(CF), .THRESHOLDS(THRESHOLDS), .RAM_STYLE(RAM_STYLE))
+        output_stage (.clk(clk), .rst(rst), .en(en), .addr(cf), .values(acc_next), .fire(b_valid && b_last),
+                      .out_data(out_data), .out_valid(out_valid), .out_ready(out_ready));
 endmodule
