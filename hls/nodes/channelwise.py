@@ -33,7 +33,7 @@ class ChannelwiseOp(ChannelStreamNode):
 
     FINN_OP_TYPES = ("ChannelwiseOp_Batch",)
     KERNEL_HEADER = "channelwise.hpp"
-    RTL_SOURCES = ("qnnflow_channelwise.v", "qnnflow_rom.v")
+    RTL_SOURCES = ("qnnflow_channelwise.v", "qnnflow_rom.v", "qnnflow_lane.v")
 
     def get_nodeattr_types(self):
         return {

@@ -24,7 +24,7 @@ class GlobalAccPool(ChannelStreamNode):
 
     FINN_OP_TYPES = ("GlobalAccPool_Batch",)
     KERNEL_HEADER = "global_acc_pool.hpp"
-    RTL_SOURCES = ("qnnflow_sum_pool.v",)
+    RTL_SOURCES = ("qnnflow_sum_pool.v", "qnnflow_lane.v")
 
     def get_nodeattr_types(self):
         return {

@@ -33,7 +33,7 @@ class LabelSelect(HWNode):
 
     FINN_OP_TYPES = ("LabelSelect_Batch",)
     KERNEL_HEADER = "label_select.hpp"
-    RTL_SOURCES = ("qnnflow_label_select.v",)
+    RTL_SOURCES = ("qnnflow_label_select.v", "qnnflow_lane.v")
 
     def get_nodeattr_types(self):
         return {

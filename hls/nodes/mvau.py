@@ -62,7 +62,7 @@ class MVAU(DotProductNode):
     FINN_OP_TYPES = ("MatrixVectorActivation", "StreamingFCLayer_Batch")
     KERNEL_HEADER = "mvau.hpp"
     RTL_SOURCES = ("qnnflow_mvau.v", "qnnflow_dot_sum.v", "qnnflow_dot_output.v", "qnnflow_rom.v",
-                   "qnnflow_activation.v")
+                   "qnnflow_activation.v", "qnnflow_lane.v")
 
     def get_nodeattr_types(self):
         return {

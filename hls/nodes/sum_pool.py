@@ -36,7 +36,7 @@ class SumPool(StreamingMaxPool):
 
     FINN_OP_TYPES = ("Pool", "Pool_Batch")
     KERNEL_HEADER = "sum_pool.hpp"
-    RTL_SOURCES = ("qnnflow_sum_pool.v",)
+    RTL_SOURCES = ("qnnflow_sum_pool.v", "qnnflow_lane.v")
 
     _input_dt_attr = "inputDataType"
     _output_dt_attr = "outputDataType"

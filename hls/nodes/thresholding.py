@@ -82,7 +82,7 @@ class Thresholding(ChannelStreamNode):
 
     FINN_OP_TYPES = ("Thresholding_Batch",)
     KERNEL_HEADER = "thresholding.hpp"
-    RTL_SOURCES = ("qnnflow_thresholding.v", "qnnflow_rom.v", "qnnflow_activation.v")
+    RTL_SOURCES = ("qnnflow_thresholding.v", "qnnflow_rom.v", "qnnflow_activation.v", "qnnflow_lane.v")
 
     def get_nodeattr_types(self):
         return {

@@ -43,7 +43,7 @@ class VVAU(DotProductNode):
     FINN_OP_TYPES = ("VectorVectorActivation", "Vector_Vector_Activation_Batch")
     KERNEL_HEADER = "vvau.hpp"
     RTL_SOURCES = ("qnnflow_vvau.v", "qnnflow_dot_sum.v", "qnnflow_dot_output.v", "qnnflow_rom.v",
-                   "qnnflow_activation.v")
+                   "qnnflow_activation.v", "qnnflow_lane.v")
 
     def get_nodeattr_types(self):
         return {

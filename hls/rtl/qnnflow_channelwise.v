@@ -54,13 +54,11 @@ module qnnflow_channelwise #(
 
     // mul * x + add in fabric (shift and add over the multiplier's bits, as the node's cost counts
     // it), modulo 2**ACC_BITS: the result fits, so the wrapped partial sums do not matter.
-    function signed [ACC_BITS-1:0] lane_result(input [IN_BITS-1:0] raw, input signed [P_BITS-1:0] mul,
+    function signed [ACC_BITS-1:0] lane_result(input signed [ACC_BITS-1:0] x, input signed [P_BITS-1:0] mul,
                                                input signed [P_BITS-1:0] add);
-        reg signed [ACC_BITS-1:0] x, r;
+        reg signed [ACC_BITS-1:0] r;
         integer k;
         begin
-            if (IN_BIPOLAR != 0) x = raw[0] ? 1 : -1;
-            else x = $signed({IN_SIGNED != 0 && raw[IN_BITS-1], raw});
             r = add;
             for (k = 0; k < P_BITS - 1; k = k + 1)
                 if (mul[k]) r = r + (x <<< k);
@@ -69,12 +67,21 @@ module qnnflow_channelwise #(
         end
     endfunction
 
+    wire [PE*ACC_BITS-1:0] x_lanes;  // the input lanes as ACC_BITS-bit values (qnnflow_lane)
+    genvar g;
+    generate
+        for (g = 0; g < PE; g = g + 1) begin : decode
+            qnnflow_lane #(.BITS(IN_BITS), .SIGNED(IN_SIGNED), .BIPOLAR(IN_BIPOLAR), .V_BITS(ACC_BITS))
+                lane (.raw(b_x[g*IN_BITS +: IN_BITS]), .value(x_lanes[g*ACC_BITS +: ACC_BITS]));
+        end
+    endgenerate
+
     reg [PE*OUT_BITS-1:0] results;
     reg signed [ACC_BITS-1:0] r;
     integer i;
     always @* begin
         for (i = 0; i < PE; i = i + 1) begin
-            r = lane_result(b_x[i*IN_BITS +: IN_BITS], b_p[2*i*P_BITS +: P_BITS], b_p[(2*i+1)*P_BITS +: P_BITS]);
+            r = lane_result(x_lanes[i*ACC_BITS +: ACC_BITS], b_p[2*i*P_BITS +: P_BITS], b_p[(2*i+1)*P_BITS +: P_BITS]);
             results[i*OUT_BITS +: OUT_BITS] = OUT_BIPOLAR != 0 ? r > 0 : r[OUT_BITS-1:0];
         end
     end

@@ -20,23 +20,18 @@ module qnnflow_dot_sum #(
     input wire first,
     output reg [ACC_BITS-1:0] sum
 );
-    function signed [IN_BITS:0] in_lane(input [SIMD*IN_BITS-1:0] word, input integer s);
-        reg [IN_BITS-1:0] raw;
-        begin
-            raw = word[s*IN_BITS +: IN_BITS];
-            if (IN_BIPOLAR != 0) in_lane = raw[0] ? 1 : -1;
-            else in_lane = {IN_SIGNED != 0 && raw[IN_BITS-1], raw};
+    // the lanes as signed values one bit wider (qnnflow_lane: the streams' element encodings)
+    wire [SIMD*(IN_BITS+1)-1:0] x_lanes;
+    wire [SIMD*(W_BITS+1)-1:0] w_lanes;
+    genvar g;
+    generate
+        for (g = 0; g < SIMD; g = g + 1) begin : lane
+            qnnflow_lane #(.BITS(IN_BITS), .SIGNED(IN_SIGNED), .BIPOLAR(IN_BIPOLAR), .V_BITS(IN_BITS + 1))
+                x_lane (.raw(x[g*IN_BITS +: IN_BITS]), .value(x_lanes[g*(IN_BITS+1) +: IN_BITS+1]));
+            qnnflow_lane #(.BITS(W_BITS), .SIGNED(W_SIGNED), .BIPOLAR(W_BIPOLAR), .V_BITS(W_BITS + 1))
+                w_lane (.raw(w[g*W_BITS +: W_BITS]), .value(w_lanes[g*(W_BITS+1) +: W_BITS+1]));
         end
-    endfunction
-
-    function signed [W_BITS:0] w_lane(input [SIMD*W_BITS-1:0] word, input integer s);
-        reg [W_BITS-1:0] raw;
-        begin
-            raw = word[s*W_BITS +: W_BITS];
-            if (W_BIPOLAR != 0) w_lane = raw[0] ? 1 : -1;
-            else w_lane = {W_SIGNED != 0 && raw[W_BITS-1], raw};
-        end
-    endfunction
+    endgenerate
 
     // One lane's product: a sign flip for a BIPOLAR operand; else a multiplier for DSP slices
     // (USE_DSP, the node's resType), or shift-and-add in fabric, which synthesis keeps out of DSPs.
@@ -63,7 +58,7 @@ module qnnflow_dot_sum #(
         total = first ? {ACC_BITS{1'b0}} : acc;
         for (s = 0; s < SIMD; s = s + 1) begin
             if (XNOR != 0) total = total + {x[s] ~^ w[s]};  // one bit: {} is self-determined
-            else total = total + lane_product(in_lane(x, s), w_lane(w, s));
+            else total = total + lane_product(x_lanes[s*(IN_BITS+1) +: IN_BITS+1], w_lanes[s*(W_BITS+1) +: W_BITS+1]);
         end
         sum = total;
     end

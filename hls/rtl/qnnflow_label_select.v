@@ -38,6 +38,15 @@ module qnnflow_label_select #(
     assign out_valid = !reading;
     assign out_data = index[k_out*IB +: IB];
 
+    wire [PE*VB-1:0] lanes;  // the word's values (qnnflow_lane)
+    genvar g;
+    generate
+        for (g = 0; g < PE; g = g + 1) begin : decode
+            qnnflow_lane #(.BITS(IN_BITS), .SIGNED(IN_SIGNED), .BIPOLAR(IN_BIPOLAR), .V_BITS(VB))
+                lane (.raw(in_data[g*IN_BITS +: IN_BITS]), .value(lanes[g*VB +: VB]));
+        end
+    endgenerate
+
     // the list after inserting this word's PE values
     reg [K*VB-1:0] nb;
     reg [K*IB-1:0] ni;
@@ -50,8 +59,7 @@ module qnnflow_label_select #(
         ni = index;
         nh = (word == 0) ? {K{1'b0}} : held;
         for (p = 0; p < PE; p = p + 1) begin
-            if (IN_BIPOLAR != 0) v = {!in_data[p], 1'b1};  // 2b - 1
-            else v = {IN_SIGNED != 0 && in_data[p*IN_BITS + IN_BITS - 1], in_data[p*IN_BITS +: IN_BITS]};
+            v = lanes[p*VB +: VB];
             pos = 0;
             for (k = 0; k < K; k = k + 1)
                 if (nh[k] && $signed(nb[k*VB +: VB]) >= v) pos = pos + 1'b1;

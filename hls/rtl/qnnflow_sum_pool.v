@@ -82,17 +82,15 @@ module qnnflow_sum_pool #(
     reg [BANKS*AB-1:0] a_addr;
     wire [BANKS*SB-1:0] sums;  // stage B: each bank's window with this word added
 
-    function [OUT_BITS-1:0] lane_in(input [IN_BITS-1:0] raw);
-        reg signed [IN_BITS:0] v;
-        begin
-            if (IN_BIPOLAR != 0) v = raw[0] ? 1 : -1;
-            else v = {IN_SIGNED != 0 && raw[IN_BITS-1], raw};
-            lane_in = v;  // sign-extended (or truncated: sums wrap, as their type holds them)
-        end
-    endfunction
+    // the input lanes as OUT_BITS-bit values (sign-extended, or truncated: sums wrap, as their type holds them)
+    wire [PE*OUT_BITS-1:0] a_lanes;
 
     genvar k, p;
     generate
+        for (p = 0; p < PE; p = p + 1) begin : decode
+            qnnflow_lane #(.BITS(IN_BITS), .SIGNED(IN_SIGNED), .BIPOLAR(IN_BIPOLAR), .V_BITS(OUT_BITS))
+                lane (.raw(a_x[p*IN_BITS +: IN_BITS]), .value(a_lanes[p*OUT_BITS +: OUT_BITS]));
+        end
         for (k = 0; k < BANKS; k = k + 1) begin : bank
             reg [SB-1:0] sum [0:DEPTH-1];
             reg [SB-1:0] read;     // the sum at a_addr as A read it
@@ -111,7 +109,7 @@ module qnnflow_sum_pool #(
             wire [SB-1:0] base = a_first[k] ? {SB{1'b0}} : fwd ? written : read;
             for (p = 0; p < PE; p = p + 1) begin : lane
                 assign sums[k*SB + p*OUT_BITS +: OUT_BITS] = base[p*OUT_BITS +: OUT_BITS] +
-                                                              lane_in(a_x[p*IN_BITS +: IN_BITS]);
+                                                              a_lanes[p*OUT_BITS +: OUT_BITS];
             end
         end
     endgenerate

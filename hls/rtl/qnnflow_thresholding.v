@@ -51,13 +51,14 @@ module qnnflow_thresholding #(
     end
 
     // lanes sign- or zero-extended by one bit; a BIPOLAR bit b is 2b - 1 (01 or 11)
-    reg [PE*V_BITS-1:0] values;
-    integer i;
-    always @* begin
-        for (i = 0; i < PE; i = i + 1)
-            if (IN_BIPOLAR != 0) values[i*V_BITS +: V_BITS] = {!b_x[i], 1'b1};
-            else values[i*V_BITS +: V_BITS] = {IN_SIGNED != 0 && b_x[i*IN_BITS + IN_BITS - 1], b_x[i*IN_BITS +: IN_BITS]};
-    end
+    wire [PE*V_BITS-1:0] values;
+    genvar g;
+    generate
+        for (g = 0; g < PE; g = g + 1) begin : lane
+            qnnflow_lane #(.BITS(IN_BITS), .SIGNED(IN_SIGNED), .BIPOLAR(IN_BIPOLAR), .V_BITS(V_BITS))
+                decode (.raw(b_x[g*IN_BITS +: IN_BITS]), .value(values[g*V_BITS +: V_BITS]));
+        end
+    endgenerate
     wire [PE*OUT_BITS-1:0] levels;
     qnnflow_activation #(.LANES(PE), .V_BITS(V_BITS), .NT(NT), .T_BITS(T_BITS), .OUT_BITS(OUT_BITS),
                          .ACT_VAL(ACT_VAL))
