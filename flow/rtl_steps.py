@@ -21,6 +21,7 @@ from qnnflow.base.errors import BadInputError, QnnflowError
 from qnnflow.flow.hls_steps import _remove_stale
 from qnnflow.flow.registry import register_step
 from qnnflow.flow.runner import StepContext
+from qnnflow.hls.rtl_tools import YOSYS
 
 RTL_DIR = "rtl"
 RTLSIM_DIR = "rtlsim"
@@ -121,7 +122,7 @@ def format_rtlsim(report: dict) -> str:
     return "\n".join(lines)
 
 
-@register_step("synth", config=("board",), produces=("synth",), needs=("yosys",))
+@register_step("synth", config=("board",), produces=("synth",), needs=(YOSYS,))
 def synth_step(model, ctx: StepContext):
     """Synthesise the RTL with Yosys per node (out of context) and whole: LUT/FF/LUTRAM/BRAM18/DSP beside the estimate."""
     from qnnflow.hls.codegen.rtl import generate_rtl

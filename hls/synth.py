@@ -21,7 +21,7 @@ from pathlib import Path
 
 from qnnflow.base.errors import QnnflowError
 from qnnflow.hls.codegen.rtl import TOP, RtlProject, verilog_files
-from qnnflow.hls.rtl_tools import tool
+from qnnflow.hls.rtl_tools import YOSYS, tool, tool_version, yosys_env
 
 FAMILIES = {"7series": "xc7", "ultrascale+": "xcup"}  # hls/nodes/cost.part_family -> synth_xilinx -family
 LUTRAM_LUTS = {"RAM32M": 4, "RAM64M": 4, "RAM32M16": 8, "RAM64M8": 8, "RAM32X1D": 2, "RAM64X1D": 2,
@@ -53,13 +53,13 @@ def yosys_script(sources: list[str], top: str, family: str, stat_file: str) -> s
 def run_yosys(project_dir: Path, sources: list[str], top: str, family: str, log_name: str) -> tuple[dict, float]:
     """Synthesise ``top`` from ``sources`` (relative to ``project_dir``, where the memory files are): the cell
     counts and the seconds Yosys took."""
-    yosys = tool("yosys", "synth")
+    yosys = tool(YOSYS, "synth")
     stat = f"{log_name}.stat.json"
     script = project_dir / f"{log_name}.ys"
     script.write_text(yosys_script(sources, top, family, stat))
     t0 = time.perf_counter()
     proc = subprocess.run([yosys, "-q", "-l", f"{log_name}.log", "-s", script.name], capture_output=True, text=True,
-                          cwd=project_dir)
+                          cwd=project_dir, env=yosys_env({"/": project_dir.resolve()}))
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:
         first = next((line for line in (proc.stderr + proc.stdout).splitlines() if "ERROR" in line), "no output")
@@ -83,7 +83,7 @@ def synthesize(project: RtlProject, project_dir: Path, family: str, whole: bool 
         results = list(pool.map(one, units))
     nodes = {u.node: figures for u, (figures, _) in zip(units, results)}
     seconds = {u.node: round(s, 2) for u, (_, s) in zip(units, results)}
-    report = {"tool": "yosys synth_xilinx", "family": family, "nodes": nodes, "seconds": seconds}
+    report = {"tool": f"{tool_version(tool(YOSYS, 'synth'))}, synth_xilinx", "family": family, "nodes": nodes, "seconds": seconds}
     summed = {r: sum(n[r] for n in nodes.values()) for r in RESOURCES}
     if whole:
         report["total"], top_seconds = run_yosys(project_dir, verilog_files(project), TOP, family, TOP)

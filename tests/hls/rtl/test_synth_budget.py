@@ -20,9 +20,6 @@ from qnnflow.flow.rtl_steps import SYNTH_REPORT, synth_step
 from qnnflow.flow.runner import StepContext
 from tests.hls.backend.helpers import node_model, random_ints
 
-pytestmark = pytest.mark.skipif(__import__("shutil").which("yosys") is None, reason="yosys is missing")
-
-
 def small_board(tmp_path: Path, **resources) -> Path:
     """Pynq-Z1 with some resources cut down (a board YAML of the user's own)."""
     board = yaml.safe_load((BOARD_DIR / "pynq-z1.yaml").read_text())
