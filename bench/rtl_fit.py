@@ -38,7 +38,7 @@ from qnnflow.base.errors import QnnflowError  # noqa: E402
 from qnnflow.flow.boards import load_board  # noqa: E402
 from qnnflow.hls.nodes import cost, yosys_fit  # noqa: E402
 from qnnflow.hls.partition import hardware_region  # noqa: E402
-from qnnflow.hls.rtl_tools import tool, tool_version  # noqa: E402
+from qnnflow.hls.rtl_tools import YOSYS, tool, tool_version  # noqa: E402
 from qnnflow.hls.synth import FAMILIES  # noqa: E402
 from qnnflow.hls.unit_synth import node_alone, synthesize_units, unit_spec  # noqa: E402
 from qnnflow.hls.nodes.views import op_view  # noqa: E402
@@ -101,7 +101,7 @@ def small_enough(graph, board) -> bool:
 def measure(args):
     board = load_board(BOARD)
     family = FAMILIES[cost.part_family(board)]
-    yosys = tool("yosys", "bench/rtl_fit.py")
+    yosys = tool(YOSYS, "bench/rtl_fit.py")
     jobs, queued = [], set()
     for name in args.models.split(",") if args.models else SWEEP:
         for target, style in SWEEP[name]:
