@@ -53,8 +53,8 @@ SWEEP = {
     "tfc_w2a2": [(2048, "distributed"), (512, None)],
     "lfc_w1a1": [(32768, None), (8192, "block")],
     "lfc_w1a2": [(16384, None)],
-    "cnv_w1a1": [(400_000, None), (150_000, "block")],
-    "cnv_w2a2": [(300_000, "distributed")],
+    "cnv_w1a1": [(400_000, None), (150_000, "block"), (20_000, "distributed")],
+    "cnv_w2a2": [(300_000, "distributed"), (60_000, None)],
     "cnv_w4a4": [(800_000, None)],
     "cnv_w8a8": [(1_600_000, None)],
 }
@@ -134,7 +134,9 @@ def measure(args):
     if args.add and Path(args.out).exists():  # keep the other models' samples and their provenance
         old = json.loads(Path(args.out).read_text())
         kept = [s for s in old["samples"] if s["model"] not in models]
-        runs = [r for r in old["provenance"] if set(r["models"]) - models]
+        runs = [{**r, "models": sorted(set(r["models"]) - models),
+                 "sweep": {m: v for m, v in r["sweep"].items() if m not in models}}
+                for r in old["provenance"] if set(r["models"]) - models]
     samples, started = [], time.perf_counter()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
 

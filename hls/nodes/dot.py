@@ -35,6 +35,9 @@ from qnnflow.hls.nodes.thresholding import (
 )
 
 
+SHALLOW_ROM_DEPTH = 32  # a ROM bit of 5 address bits and the lane that reads it fit one LUT6 (lut_terms)
+
+
 class DotProductNode(HWNode):
     """Abstract: weights x inputs summed per output, PE outputs in parallel, SIMD products a cycle each,
     then thresholds.  Attributes it reads: SIMD, PE, weightDataType, accDataType, noActivation, ActVal,
@@ -210,11 +213,20 @@ class DotProductNode(HWNode):
 
     def lut_terms(self, board: dict) -> dict:
         """``resources``' LUTs in the parts the RTL cost model scales one by one (hls/nodes/yosys_fit.py): each
-        memory, and the lanes named by how they compute (XNOR popcount, LUT products, DSP products' adder tree)."""
+        memory, and the lanes named by how they compute (XNOR popcount, LUT products, DSP products' adder tree).
+
+        A memory at most SHALLOW_ROM_DEPTH deep is a term of its own: a ROM bit of so few address bits fits
+        in the LUT of the lane that reads it, so in logic it costs next to nothing, where a deep one costs
+        several LUTs a bit."""
         parts, _, _ = self._cost_parts(board)
         scale = cost.DATAPATH_SCALE * parts["pe"]
         lanes = "xnor_lanes" if self.xnor() else "dsp_lanes" if self.uses_dsp() else "product_lanes"
-        memories = {f"memory_{mem.name}": cost.memories_cost([mem])["LUT"] for mem in self.memories()}
+        roms = {mem.name for mem in DotProductNode.memories(self)}  # the parameters; a subclass may add RAMs
+        memories = {}
+        for mem in self.memories():
+            shallow = mem.name in roms and mem.depth <= SHALLOW_ROM_DEPTH
+            term = f"memory_{mem.name}" + ("_shallow" if shallow else "")
+            memories[term] = memories.get(term, 0) + cost.memories_cost([mem])["LUT"]
         return {"control": parts["control"], **memories, lanes: scale * parts["lanes"],
                 "accumulators": scale * parts["acc"], "comparators": scale * parts["compare"]}
 

@@ -37,21 +37,23 @@ ROUND = 4  # decimals kept of each coefficient
 YOSYS_FITTED: dict[str, dict[str, float]] = {
     "ConvolutionInputGenerator": {
         "unit": 0.0008,
-        "logic": 0.3487,
-        "memory": 1.9253,
-        "stream": 0.8158
+        "logic": 0.3596,
+        "memory": 1.7733,
+        "stream": 0.0
     },
     "MVAU": {
         "unit": 0.0004,
         "accumulators": 0.0,
-        "comparators": 1.5005,
-        "control": 0.1763,
-        "memory_thresholds": 0.0099,
-        "memory_vector": 1.8212,
-        "memory_weights": 3.3698,
-        "product_lanes": 1.244,
+        "comparators": 1.4627,
+        "control": 0.1926,
+        "memory_thresholds": 0.0343,
+        "memory_thresholds_shallow": 0.0,
+        "memory_vector": 1.787,
+        "memory_weights": 3.4207,
+        "memory_weights_shallow": 0.0,
+        "product_lanes": 1.2702,
         "stream": 0.0,
-        "xnor_lanes": 1.0989
+        "xnor_lanes": 1.0549
     },
     "PortAdapter": {
         "unit": 305.8513,
@@ -59,15 +61,15 @@ YOSYS_FITTED: dict[str, dict[str, float]] = {
         "stream": 6.9448
     },
     "StreamingDataWidthConverter": {
-        "unit": 40.9893,
+        "unit": 46.266,
         "logic": 0.0,
-        "stream": 4.4528
+        "stream": 4.2542
     },
     "StreamingMaxPool": {
         "unit": 0.0,
-        "logic": 0.4257,
-        "memory": 0.5831,
-        "stream": 0.526
+        "logic": 0.3552,
+        "memory": 0.3983,
+        "stream": 2.0226
     }
 }  # bench/rtl_fit.py fit prints it
 
