@@ -22,7 +22,7 @@ from qnnflow.base.values import value_problem
 from qnnflow.hls.codegen.cpp import ap_type, array_definition, element_type, limb_bits, memory_limbs, signed_bits
 from qnnflow.hls.codegen.rtl_unit import element_params, memory_path, rom_style, rom_text
 from qnnflow.hls.codegen.kernel import storage_pragma
-from qnnflow.hls.nodes import cost
+from qnnflow.hls.nodes import cost, yosys_fit
 from qnnflow.hls.nodes.base import HWNode, Memory
 from qnnflow.hls.nodes.intmath import count_reached
 from qnnflow.hls.nodes.thresholding import (
@@ -36,6 +36,8 @@ from qnnflow.hls.nodes.thresholding import (
 
 
 SHALLOW_ROM_DEPTH = 32  # a ROM bit of 5 address bits and the lane that reads it fit one LUT6 (lut_terms)
+# Yosys's synth_xilinx maps a product to a DSP48 from 9 result bits (mul2dsp's DSP_Y_MINWIDTH): uses_dsp
+RTL_DSP_MIN_PRODUCT_BITS = 9
 
 
 class DotProductNode(HWNode):
@@ -178,14 +180,19 @@ class DotProductNode(HWNode):
         lo, hi = self._compared_range()
         return lo, hi + 1
 
-    def uses_dsp(self) -> bool:
+    def uses_dsp(self, rtl: bool = False) -> bool:
         """resType=dsp, or auto with both operands at least 5 bits wide (narrower products stay in LUTs).
-        Never with a BIPOLAR operand: its product is a sign flip in both back ends, no multiplier."""
+        Never with a BIPOLAR operand: its product is a sign flip in both back ends, no multiplier.
+        In the RTL (``rtl``: its emission, and the cost model fitted to it) never for a product narrower
+        than RTL_DSP_MIN_PRODUCT_BITS either: Yosys puts none in a DSP48, so the RTL builds it as the LUT
+        lanes do."""
         if self.xnor() or "BIPOLAR" in (self.input_datatype().name, self.get_weight_datatype().name):
             return False
+        a_bits, w_bits = self.input_datatype().bitwidth(), self.get_weight_datatype().bitwidth()
+        if rtl and a_bits + w_bits < RTL_DSP_MIN_PRODUCT_BITS:
+            return False
         res = self.get_nodeattr("resType")
-        narrow = min(self.input_datatype().bitwidth(), self.get_weight_datatype().bitwidth())
-        return res == "dsp" or (res == "auto" and narrow >= 5)
+        return res == "dsp" or (res == "auto" and min(a_bits, w_bits) >= 5)
 
     def memories(self):
         """Per PE, its weights (one word of SIMD weights per cycle, in whole C++ limbs) and, with an
@@ -220,7 +227,8 @@ class DotProductNode(HWNode):
         several LUTs a bit."""
         parts, _, _ = self._cost_parts(board)
         scale = cost.DATAPATH_SCALE * parts["pe"]
-        lanes = "xnor_lanes" if self.xnor() else "dsp_lanes" if self.uses_dsp() else "product_lanes"
+        rtl = yosys_fit.uses_yosys_fit(board)
+        lanes = "xnor_lanes" if self.xnor() else "dsp_lanes" if self.uses_dsp(rtl) else "product_lanes"
         roms = {mem.name for mem in DotProductNode.memories(self)}  # the parameters; a subclass may add RAMs
         memories = {}
         for mem in self.memories():
@@ -243,7 +251,7 @@ class DotProductNode(HWNode):
         dsp = 0
         if self.xnor():
             lanes = simd * 1 + cost.popcount_luts(simd, board)
-        elif self.uses_dsp():
+        elif self.uses_dsp(rtl=yosys_fit.uses_yosys_fit(board)):
             dsp = pe * simd * cost.dsp_multiplier(a_bits, idt.signed(), w_bits, wdt.signed(), family)
             lanes = cost.adder_tree_luts(simd, a_bits + w_bits)
         else:
@@ -317,7 +325,7 @@ class DotProductNode(HWNode):
         memories = {w_mem: rom_text(words, wdt.name)}
         acc_bits = signed_bits(*self.accumulator_range(weights))
         params = dict(SIMD=simd, PE=pe, **element_params("IN", idt), **element_params("W", wdt),
-                      USE_DSP=int(self.uses_dsp()), ACC_BITS=acc_bits, OUT_BITS=odt.bitwidth(), HAS_ACT=0, NT=1,
+                      USE_DSP=int(self.uses_dsp(rtl=True)), ACC_BITS=acc_bits, OUT_BITS=odt.bitwidth(), HAS_ACT=0, NT=1,
                       T_BITS=2, ACT_VAL=0, WEIGHTS=w_mem, THRESHOLDS="", RAM_STYLE=rom_style(g("ram_style")))
         if self.has_activation():
             table, lo, hi = self.emitted_thresholds(model)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from qonnx.core.modelwrapper import ModelWrapper
+from qonnx.custom_op.registry import getCustomOp
 
 from qnnflow.base.errors import QnnflowError
 from qnnflow.flow.config import load_config
@@ -20,6 +21,7 @@ from qnnflow.hls.codegen.rtl import generate_rtl
 from qnnflow.hls import nodes
 from qnnflow.hls.nodes import register_node
 from qnnflow.hls.nodes.base import HWNode
+from qnnflow.hls.nodes.yosys_fit import board_for_backend
 from qnnflow.hls.rtlsim import rtlsim
 from qnnflow.hls.rtl_tools import YOSYS, tool
 from qnnflow.hls.synth import board_problem, synthesize
@@ -93,6 +95,26 @@ def test_synth_per_node_follows_res_type_and_ram_style(tmp_path):
         tiny = {"name": "Tiny", "resources": {"LUT": 10**6, "FF": 10**6, "BRAM18": 10**6, "DSP": 0}}
         if report["total"]["DSP"]:  # over the board's resources by Yosys's count: named
             assert "DSP by Yosys's count, more than Tiny has (0)" in board_problem(report["total"], tiny)
+
+
+def test_a_product_too_narrow_for_a_dsp_is_costed_and_built_in_fabric(tmp_path):
+    """INT4 x INT4 with resType=dsp: Yosys maps no DSP48 for an 8-bit product, so the RTL builds it in LUTs and
+    the RTL back end's estimate charges LUT lanes and no DSP; the HLS estimate keeps its DSPs (Vitis HLS
+    binds the product as resType says)."""
+    rng = np.random.default_rng(4)
+    attrs = dict(MW=8, MH=2, SIMD=4, PE=2, inputDataType="INT4", weightDataType="INT4", outputDataType="INT11",
+                 accDataType="INT11", noActivation=1, resType="dsp")
+    model = node_model("MVAU", attrs, {1: random_ints(rng, "INT4", (8, 2))})
+    op = getCustomOp(model.graph.node[0])
+    rtl_board = board_for_backend(BOARD, "rtl")
+    assert op.resources(BOARD)["DSP"] == 8 and op.resources(rtl_board)["DSP"] == 0
+    as_lut = getCustomOp(node_model("MVAU", {**attrs, "resType": "lut"}, {1: random_ints(rng, "INT4", (8, 2))}).graph.node[0])
+    assert op.resources(rtl_board)["LUT"] == as_lut.resources(rtl_board)["LUT"]
+    project = generate_rtl(model, BOARD, ports="stream")
+    for rel, data in project.files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(data)
+    assert synthesize(project, tmp_path, "xc7", whole=False)["nodes"]["MVAU_0"]["DSP"] == 0
 
 
 def test_mismatch_names_the_first_differing_node(tmp_path, rtl_cache):
