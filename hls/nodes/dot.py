@@ -180,6 +180,11 @@ class DotProductNode(HWNode):
         lo, hi = self._compared_range()
         return lo, hi + 1
 
+    def sign_agreement(self) -> bool:
+        """Both operands BIPOLAR (not in XNOR mode): each product is +1 where the bits agree, -1 where not,
+        which the RTL sums as XNOR mode does (a popcount, qnnflow_dot_sum.v); the cost model follows it."""
+        return not self.xnor() and self.input_datatype().name == self.get_weight_datatype().name == "BIPOLAR"
+
     def uses_dsp(self, rtl: bool = False) -> bool:
         """resType=dsp, or auto with both operands at least 5 bits wide (narrower products stay in LUTs).
         Never with a BIPOLAR operand: its product is a sign flip in both back ends, no multiplier.
@@ -228,7 +233,8 @@ class DotProductNode(HWNode):
         parts, _, _ = self._cost_parts(board)
         scale = cost.DATAPATH_SCALE * parts["pe"]
         rtl = yosys_fit.uses_yosys_fit(board)
-        lanes = "xnor_lanes" if self.xnor() else "dsp_lanes" if self.uses_dsp(rtl) else "product_lanes"
+        xnor = self.xnor() or (rtl and self.sign_agreement())
+        lanes = "xnor_lanes" if xnor else "dsp_lanes" if self.uses_dsp(rtl) else "product_lanes"
         roms = {mem.name for mem in DotProductNode.memories(self)}  # the parameters; a subclass may add RAMs
         memories = {}
         for mem in self.memories():
@@ -249,7 +255,7 @@ class DotProductNode(HWNode):
         _, _, simd, pe = self._dot()
         acc = self.acc_bits()
         dsp = 0
-        if self.xnor():
+        if self.xnor() or (yosys_fit.uses_yosys_fit(board) and self.sign_agreement()):
             lanes = simd * 1 + cost.popcount_luts(simd, board)
         elif self.uses_dsp(rtl=yosys_fit.uses_yosys_fit(board)):
             dsp = pe * simd * cost.dsp_multiplier(a_bits, idt.signed(), w_bits, wdt.signed(), family)

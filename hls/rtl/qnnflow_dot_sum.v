@@ -1,5 +1,6 @@
 // One PE's step of a dot product (the MVAU's and the VVAU's lanes): sum = (first ? 0 : acc) +
-// sum_s x_s * w_s over the SIMD lanes of x and w (XNOR: + #{s : x_s == w_s}, one bit each).
+// sum_s x_s * w_s over the SIMD lanes of x and w (XNOR: + #{s : x_s == w_s}, one bit each; both
+// operands BIPOLAR: the same count of agreeing bits, a, as + 2a - SIMD).
 // Element encodings as the streams': two's complement when *_SIGNED, BIPOLAR bits 1 = +1, 0 = -1.
 // The sum is ACC_BITS-bit two's complement; the callers size ACC_BITS for the range it reaches.
 module qnnflow_dot_sum #(
@@ -52,14 +53,20 @@ module qnnflow_dot_sum #(
         end
     endfunction
 
+    // +-1 x +-1 is +1 where the bits agree: a popcount, as in XNOR mode, rather than SIMD signed adders
+    localparam AGREEMENT = XNOR == 0 && IN_BIPOLAR != 0 && W_BIPOLAR != 0;
     integer s;
     reg signed [ACC_BITS-1:0] total;
+    reg [ACC_BITS-1:0] agree;
     always @* begin
         total = first ? {ACC_BITS{1'b0}} : acc;
+        agree = {ACC_BITS{1'b0}};
         for (s = 0; s < SIMD; s = s + 1) begin
             if (XNOR != 0) total = total + {x[s] ~^ w[s]};  // one bit: {} is self-determined
+            else if (AGREEMENT) agree = agree + {x[s] ~^ w[s]};
             else total = total + lane_product(x_lanes[s*(IN_BITS+1) +: IN_BITS+1], w_lanes[s*(W_BITS+1) +: W_BITS+1]);
         end
+        if (AGREEMENT) total = total + (agree << 1) - SIMD;  // modulo 2^ACC_BITS, as the result fits
         sum = total;
     end
 endmodule

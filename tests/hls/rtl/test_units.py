@@ -45,6 +45,7 @@ def test_mvau_xnor(pe, simd, rtl_cache, tmp_path):
 
 @pytest.mark.parametrize("idt,wdt,pe,simd,act", [("INT4", "INT3", 2, 4, True), ("INT8", "BIPOLAR", 4, 2, True),
                                                  ("UINT3", "INT2", 2, 8, False), ("BIPOLAR", "BIPOLAR", 1, 16, False),
+                                                 ("BIPOLAR", "BIPOLAR", 2, 4, True),  # sign agreement: a popcount
                                                  ("INT6", "INT5", 2, 2, False)])  # INT6 x INT5: DSP products
 def test_mvau_multibit(idt, wdt, pe, simd, act, rtl_cache, tmp_path):
     rng = np.random.default_rng(simd)
