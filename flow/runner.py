@@ -5,7 +5,7 @@ inputs when the step is in ``verify:`` and changed the graph, and records in
 ``OUT/.qnnflow/state.json`` the cache key (step code, qnnflow version, input model hash, what
 the config fields the step reads mean, hashes of files and user code those fields name). A
 rerun skips a step whose key and outputs are unchanged. All writes are atomic; a failed step
-leaves no output under its final name, and the files it wrote before it failed are removed.
+leaves no output under its final name.
 
 A step counts as verified only when something was checked: its graph against the golden I/O,
 or the step's own check (``StepContext.checked``, e.g. cppsim's bit-exact comparison);
@@ -223,7 +223,6 @@ class Runner:
         except QnnflowError as err:
             log["status"] = "failed"
             log["error"] = str(err)
-            self._discard_failed_step()
             self._write_log(log)
             raise
         except KeyboardInterrupt:
@@ -234,24 +233,14 @@ class Runner:
         self._write_log(log)
         return log
 
-    def _discard_step_artifacts(self) -> None:
-        """The files the step that stopped (failed or interrupted) wrote: none of them is a result."""
-        if self._ctx is not None:
-            for rel in self._ctx.artifacts:
-                (self.out_dir / rel).unlink(missing_ok=True)
-
-    def _discard_failed_step(self) -> None:
-        """A failed step's files and saved model go; a ``.failed.onnx`` (the graph that failed its check) stays."""
-        self._discard_step_artifacts()
-        if self._current is not None and self._ctx is not None:
-            (self.out_dir / step_filename(self._current, self.steps[self._current].name)).unlink(missing_ok=True)
-
     def _record_interrupt(self, state: dict, log: dict) -> None:
         """Remove what the interrupted step and every later step produced; log ``interrupted``."""
         log["status"] = "interrupted"
         if self._current is not None:
             name = self.steps[self._current].name
-            self._discard_step_artifacts()
+            if self._ctx is not None:  # files the interrupted step wrote before Ctrl-C
+                for rel in self._ctx.artifacts:
+                    (self.out_dir / rel).unlink(missing_ok=True)
             self._invalidate_from(self._current, state)
             write_json_atomic(self.state_path, state)
             log["interrupted_step"] = name

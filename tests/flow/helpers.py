@@ -37,14 +37,6 @@ def die_when_asked(model, ctx):
     return model
 
 
-def fail_after_writing(model, ctx):
-    """Writes a report, then fails as a step does on bad input."""
-    from qnnflow.base.errors import QnnflowError
-
-    ctx.write_artifact("half/report.json", b"{}")
-    raise QnnflowError("the design is wrong")
-
-
 def wait_for_interrupt(model, ctx):
     """When QNNFLOW_TEST_WAIT names a file: write a partial artifact, create that file, then wait for Ctrl-C."""
     flag = os.environ.get("QNNFLOW_TEST_WAIT")

@@ -139,20 +139,6 @@ def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_failed_step_leaves_none_of_its_files(tfc_build, tmp_path):
-    """What a step wrote before it failed is not left looking like a result; the steps before it stay cached."""
-    out = tmp_path / "out"
-    build = tfc_build(steps='[export, tidy, "tests.flow.helpers:fail_after_writing"]')
-    with pytest.raises(QnnflowError, match="the design is wrong"):
-        run(build, out)
-    assert not (out / "half" / "report.json").exists()
-    assert not (out / "02_fail_after_writing.onnx").exists()
-    log = json.loads((out / "build_log.json").read_text())
-    assert log["status"] == "failed" and "the design is wrong" in log["error"]
-    state = json.loads((out / STATE_FILE).read_text())
-    assert set(state) == {"export", "tidy"} and (out / "01_tidy.onnx").exists()
-
-
 def test_code_hash_covers_what_a_step_calls(tmp_path, monkeypatch):
     """Editing code a step calls (not just the step function) must invalidate its cache."""
     from qnnflow.flow import registry
