@@ -185,6 +185,11 @@ class DotProductNode(HWNode):
         which the RTL sums as XNOR mode does (a popcount, qnnflow_dot_sum.v); the cost model follows it."""
         return not self.xnor() and self.input_datatype().name == self.get_weight_datatype().name == "BIPOLAR"
 
+    def popcount_lanes(self, board: dict) -> bool:
+        """Lanes summed as a popcount: XNOR mode, and on the RTL back end's board (its cost model) a sign
+        agreement too."""
+        return self.xnor() or (yosys_fit.uses_yosys_fit(board) and self.sign_agreement())
+
     def uses_dsp(self, rtl: bool = False) -> bool:
         """resType=dsp, or auto with both operands at least 5 bits wide (narrower products stay in LUTs).
         Never with a BIPOLAR operand: its product is a sign flip in both back ends, no multiplier.
@@ -233,8 +238,7 @@ class DotProductNode(HWNode):
         parts, _, _ = self._cost_parts(board)
         scale = cost.DATAPATH_SCALE * parts["pe"]
         rtl = yosys_fit.uses_yosys_fit(board)
-        xnor = self.xnor() or (rtl and self.sign_agreement())
-        lanes = "xnor_lanes" if xnor else "dsp_lanes" if self.uses_dsp(rtl) else "product_lanes"
+        lanes = "xnor_lanes" if self.popcount_lanes(board) else "dsp_lanes" if self.uses_dsp(rtl) else "product_lanes"
         roms = {mem.name for mem in DotProductNode.memories(self)}  # the parameters; a subclass may add RAMs
         memories = {}
         for mem in self.memories():
@@ -255,7 +259,7 @@ class DotProductNode(HWNode):
         _, _, simd, pe = self._dot()
         acc = self.acc_bits()
         dsp = 0
-        if self.xnor() or (yosys_fit.uses_yosys_fit(board) and self.sign_agreement()):
+        if self.popcount_lanes(board):
             lanes = simd * 1 + cost.popcount_luts(simd, board)
         elif self.uses_dsp(rtl=yosys_fit.uses_yosys_fit(board)):
             dsp = pe * simd * cost.dsp_multiplier(a_bits, idt.signed(), w_bits, wdt.signed(), family)
