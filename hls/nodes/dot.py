@@ -240,11 +240,8 @@ class DotProductNode(HWNode):
         rtl = yosys_fit.uses_yosys_fit(board)
         lanes = "xnor_lanes" if self.popcount_lanes(board) else "dsp_lanes" if self.uses_dsp(rtl) else "product_lanes"
         roms = {mem.name for mem in DotProductNode.memories(self)}  # the parameters; a subclass may add RAMs
-        memories = {}
-        for mem in self.memories():
-            shallow = mem.name in roms and mem.depth <= SHALLOW_ROM_DEPTH
-            term = f"memory_{mem.name}" + ("_shallow" if shallow else "")
-            memories[term] = memories.get(term, 0) + cost.memories_cost([mem])["LUT"]
+        memories = {f"memory_{mem.name}" + ("_shallow" if mem.name in roms and mem.depth <= SHALLOW_ROM_DEPTH else ""):
+                    cost.memories_cost([mem])["LUT"] for mem in self.memories()}
         return {"control": parts["control"], **memories, lanes: scale * parts["lanes"],
                 "accumulators": scale * parts["acc"], "comparators": scale * parts["compare"]}
 
