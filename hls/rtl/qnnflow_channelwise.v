@@ -67,14 +67,9 @@ module qnnflow_channelwise #(
         end
     endfunction
 
-    wire [PE*ACC_BITS-1:0] x_lanes;  // the input lanes as ACC_BITS-bit values (qnnflow_lane)
-    genvar g;
-    generate
-        for (g = 0; g < PE; g = g + 1) begin : decode
-            qnnflow_lane #(.BITS(IN_BITS), .SIGNED(IN_SIGNED), .BIPOLAR(IN_BIPOLAR), .V_BITS(ACC_BITS))
-                lane (.raw(b_x[g*IN_BITS +: IN_BITS]), .value(x_lanes[g*ACC_BITS +: ACC_BITS]));
-        end
-    endgenerate
+    wire [PE*ACC_BITS-1:0] x_lanes;  // the input lanes as ACC_BITS-bit values
+    qnnflow_lane #(.LANES(PE), .BITS(IN_BITS), .SIGNED(IN_SIGNED), .BIPOLAR(IN_BIPOLAR), .V_BITS(ACC_BITS))
+        decode (.raw(b_x), .value(x_lanes));
 
     reg [PE*OUT_BITS-1:0] results;
     reg signed [ACC_BITS-1:0] r;

@@ -24,15 +24,10 @@ module qnnflow_dot_sum #(
     // the lanes as signed values one bit wider (qnnflow_lane: the streams' element encodings)
     wire [SIMD*(IN_BITS+1)-1:0] x_lanes;
     wire [SIMD*(W_BITS+1)-1:0] w_lanes;
-    genvar g;
-    generate
-        for (g = 0; g < SIMD; g = g + 1) begin : lane
-            qnnflow_lane #(.BITS(IN_BITS), .SIGNED(IN_SIGNED), .BIPOLAR(IN_BIPOLAR), .V_BITS(IN_BITS + 1))
-                x_lane (.raw(x[g*IN_BITS +: IN_BITS]), .value(x_lanes[g*(IN_BITS+1) +: IN_BITS+1]));
-            qnnflow_lane #(.BITS(W_BITS), .SIGNED(W_SIGNED), .BIPOLAR(W_BIPOLAR), .V_BITS(W_BITS + 1))
-                w_lane (.raw(w[g*W_BITS +: W_BITS]), .value(w_lanes[g*(W_BITS+1) +: W_BITS+1]));
-        end
-    endgenerate
+    qnnflow_lane #(.LANES(SIMD), .BITS(IN_BITS), .SIGNED(IN_SIGNED), .BIPOLAR(IN_BIPOLAR), .V_BITS(IN_BITS + 1))
+        x_decode (.raw(x), .value(x_lanes));
+    qnnflow_lane #(.LANES(SIMD), .BITS(W_BITS), .SIGNED(W_SIGNED), .BIPOLAR(W_BIPOLAR), .V_BITS(W_BITS + 1))
+        w_decode (.raw(w), .value(w_lanes));
 
     // One lane's product: a sign flip for a BIPOLAR operand; else a multiplier for DSP slices
     // (USE_DSP, the node's resType), or shift-and-add in fabric, which synthesis keeps out of DSPs.

@@ -38,14 +38,9 @@ module qnnflow_label_select #(
     assign out_valid = !reading;
     assign out_data = index[k_out*IB +: IB];
 
-    wire [PE*VB-1:0] lanes;  // the word's values (qnnflow_lane)
-    genvar g;
-    generate
-        for (g = 0; g < PE; g = g + 1) begin : decode
-            qnnflow_lane #(.BITS(IN_BITS), .SIGNED(IN_SIGNED), .BIPOLAR(IN_BIPOLAR), .V_BITS(VB))
-                lane (.raw(in_data[g*IN_BITS +: IN_BITS]), .value(lanes[g*VB +: VB]));
-        end
-    endgenerate
+    wire [PE*VB-1:0] lanes;  // the word's values
+    qnnflow_lane #(.LANES(PE), .BITS(IN_BITS), .SIGNED(IN_SIGNED), .BIPOLAR(IN_BIPOLAR), .V_BITS(VB))
+        decode (.raw(in_data), .value(lanes));
 
     // the list after inserting this word's PE values
     reg [K*VB-1:0] nb;

@@ -85,12 +85,11 @@ module qnnflow_sum_pool #(
     // the input lanes as OUT_BITS-bit values (sign-extended, or truncated: sums wrap, as their type holds them)
     wire [PE*OUT_BITS-1:0] a_lanes;
 
+    qnnflow_lane #(.LANES(PE), .BITS(IN_BITS), .SIGNED(IN_SIGNED), .BIPOLAR(IN_BIPOLAR), .V_BITS(OUT_BITS))
+        decode (.raw(a_x), .value(a_lanes));
+
     genvar k, p;
     generate
-        for (p = 0; p < PE; p = p + 1) begin : decode
-            qnnflow_lane #(.BITS(IN_BITS), .SIGNED(IN_SIGNED), .BIPOLAR(IN_BIPOLAR), .V_BITS(OUT_BITS))
-                lane (.raw(a_x[p*IN_BITS +: IN_BITS]), .value(a_lanes[p*OUT_BITS +: OUT_BITS]));
-        end
         for (k = 0; k < BANKS; k = k + 1) begin : bank
             reg [SB-1:0] sum [0:DEPTH-1];
             reg [SB-1:0] read;     // the sum at a_addr as A read it

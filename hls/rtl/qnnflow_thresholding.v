@@ -52,13 +52,8 @@ module qnnflow_thresholding #(
 
     // lanes sign- or zero-extended by one bit; a BIPOLAR bit b is 2b - 1 (01 or 11)
     wire [PE*V_BITS-1:0] values;
-    genvar g;
-    generate
-        for (g = 0; g < PE; g = g + 1) begin : lane
-            qnnflow_lane #(.BITS(IN_BITS), .SIGNED(IN_SIGNED), .BIPOLAR(IN_BIPOLAR), .V_BITS(V_BITS))
-                decode (.raw(b_x[g*IN_BITS +: IN_BITS]), .value(values[g*V_BITS +: V_BITS]));
-        end
-    endgenerate
+    qnnflow_lane #(.LANES(PE), .BITS(IN_BITS), .SIGNED(IN_SIGNED), .BIPOLAR(IN_BIPOLAR), .V_BITS(V_BITS))
+        decode (.raw(b_x), .value(values));
     wire [PE*OUT_BITS-1:0] levels;
     qnnflow_activation #(.LANES(PE), .V_BITS(V_BITS), .NT(NT), .T_BITS(T_BITS), .OUT_BITS(OUT_BITS),
                          .ACT_VAL(ACT_VAL))
