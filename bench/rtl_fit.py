@@ -57,6 +57,9 @@ SWEEP = {
     "cnv_w2a2": [(300_000, "distributed"), (60_000, None)],
     "cnv_w4a4": [(800_000, None)],
     "cnv_w8a8": [(1_600_000, None)],
+    "lfc_w1a1_in1": [(8192, None), (2048, "block")],
+    "vgg10_1d_w4a4": [(131_072, None), (32_768, "distributed")],
+    "resnet8_w4a4": [(131_072, None), (32_768, "block")],
 }
 SAMPLING_SCALE = 10  # fold against a board this many times larger: the sweep wants unit sizes, not designs that fit
 

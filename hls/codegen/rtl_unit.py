@@ -71,6 +71,7 @@ def element_params(prefix: str, dt) -> dict:
             f"{prefix}_BIPOLAR": int(dt.name == "BIPOLAR")}
 
 
-def rom_style(ram_style: str) -> str:
-    """The ROM module's STYLE for a node's ram_style (UltraRAM is not inferred from ROMs: block)."""
-    return {"ultra": "block"}.get(ram_style, ram_style)
+def rom_style(bound: str) -> str:
+    """The ROM module's STYLE for a memory bound as ``bound`` (cost.bound_style; UltraRAM is not inferred
+    from ROMs: block)."""
+    return {"ultra": "block"}.get(bound, bound)

@@ -67,6 +67,10 @@ class Memory:
     width: int
     style: str
 
+    def bound(self) -> str:
+        """The style the estimate costs and the RTL builds: 'auto' resolved by depth (cost.bound_style)."""
+        return cost.bound_style(self.depth, self.style)
+
 
 class HWNode(CustomOp):
     """Abstract dataflow node.  Subclasses declare attributes and implement ``compute``, the cost model

@@ -114,13 +114,19 @@ def stream_fifo_luts(depth: int, width: int) -> int:
     return srl_luts(depth, width) + 2 * counter_luts(depth)
 
 
-def memory(depth: int, width: int, ram_style: str) -> dict:
-    """{'LUT', 'BRAM18'} for one depth x width memory under a ram_style (auto/block/distributed).
+def bound_style(depth: int, ram_style: str) -> str:
+    """What a memory of ``depth`` words under ``ram_style`` is bound as: 'auto' follows FINN, LUTRAM
+    ('distributed') up to 128 deep and block RAM beyond; the other styles as they say.  The RTL binds
+    each memory so (rtl_unit.rom_style), so that synthesis builds what the estimate costs."""
+    if ram_style == "auto":
+        return "distributed" if depth <= AUTO_LUTRAM_MAX_DEPTH else "block"
+    return ram_style
 
-    'auto' follows FINN: LUTRAM up to 128 deep, block RAM beyond.  'ultra' is the caller's
-    business (our boards have no UltraRAM).
-    """
-    if ram_style == "distributed" or (ram_style == "auto" and depth <= AUTO_LUTRAM_MAX_DEPTH):
+
+def memory(depth: int, width: int, ram_style: str) -> dict:
+    """{'LUT', 'BRAM18'} for one depth x width memory under a ram_style (auto/block/distributed), bound
+    as ``bound_style`` says.  'ultra' is the caller's business (our boards have no UltraRAM)."""
+    if bound_style(depth, ram_style) == "distributed":
         return {"LUT": lutram_luts(depth, width), "BRAM18": 0}
     return {"LUT": 0, "BRAM18": bram18_count(depth, width)}
 

@@ -167,6 +167,7 @@ class StreamingMaxPool(HWNode):
         oh, ow = self._out_hw()
         dt = self.input_datatype()
         params = dict(H=h, W=w, CH=ch, PE=self.get_nodeattr("PE"), BITS=dt.bitwidth(),
-                      SIGNED=int(dt.signed() and dt.name != "BIPOLAR"), KH=kh, KW=kw, SH=sh, SW=sw, OH=oh, OW=ow)
+                      SIGNED=int(dt.signed() and dt.name != "BIPOLAR"), KH=kh, KW=kw, SH=sh, SW=sw, OH=oh, OW=ow,
+                      RAM_STYLE=self.memories()[0].bound())
         node = self.onnx_node
         return RtlUnit(node.name, node.op_type, ident, "qnnflow_maxpool", params, *formats(self))

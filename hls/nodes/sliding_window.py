@@ -219,7 +219,7 @@ class ConvolutionInputGenerator(HWNode):
         pruned = kept_words.size < ch // simd
         params = dict(KH=kh, KW=kw, CH=ch, SIMD=simd, BITS=self.input_datatype().bitwidth(), H=h, W=w, OH=oh, OW=ow,
                       SH=sh, SW=sw, DW=int(self.depthwise()), KCF=kept_words.size, PRUNED=int(pruned), KEPT="",
-                      RAM_STYLE=self.get_nodeattr("ram_style"))
+                      RAM_STYLE=self.memories()[0].bound())
         memories = {}
         if pruned:
             params["KEPT"] = memory_path(ident, "kept")

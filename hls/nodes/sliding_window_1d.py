@@ -65,7 +65,8 @@ class ConvolutionInputGenerator1D(ConvolutionInputGenerator):
         """qnnflow_sliding_window_1d: the HLS kernel's ring and schedule."""
         check_emittable(self, model)
         (_, kw), ch, (_, w), (_, ow), (_, sw) = self._geometry()
+        (ring,) = self.memories()
         params = dict(KW=kw, CH=ch, SIMD=self.get_nodeattr("SIMD"), BITS=self.input_datatype().bitwidth(), W=w,
-                      OW=ow, SW=sw, RAM_STYLE=self.get_nodeattr("ram_style"))
+                      OW=ow, SW=sw, RAM_STYLE=ring.bound())
         node = self.onnx_node
         return RtlUnit(node.name, node.op_type, ident, "qnnflow_sliding_window_1d", params, *formats(self))

@@ -26,7 +26,8 @@ module qnnflow_maxpool #(
     parameter SH = 2,
     parameter SW = 2,
     parameter OH = 1,
-    parameter OW = 1
+    parameter OW = 1,
+    parameter RAM_STYLE = "auto"  // the running maxima's (qnnflow_sdp_ram STYLE)
 ) (
     input wire clk,
     input wire rst,
@@ -150,7 +151,7 @@ module qnnflow_maxpool #(
                 wire [XW-1:0] m = s1_first ? s1_v : lane_max(old, s1_v);
                 assign maxima[J*XW +: XW] = m;
                 assign emit_at[J] = s1_ok && s1_last;
-                qnnflow_sdp_ram #(.WIDTH(XW), .DEPTH(DEPTH), .STYLE("auto")) ram (
+                qnnflow_sdp_ram #(.WIDTH(XW), .DEPTH(DEPTH), .STYLE(RAM_STYLE)) ram (
                     .clk(clk), .we(s1_go && s1_ok), .waddr(s1_addr), .wdata(m),
                     .re(en), .raddr(addr), .rdata(rdata));
                 always @(posedge clk) begin

@@ -1,7 +1,7 @@
 // Parameter ROM: DEPTH words of WIDTH bits from the hex file INIT ($readmemh, one word a line),
 // read synchronously (data follows addr by one cycle while en is high), so that synthesis may
 // bind it as STYLE says: "block" (BRAM), "distributed" (LUT RAM / LUTs) or "auto" (the tool's
-// choice).  The node's ram_style attribute chooses STYLE.
+// choice).  The emitter passes the style its memory is costed as (cost.bound_style).
 module qnnflow_rom #(
     parameter WIDTH = 8,
     parameter DEPTH = 1,

@@ -34,7 +34,8 @@ module qnnflow_vvau #(
     parameter ACT_VAL = 0,
     parameter WEIGHTS = "",
     parameter THRESHOLDS = "",
-    parameter RAM_STYLE = "auto"
+    parameter RAM_STYLE = "auto",  // the weight ROM's (qnnflow_rom STYLE)
+    parameter T_RAM_STYLE = "auto"  // the threshold ROM's
 ) (
     input wire clk,
     input wire rst,
@@ -108,7 +109,7 @@ module qnnflow_vvau #(
     always @(posedge clk) if (en && b_valid) acc <= acc_next;
 
     qnnflow_dot_output #(.PE(PE), .ACC_BITS(ACC_BITS), .OUT_BITS(OUT_BITS), .HAS_ACT(HAS_ACT), .NT(NT), .T_BITS(T_BITS),
-                         .ACT_VAL(ACT_VAL), .DEPTH(CF), .THRESHOLDS(THRESHOLDS), .RAM_STYLE(RAM_STYLE))
+                         .ACT_VAL(ACT_VAL), .DEPTH(CF), .THRESHOLDS(THRESHOLDS), .RAM_STYLE(T_RAM_STYLE))
         output_stage (.clk(clk), .rst(rst), .en(en), .addr(cf), .values(acc_next), .fire(b_valid && b_last),
                       .out_data(out_data), .out_valid(out_valid), .out_ready(out_ready));
 endmodule

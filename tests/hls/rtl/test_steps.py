@@ -26,6 +26,7 @@ from qnnflow.hls.rtlsim import rtlsim
 from qnnflow.hls.rtl_tools import YOSYS, tool
 from qnnflow.hls.synth import board_problem, synthesize
 from tests.hls.backend.helpers import BOARD, chain_model, node_model, random_ints
+from tests.hls.rtl.test_units import thresholds_for
 from tests.hls.test_node_kind_in_one_place import ChannelOffset
 
 STEPS = "[export, tidy, streamline, to_hw, fold, estimate, rtl_codegen, rtlsim]"
@@ -95,6 +96,25 @@ def test_synth_per_node_follows_res_type_and_ram_style(tmp_path):
         tiny = {"name": "Tiny", "resources": {"LUT": 10**6, "FF": 10**6, "BRAM18": 10**6, "DSP": 0}}
         if report["total"]["DSP"]:  # over the board's resources by Yosys's count: named
             assert "DSP by Yosys's count, more than Tiny has (0)" in board_problem(report["total"], tiny)
+
+
+@pytest.mark.parametrize("style,mw", [("auto", 512), ("auto", 16), ("block", 512)])
+def test_memories_are_built_as_the_estimate_binds_them(style, mw, tmp_path):
+    """An MVAU's weight and threshold ROMs go where its estimate puts them (cost.bound_style): with
+    ram_style=auto, block RAM beyond 128 words (a 1,024-word weight ROM) and logic below (a 32-word one,
+    the 8-word thresholds); with block, the weights in block RAM and the thresholds still 'auto'.  Yosys
+    would build an auto ROM of any depth in logic."""
+    rng = np.random.default_rng(mw)
+    attrs = dict(MW=mw, MH=8, SIMD=4, PE=1, inputDataType="INT4", weightDataType="INT4", outputDataType="UINT2",
+                 accDataType="INT16", ram_style=style)
+    model = node_model("MVAU", attrs, {1: random_ints(rng, "INT4", (mw, 8)), 2: thresholds_for(rng, 8, 3, -500, 500)})
+    estimate = getCustomOp(model.graph.node[0]).resources(board_for_backend(BOARD, "rtl"))
+    project = generate_rtl(model, BOARD, ports="stream")
+    for rel, data in project.files.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(data)
+    measured = synthesize(project, tmp_path, "xc7", whole=False)["nodes"]["MVAU_0"]
+    assert measured["BRAM18"] == estimate["BRAM18"] and (estimate["BRAM18"] > 0) == (mw == 512), (measured, estimate)
 
 
 def test_a_product_too_narrow_for_a_dsp_is_costed_and_built_in_fabric(tmp_path):
