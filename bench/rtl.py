@@ -1,21 +1,22 @@
 """The RTL back end on zoo models: estimated vs measured cycles per image and resources, and the tools' times.
 
-Per model, folded for Pynq-Z1 as its build would be with ``backend: rtl`` (fold on the Yosys-fitted
-LUT model, hls/nodes/yosys_fit.py), the build runs export .. estimate, fifo_size, rtl_codegen,
-rtlsim and synth (the flow's own steps, in OUT/<model>/), and the bench reads their reports:
+Per model, folded for the board (default Pynq-Z1; --board ultra96 for the models too large for it)
+as its build would be with ``backend: rtl`` (fold on the Yosys-fitted LUT model, hls/nodes/yosys_fit.py),
+the build runs export .. estimate, fifo_size, rtl_codegen, rtlsim and synth (the flow's own steps, in
+OUT/<model>/), and the bench reads their reports:
 
 - cycles per image: the estimate (the slowest node) vs rtlsim's steady state after fifo_size;
-- LUT / BRAM18 / DSP: the estimate vs Yosys's whole-top synthesis (synth_xilinx -family xc7).
-  The fit's samples (hls/nodes/data/yosys_samples.json) are units out of context at other
-  foldings than these, so this comparison is out of sample;
+- LUT / BRAM18 / DSP: the estimate vs Yosys's whole-top synthesis (synth_xilinx -family xc7, or xcup
+  for the Ultra96).  The fit's samples (hls/nodes/data/yosys_samples.json) are xc7 units out of
+  context at other foldings than these, so this comparison is out of sample;
 - wall seconds of fifo_size (two Verilator builds and runs), the Verilator build and the
   simulation of rtlsim, and Yosys (per unit and whole top) in synth.
 
 A model with a node kind that has no RTL yet is listed as such and skipped.  The table is printed
 and written to OUT/rtl_bench.json.  Targets (issue 17): cycles within 5%, LUT within 15%.
 
-Usage: python bench/rtl.py [model ...] [--out DIR]   (default: every zoo model; DIR out/bench-rtl)
-       python bench/rtl.py --table DIR/rtl_bench.json ...   (the table of earlier runs)
+Usage: python bench/rtl.py [model ...] [--board B] [--out DIR]   (default: every zoo model, pynq-z1, out/bench-rtl)
+       python bench/rtl.py --table DIR/rtl_bench.json ...   (the table of earlier runs, estimated anew)
 """
 
 import argparse
@@ -40,23 +41,30 @@ STEPS = "[export, tidy, streamline, to_hw, fold, estimate, fifo_size, rtl_codege
 TARGETS = {"cycles": 0.05, "LUT": 0.15}
 
 
-def run_model(name: str, out: Path) -> dict:
+def run_model(name: str, board: str, out: Path) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     yaml = out / f"{name}.yaml"
-    yaml.write_text(f"model: {name}\nboard: pynq-z1\nbackend: rtl\nsteps: {STEPS}\n"
+    yaml.write_text(f"model: {name}\nboard: {board}\nbackend: rtl\nsteps: {STEPS}\n"
                     f"outputs: [rtl, rtlsim, synth]\ngolden: {{count: 4}}\n")
-    log = run_build(load_config(yaml), out / name, progress=lambda line: None)
+    run_build(load_config(yaml), out / name, progress=lambda line: None)
+    return read_model(name, out)
+
+
+def read_model(name: str, out: Path) -> dict:
+    """A model's row from its build in OUT/<model>/: the measured figures as they were, the estimate by
+    today's cost model (a refit since the build changes it; the folding stays the one built)."""
+    yaml = out / f"{name}.yaml"
+    log = json.loads((out / name / "build_log.json").read_text())
     report = out / name / "report"
     perf = json.loads((report / "rtlsim_performance.json").read_text())
     synth = json.loads((report / "post_synth_yosys.json").read_text())
     sim = json.loads((out / name / "rtlsim" / "result.json").read_text())
     step_seconds = {s["name"]: s["seconds"] for s in log["steps"]}
-    # the estimate of the folded graph by today's cost model (the build's step cache may predate a refit)
     folded = ModelWrapper(str(next((out / name).glob("*_estimate.onnx"))))
     board = load_config(yaml).board
     layers = estimate.layer_estimates(folded, board)
     perf_est, total = estimate.network_performance(layers, 1.0), estimate.total_resources(layers)
-    return {"model": name,
+    return {"model": name, "board": board["name"], "family": synth["family"],
             "cycles": {"estimate": perf_est["max_cycles"], "rtlsim": perf["cycles_per_image"],
                        "bottleneck_estimate": perf_est["max_cycles_node_name"],
                        "bottleneck_measured": perf["bottleneck_measured"]},
@@ -75,25 +83,25 @@ def ratio(est, got) -> str:
 
 
 def format_rows(rows: list[dict]) -> str:
-    head = (f"{'model':<10} {'cycles est':>10} {'rtlsim':>9} {'err':>7}  {'LUT est':>8} {'Yosys':>8} {'err':>7} "
+    head = (f"{'model':<13} {'board':<8} {'cycles est':>10} {'rtlsim':>9} {'err':>7}  {'LUT est':>8} {'Yosys':>8} {'err':>7} "
             f"{'units':>8} {'err':>7}  "
             f"{'BRAM18 est/Yosys':>16}  {'DSP':>7}  {'fifo_size s':>11} {'verilate s':>10} {'sim s':>6} {'Yosys s (units, top)':>20}")
     lines = [head]
     for r in rows:
         if "skipped" in r:
-            lines.append(f"{r['model']:<10} skipped: {r['skipped']}")
+            lines.append(f"{r['model']:<13} skipped: {r['skipped']}")
             continue
         c, res, s = r["cycles"], r["resources"], r["seconds"]
         units = r["yosys_sum_of_units"]["LUT"]
         verilate = "cached" if s["verilator_cached"] else f"{s['verilate']:.1f}"  # built by fifo_size already
         lines.append(
-            f"{r['model']:<10} {c['estimate']:>10,} {c['rtlsim']:>9,.1f} {ratio(c['estimate'], c['rtlsim']):>7}  "
+            f"{r['model']:<13} {r.get('board', 'Pynq-Z1'):<8} {c['estimate']:>10,} {c['rtlsim']:>9,.1f} {ratio(c['estimate'], c['rtlsim']):>7}  "
             f"{res['LUT']['estimate']:>8,} {res['LUT']['yosys']:>8,} {ratio(res['LUT']['estimate'], res['LUT']['yosys']):>7} "
             f"{units:>8,} {ratio(res['LUT']['estimate'], units):>7}  "
             f"{res['BRAM18']['estimate']:>7} / {res['BRAM18']['yosys']:<6}  {res['DSP']['estimate']:>3}/{res['DSP']['yosys']:<3}  "
             f"{s['fifo_size'] or 0:>11.0f} {verilate:>10} "
             f"{s['simulate']:>6.2f} {s['yosys_units']:>9.0f}, {s['yosys_whole_top'] or 0:>8.0f}")
-    lines.append("err = estimate / measured - 1 (targets: cycles within 5%, LUT within 15%); Yosys (xc7) whole top, "
+    lines.append("err = estimate / measured - 1 (targets: cycles within 5%, LUT within 15%); Yosys whole top (xc7, xcup for a ZU+ board), "
                  "and units: the sum of the units out of context (what the fit's samples are); times are wall clock "
                  "on this machine, shared with other jobs")
     return "\n".join(lines)
@@ -102,17 +110,20 @@ def format_rows(rows: list[dict]) -> str:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="*")
+    parser.add_argument("--board", default="pynq-z1")
     parser.add_argument("--out", default="out/bench-rtl")
-    parser.add_argument("--table", nargs="*", metavar="JSON", help="only print the table of these rtl_bench.json files")
+    parser.add_argument("--table", nargs="*", metavar="JSON",
+                        help="only print the table of these rtl_bench.json files (estimates by today's cost model)")
     args = parser.parse_args()
     if args.table is not None:
-        print(format_rows([row for path in args.table for row in json.loads(Path(path).read_text())]))
+        print(format_rows([row if "skipped" in row else read_model(row["model"], Path(path).parent)
+                           for path in args.table for row in json.loads(Path(path).read_text())]))
         return 0
     out = Path(args.out)
     rows = []
     for name in args.models or sorted(ZOO):
         try:
-            rows.append(run_model(name, out))
+            rows.append(run_model(name, args.board, out))
         except QnnflowError as err:
             rows.append({"model": name, "skipped": str(err)})
         print(format_rows(rows[-1:]).splitlines()[1], flush=True)
