@@ -5,7 +5,8 @@ as its build would be with ``backend: rtl`` (fold on the Yosys-fitted LUT model,
 the build runs export .. estimate, fifo_size, rtl_codegen, rtlsim and synth (the flow's own steps, in
 OUT/<model>/), and the bench reads their reports:
 
-- cycles per image: the estimate (the slowest node) vs rtlsim's steady state after fifo_size;
+- cycles per image: the estimate (the slowest node) vs rtlsim's steady state after fifo_size, and the
+  frames per second they make at the build's clock;
 - LUT / BRAM18 / DSP: the estimate vs Yosys's whole-top synthesis (synth_xilinx -family xc7, or xcup
   for the Ultra96).  The fit's samples (hls/nodes/data/yosys_samples.json) are xc7 units out of
   context at other foldings than these, so this comparison is out of sample;
@@ -64,10 +65,12 @@ def read_model(name: str, out: Path) -> dict:
     board = load_config(yaml).board
     layers = estimate.layer_estimates(folded, board)
     perf_est, total = estimate.network_performance(layers, 1.0), estimate.total_resources(layers)
-    return {"model": name, "board": board["name"], "family": synth["family"],
+    return {"model": name, "board": board["name"], "family": synth["family"], "clock_ns": log["clock_ns"],
             "cycles": {"estimate": perf_est["max_cycles"], "rtlsim": perf["cycles_per_image"],
                        "bottleneck_estimate": perf_est["max_cycles_node_name"],
                        "bottleneck_measured": perf["bottleneck_measured"]},
+            "fps": {"estimate": fps(perf_est["max_cycles"], log["clock_ns"]),
+                    "rtlsim": fps(perf["cycles_per_image"], log["clock_ns"])},
             "resources": {r: {"estimate": total[r], "yosys": synth["total"][r]} for r in ("LUT", "BRAM18", "DSP")},
             "folding": {n.name: {a: getCustomOp(n).get_nodeattr(a) for a in ("PE", "SIMD", "ram_style", "resType")
                                  if a in getCustomOp(n).get_nodeattr_types()} for n in hardware_region(folded).nodes},
@@ -78,12 +81,17 @@ def read_model(name: str, out: Path) -> dict:
                         "yosys_whole_top": synth["seconds"].get("whole top"), "synth_step": step_seconds.get("synth")}}
 
 
+def fps(cycles_per_image: float, clock_ns: float) -> float:
+    """Images per second at the build's clock, one image every cycles_per_image cycles."""
+    return round(1e9 / (clock_ns * cycles_per_image), 1)
+
+
 def ratio(est, got) -> str:
     return f"{est / got - 1:+.1%}" if got else ("0" if not est else "n/a")
 
 
 def format_rows(rows: list[dict]) -> str:
-    head = (f"{'model':<13} {'board':<8} {'cycles est':>10} {'rtlsim':>9} {'err':>7}  {'LUT est':>8} {'Yosys':>8} {'err':>7} "
+    head = (f"{'model':<13} {'board':<8} {'cycles est':>10} {'rtlsim':>9} {'err':>7} {'FPS est':>9} {'rtlsim':>9}  {'LUT est':>8} {'Yosys':>8} {'err':>7} "
             f"{'units':>8} {'err':>7}  "
             f"{'BRAM18 est/Yosys':>16}  {'DSP':>7}  {'fifo_size s':>11} {'verilate s':>10} {'sim s':>6} {'Yosys s (units, top)':>20}")
     lines = [head]
@@ -95,7 +103,8 @@ def format_rows(rows: list[dict]) -> str:
         units = r["yosys_sum_of_units"]["LUT"]
         verilate = "cached" if s["verilator_cached"] else f"{s['verilate']:.1f}"  # built by fifo_size already
         lines.append(
-            f"{r['model']:<13} {r.get('board', 'Pynq-Z1'):<8} {c['estimate']:>10,} {c['rtlsim']:>9,.1f} {ratio(c['estimate'], c['rtlsim']):>7}  "
+            f"{r['model']:<13} {r.get('board', 'Pynq-Z1'):<8} {c['estimate']:>10,} {c['rtlsim']:>9,.1f} {ratio(c['estimate'], c['rtlsim']):>7} "
+            f"{r['fps']['estimate']:>9,.0f} {r['fps']['rtlsim']:>9,.0f}  "
             f"{res['LUT']['estimate']:>8,} {res['LUT']['yosys']:>8,} {ratio(res['LUT']['estimate'], res['LUT']['yosys']):>7} "
             f"{units:>8,} {ratio(res['LUT']['estimate'], units):>7}  "
             f"{res['BRAM18']['estimate']:>7} / {res['BRAM18']['yosys']:<6}  {res['DSP']['estimate']:>3}/{res['DSP']['yosys']:<3}  "
