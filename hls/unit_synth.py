@@ -60,8 +60,10 @@ def adapter_spec(adapter) -> dict:
 
 
 def unit_spec(model: ModelWrapper, node) -> dict:
-    """The node's kind, attributes and which of its inputs are connected (an MVAU activates only with thresholds)."""
-    return {"kind": node.op_type, "attrs": node_attrs(node), "inputs": [bool(t) for t in node.input]}
+    """The node's kind, attributes, which of its inputs are connected (an MVAU activates only with thresholds) and
+    how many outputs it has (a fork two)."""
+    return {"kind": node.op_type, "attrs": node_attrs(node), "inputs": [bool(t) for t in node.input],
+            "outputs": len(node.output)}
 
 
 def synthesize_units(model: ModelWrapper, board: dict, family: str, work_dir: Path, ports: str = "stream",
@@ -89,5 +91,6 @@ def op_of(spec: dict):
         fields = {k: v for k, v in spec.items() if k != "kind"}
         return PortAdapter("port adapter", **fields)
     inputs = [f"in{i}" if present else "" for i, present in enumerate(spec["inputs"])]
-    node = helper.make_node(spec["kind"], inputs, ["y"], domain=DOMAIN, name=spec["kind"], **spec["attrs"])
+    outputs = [f"out{k}" for k in range(spec["outputs"])]
+    node = helper.make_node(spec["kind"], inputs, outputs, domain=DOMAIN, name=spec["kind"], **spec["attrs"])
     return getCustomOp(node)

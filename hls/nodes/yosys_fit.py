@@ -35,41 +35,74 @@ LUT_FLOOR = 256  # relative errors are taken against at least this many LUTs: be
 ROUND = 4  # decimals kept of each coefficient
 
 YOSYS_FITTED: dict[str, dict[str, float]] = {
+    "AddStreams": {
+        "unit": 0.0,
+        "logic": 0.0398,
+        "stream": 1.7602
+    },
     "ConvolutionInputGenerator": {
         "unit": 0.0008,
-        "logic": 0.3596,
-        "memory": 1.7733,
+        "logic": 0.3719,
+        "memory": 1.8027,
         "stream": 0.0
     },
+    "ConvolutionInputGenerator1D": {
+        "unit": 0.0006,
+        "logic": 0.2563,
+        "memory": 1.0995,
+        "stream": 0.0
+    },
+    "DuplicateStreams": {
+        "unit": 0.0,
+        "logic": 0.3672,
+        "stream": 0.0
+    },
+    "FMPadding": {
+        "unit": 0.0,
+        "logic": 0.1189,
+        "stream": 0.6057
+    },
+    "GlobalAccPool": {
+        "unit": 0.0025,
+        "logic": 0.6395,
+        "memory": 0.0246,
+        "stream": 0.0344
+    },
     "MVAU": {
-        "unit": 0.0004,
-        "accumulators": 0.0,
-        "comparators": 1.4627,
-        "control": 0.1926,
-        "memory_thresholds": 0.0343,
+        "unit": 0.0003,
+        "accumulators": 0.0274,
+        "comparators": 1.8876,
+        "control": 0.1449,
+        "memory_thresholds": 1.9899,
         "memory_thresholds_shallow": 0.0,
-        "memory_vector": 1.787,
-        "memory_weights": 3.4207,
+        "memory_vector": 1.9963,
+        "memory_weights": 3.6028,
         "memory_weights_shallow": 0.0,
-        "product_lanes": 1.2702,
+        "product_lanes": 1.1913,
         "stream": 0.0,
-        "xnor_lanes": 1.0549
+        "xnor_lanes": 1.0397
     },
     "PortAdapter": {
-        "unit": 305.8513,
-        "logic": 0.001,
-        "stream": 6.9448
+        "unit": 328.3844,
+        "logic": 0.0,
+        "stream": 6.9772
     },
     "StreamingDataWidthConverter": {
-        "unit": 46.266,
+        "unit": 54.6616,
         "logic": 0.0,
-        "stream": 4.2542
+        "stream": 3.8752
     },
     "StreamingMaxPool": {
         "unit": 0.0,
-        "logic": 0.3552,
-        "memory": 0.3983,
-        "stream": 2.0226
+        "logic": 0.2326,
+        "memory": 1.6761,
+        "stream": 2.0764
+    },
+    "Thresholding": {
+        "unit": 0.0002,
+        "logic": 0.0569,
+        "memory": 0.0,
+        "stream": 0.0014
     }
 }  # bench/rtl_fit.py fit prints it
 
@@ -128,10 +161,12 @@ def load_samples(path: str | Path = SAMPLES) -> list[dict]:
 
 
 def sample_terms(samples: list[dict], board: dict) -> list[dict[str, float]]:
-    """Each sample's terms, from its stored node attributes costed by today's formulas."""
+    """Each sample's terms, from its stored node attributes costed by today's formulas as the RTL builds the
+    unit (a BIPOLAR x BIPOLAR dot product as a popcount, a narrow product in fabric)."""
     from qnnflow.hls.unit_synth import op_of
 
-    return [lut_terms(op_of(s["spec"]), board) for s in samples]
+    rtl = board_for_backend(board, "rtl")
+    return [lut_terms(op_of(s["spec"]), rtl) for s in samples]
 
 
 def _solve_nonnegative(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -197,10 +232,11 @@ def error_table(samples: list[dict], board: dict, coefficients: dict | None = No
         floor = np.maximum(y[idx], LUT_FLOOR)
         kinds[kind] = {"n": len(idx), **{name: _stats(np.abs(pred[idx] - y[idx]) / floor)
                                          for name, pred in columns.items()}}
-    primitives = {}  # BRAM18 and DSP: the formulas' against Yosys's, summed per kind
+    primitives = {}  # BRAM18 and DSP: the formulas' (as the RTL builds the unit) against Yosys's, summed per kind
+    rtl = board_for_backend(board, "rtl")
     for s in samples:
         op = op_of(s["spec"])
-        formula = op.resources(board) if s["spec"]["kind"] == "PortAdapter" else op.resources_with_stream(board)
+        formula = op.resources(rtl) if s["spec"]["kind"] == "PortAdapter" else op.resources_with_stream(rtl)
         row = primitives.setdefault(s["spec"]["kind"], {r: {"formula": 0, "yosys": 0, "equal": 0} for r in ("BRAM18", "DSP")})
         for r in row:
             row[r]["formula"] += formula[r]

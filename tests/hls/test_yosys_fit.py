@@ -78,8 +78,8 @@ def test_an_rtl_build_estimates_with_the_refit(samples, tmp_path):
 
 
 def test_a_kind_without_samples_keeps_its_formula(samples):
-    spec = {"kind": "FMPadding", "inputs": [True],
-            "attrs": dict(NumChannels=2, ImgDim=[4, 4], Padding=[1, 1, 1, 1], SIMD=1, inputDataType="UINT2")}
+    spec = {"kind": "ChannelwiseOp", "inputs": [True, True], "outputs": 1,
+            "attrs": dict(NumChannels=8, PE=2, inputDataType="UINT4", paramDataType="INT4", outputDataType="INT12")}
     assert spec["kind"] not in {s["spec"]["kind"] for s in samples}
     op = op_of(spec)
     rtl_board = yosys_fit.board_for_backend(BOARD, "rtl")
