@@ -9,7 +9,8 @@ OUT/<model>/), and the bench reads their reports:
   frames per second they make at the build's clock;
 - LUT / BRAM18 / DSP: the estimate vs Yosys's whole-top synthesis (synth_xilinx -family xc7, or xcup
   for the Ultra96).  The fit's samples (hls/nodes/data/yosys_samples.json) are xc7 units out of
-  context at other foldings than these, so this comparison is out of sample;
+  context at other foldings than these; the LUTs are also estimated by a fit that leaves the
+  model's own samples out ("LOO"), so that no unit of the model informs its estimate;
 - wall seconds of fifo_size (two Verilator builds and runs), the Verilator build and the
   simulation of rtlsim, and Yosys (per unit and whole top) in synth.
 
@@ -33,6 +34,7 @@ from qonnx.custom_op.registry import getCustomOp  # noqa: E402
 
 from qnnflow.base.errors import QnnflowError  # noqa: E402
 from qnnflow.hls import estimate  # noqa: E402
+from qnnflow.hls.nodes import yosys_fit  # noqa: E402
 from qnnflow.hls.partition import hardware_region  # noqa: E402
 from qnnflow.flow.config import load_config  # noqa: E402
 from qnnflow.flow.runner import run_build  # noqa: E402
@@ -65,6 +67,9 @@ def read_model(name: str, out: Path) -> dict:
     board = load_config(yaml).board
     layers = estimate.layer_estimates(folded, board)
     perf_est, total = estimate.network_performance(layers, 1.0), estimate.total_resources(layers)
+    others = [s for s in yosys_fit.load_samples() if s["model"] != name]
+    left_out = {**board, yosys_fit.COEFFICIENTS_KEY: yosys_fit.fit(others, board)}
+    lut_left_out = estimate.total_resources(estimate.layer_estimates(folded, left_out))["LUT"]
     return {"model": name, "board": board["name"], "family": synth["family"], "clock_ns": log["clock_ns"],
             "cycles": {"estimate": perf_est["max_cycles"], "rtlsim": perf["cycles_per_image"],
                        "bottleneck_estimate": perf_est["max_cycles_node_name"],
@@ -72,6 +77,7 @@ def read_model(name: str, out: Path) -> dict:
             "fps": {"estimate": fps(perf_est["max_cycles"], log["clock_ns"]),
                     "rtlsim": fps(perf["cycles_per_image"], log["clock_ns"])},
             "resources": {r: {"estimate": total[r], "yosys": synth["total"][r]} for r in ("LUT", "BRAM18", "DSP")},
+            "lut_model_left_out": lut_left_out,
             "folding": {n.name: {a: getCustomOp(n).get_nodeattr(a) for a in ("PE", "SIMD", "ram_style", "resType")
                                  if a in getCustomOp(n).get_nodeattr_types()} for n in hardware_region(folded).nodes},
             "yosys_sum_of_units": synth.get("sum_of_nodes"),
@@ -91,7 +97,7 @@ def ratio(est, got) -> str:
 
 
 def format_rows(rows: list[dict]) -> str:
-    head = (f"{'model':<13} {'board':<8} {'cycles est':>10} {'rtlsim':>9} {'err':>7} {'FPS est':>9} {'rtlsim':>9}  {'LUT est':>8} {'Yosys':>8} {'err':>7} "
+    head = (f"{'model':<13} {'board':<8} {'cycles est':>10} {'rtlsim':>9} {'err':>7} {'FPS est':>9} {'rtlsim':>9}  {'LUT est':>8} {'Yosys':>8} {'err':>7} {'LOO est':>8} {'err':>7} "
             f"{'units':>8} {'err':>7}  "
             f"{'BRAM18 est/Yosys':>16}  {'DSP':>7}  {'fifo_size s':>11} {'verilate s':>10} {'sim s':>6} {'Yosys s (units, top)':>20}")
     lines = [head]
@@ -106,6 +112,7 @@ def format_rows(rows: list[dict]) -> str:
             f"{r['model']:<13} {r.get('board', 'Pynq-Z1'):<8} {c['estimate']:>10,} {c['rtlsim']:>9,.1f} {ratio(c['estimate'], c['rtlsim']):>7} "
             f"{r['fps']['estimate']:>9,.0f} {r['fps']['rtlsim']:>9,.0f}  "
             f"{res['LUT']['estimate']:>8,} {res['LUT']['yosys']:>8,} {ratio(res['LUT']['estimate'], res['LUT']['yosys']):>7} "
+            f"{r['lut_model_left_out']:>8,} {ratio(r['lut_model_left_out'], res['LUT']['yosys']):>7} "
             f"{units:>8,} {ratio(res['LUT']['estimate'], units):>7}  "
             f"{res['BRAM18']['estimate']:>7} / {res['BRAM18']['yosys']:<6}  {res['DSP']['estimate']:>3}/{res['DSP']['yosys']:<3}  "
             f"{s['fifo_size'] or 0:>11.0f} {verilate:>10} "

@@ -14,7 +14,8 @@ the zoo at many foldings (``SAMPLES``, measured by bench/rtl_fit.py, which recor
 version, date, model and folding of each).  The fit minimises the squared relative error
 (relative to max(Yosys LUTs, LUT_FLOOR), so that tiny units do not dominate), keeping every
 coefficient non-negative.  A term a kind's samples never exercise keeps coefficient 1 (the
-formula), and a kind without samples (its RTL is newer than the data) keeps the formula.
+formula), and a kind without samples (its RTL is newer than the data) keeps the formula.  PINNED
+terms are not fitted: their coefficient is what the logic says.
 BRAM18 and DSP stay the formulas' (they count primitives; bench/rtl_fit.py fit prints how they
 compare with Yosys's).
 
@@ -33,6 +34,11 @@ COST_MODEL_KEY = "cost_model"  # a board mapping's entry choosing the LUT model:
 COEFFICIENTS_KEY = "yosys_coefficients"  # a board mapping's own coefficients in place of YOSYS_FITTED (a refit)
 LUT_FLOOR = 256  # relative errors are taken against at least this many LUTs: below, a unit is noise in a design
 ROUND = 4  # decimals kept of each coefficient
+# A ROM at most dot.SHALLOW_ROM_DEPTH deep costs nothing of its own: each bit is absorbed into the LUT of
+# the lane that reads it (CNV w1a1's 12-word MVAU_1: 10,435 LUT by Yosys, 19,828 costed as LUT ROM).  Too
+# few sampled units have one (their largest are over bench/rtl_fit.py's size limit) to fit it: on the two
+# there are, the fit gives 0, or 5.1 LUT a bit when CNV w1a1's unit is left out.
+PINNED = {"MVAU": {"memory_weights_shallow": 0.0, "memory_thresholds_shallow": 0.0}}
 
 YOSYS_FITTED: dict[str, dict[str, float]] = {
     "AddStreams": {
@@ -189,12 +195,15 @@ def fit(samples: list[dict], board: dict, terms: list[dict] | None = None) -> di
     out = {}
     for kind in sorted({s["spec"]["kind"] for s in samples}):
         rows = [i for i, s in enumerate(samples) if s["spec"]["kind"] == kind]
-        names = sorted({t for i in rows for t, v in terms[i].items() if v})
+        pinned = PINNED.get(kind, {})
+        names = sorted({t for i in rows for t, v in terms[i].items() if v} - set(pinned))
         y = np.array([samples[i]["yosys"]["LUT"] for i in rows], float)
+        y_free = y - np.array([sum(c * terms[i].get(t, 0.0) for t, c in pinned.items()) for i in rows])
         a = np.array([[1.0] + [terms[i].get(t, 0.0) for t in names] for i in rows])
         weight = 1 / np.maximum(y, LUT_FLOOR)
-        x = _solve_nonnegative(a * weight[:, None], y * weight)
-        out[kind] = {name: round(float(v), ROUND) for name, v in zip(["unit", *names], x)}
+        x = _solve_nonnegative(a * weight[:, None], y_free * weight)
+        fitted = {name: round(float(v), ROUND) for name, v in zip(names, x[1:])}
+        out[kind] = {"unit": round(float(x[0]), ROUND), **dict(sorted({**fitted, **pinned}.items()))}
     return out
 
 
