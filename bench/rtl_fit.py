@@ -51,7 +51,7 @@ SWEEP = {
     "tfc_w1a1": [(4096, None), (1024, "block"), (256, "distributed")],
     "tfc_w1a2": [(2048, "auto"), (512, "block")],
     "tfc_w2a2": [(2048, "distributed"), (512, None)],
-    "lfc_w1a1": [(32768, None), (8192, "block")],
+    "lfc_w1a1": [(32768, None), (8192, "block"), (1024, "block")],
     "lfc_w1a2": [(16384, None)],
     "cnv_w1a1": [(400_000, None), (150_000, "block"), (20_000, "distributed")],
     "cnv_w2a2": [(300_000, "distributed"), (60_000, None)],

@@ -76,17 +76,17 @@ YOSYS_FITTED: dict[str, dict[str, float]] = {
     },
     "MVAU": {
         "unit": 0.0003,
-        "accumulators": 0.0274,
-        "comparators": 1.8876,
-        "control": 0.1449,
-        "memory_thresholds": 1.9899,
+        "accumulators": 0.105,
+        "comparators": 1.8934,
+        "control": 0.1427,
+        "memory_thresholds": 1.9874,
         "memory_thresholds_shallow": 0.0,
-        "memory_vector": 1.9963,
-        "memory_weights": 3.6028,
+        "memory_vector": 2.1052,
+        "memory_weights": 3.6056,
         "memory_weights_shallow": 0.0,
-        "product_lanes": 1.1913,
+        "product_lanes": 1.176,
         "stream": 0.0,
-        "xnor_lanes": 1.0397
+        "xnor_lanes": 0.9896
     },
     "PortAdapter": {
         "unit": 328.3844,
@@ -94,9 +94,9 @@ YOSYS_FITTED: dict[str, dict[str, float]] = {
         "stream": 6.9772
     },
     "StreamingDataWidthConverter": {
-        "unit": 54.6616,
+        "unit": 54.4011,
         "logic": 0.0,
-        "stream": 3.8752
+        "stream": 3.9053
     },
     "StreamingMaxPool": {
         "unit": 0.0,
