@@ -28,6 +28,18 @@ def simulate(model, rtl_cache, tmp_path, images=IMAGES):
     return full
 
 
+def test_ports_resting_while_a_unit_works_is_not_a_deadlock(rtl_cache, tmp_path):
+    """An MVAU of 4 output folds of 64 cycles behind AXI ports: an image's input is 2 port words and its output
+    1, so the ports rest for hundreds of cycles while the unit still moves a word every 64.  Stuck means no
+    word moving on any stream (a real deadlock is named: test_dag.py), so a limit of 100 idle cycles passes."""
+    rng = np.random.default_rng(3)
+    attrs = dict(MW=64, MH=4, SIMD=1, PE=1, inputDataType="UINT2", weightDataType="INT2", outputDataType="INT10",
+                 accDataType="INT10", noActivation=1)
+    model = node_model("MVAU", attrs, {1: random_ints(rng, "INT2", (64, 4))})
+    result = rtlsim(model, model_inputs(model, rng, 3), BOARD, rtl_cache, tmp_path, idle_limit=100)
+    assert result.bit_exact and result.performance["cycles_per_image"] > 100
+
+
 def thresholds_for(rng, channels, count, lo, hi):
     return np.sort(rng.integers(lo, hi + 1, size=(channels, count)), axis=1).astype(np.float32)
 
