@@ -109,7 +109,7 @@ def format_rows(rows: list[dict]) -> str:
         units = r["yosys_sum_of_units"]["LUT"]
         verilate = "cached" if s["verilator_cached"] else f"{s['verilate']:.1f}"  # built by fifo_size already
         lines.append(
-            f"{r['model']:<13} {r.get('board', 'Pynq-Z1'):<8} {c['estimate']:>10,} {c['rtlsim']:>9,.1f} {ratio(c['estimate'], c['rtlsim']):>7} "
+            f"{r['model']:<13} {r['board']:<8} {c['estimate']:>10,} {c['rtlsim']:>9,.1f} {ratio(c['estimate'], c['rtlsim']):>7} "
             f"{r['fps']['estimate']:>9,.0f} {r['fps']['rtlsim']:>9,.0f}  "
             f"{res['LUT']['estimate']:>8,} {res['LUT']['yosys']:>8,} {ratio(res['LUT']['estimate'], res['LUT']['yosys']):>7} "
             f"{r['lut_model_left_out']:>8,} {ratio(r['lut_model_left_out'], res['LUT']['yosys']):>7} "
