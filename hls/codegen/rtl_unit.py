@@ -71,7 +71,8 @@ def element_params(prefix: str, dt) -> dict:
             f"{prefix}_BIPOLAR": int(dt.name == "BIPOLAR")}
 
 
-def rom_style(bound: str) -> str:
-    """The ROM module's STYLE for a memory bound as ``bound`` (cost.bound_style; UltraRAM is not inferred
-    from ROMs: block)."""
+def rom_style(memory) -> str:
+    """The ROM module's STYLE for a node's ``memory`` (base.Memory): the style its estimate binds it as
+    (``Memory.bound``), except that UltraRAM is not inferred from ROMs: block."""
+    bound = memory.bound()
     return {"ultra": "block"}.get(bound, bound)

@@ -145,5 +145,5 @@ class ChannelwiseOp(ChannelStreamNode):
         rom = rom_text(table.transpose(1, 0, 2).reshape(table.shape[1], 2 * pe), signed_type(p_bits))
         params = dict(CH=g("NumChannels"), PE=pe, **element_params("IN", self.input_datatype()), P_BITS=p_bits,
                       ACC_BITS=signed_bits(*self._acc_range()), OUT_BITS=odt.bitwidth(),
-                      OUT_BIPOLAR=int(odt.name == "BIPOLAR"), PARAMS=mem, RAM_STYLE=rom_style(self.memories()[0].bound()))
+                      OUT_BIPOLAR=int(odt.name == "BIPOLAR"), PARAMS=mem, RAM_STYLE=rom_style(self.memories()[0]))
         return RtlUnit(node.name, node.op_type, ident, "qnnflow_channelwise", params, *formats(self), {mem: rom})

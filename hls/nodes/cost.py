@@ -117,7 +117,7 @@ def stream_fifo_luts(depth: int, width: int) -> int:
 def bound_style(depth: int, ram_style: str) -> str:
     """What a memory of ``depth`` words under ``ram_style`` is bound as: 'auto' follows FINN, LUTRAM
     ('distributed') up to 128 deep and block RAM beyond; the other styles as they say.  The RTL binds
-    each memory so (rtl_unit.rom_style), so that synthesis builds what the estimate costs."""
+    each memory so (base.Memory.bound), so that synthesis builds what the estimate costs."""
     if ram_style == "auto":
         return "distributed" if depth <= AUTO_LUTRAM_MAX_DEPTH else "block"
     return ram_style

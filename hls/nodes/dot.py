@@ -330,18 +330,18 @@ class DotProductNode(HWNode):
         weights = np.asarray(model.get_initializer(self.onnx_node.input[1])).astype(np.int64)
         w_mem = memory_path(ident, "weights")
         memories = {w_mem: rom_text(words, wdt.name)}
-        bound = {mem.name: mem.bound() for mem in self.memories()}
+        roms = {mem.name: mem for mem in self.memories()}
         acc_bits = signed_bits(*self.accumulator_range(weights))
         params = dict(SIMD=simd, PE=pe, **element_params("IN", idt), **element_params("W", wdt),
                       USE_DSP=int(self.uses_dsp(rtl=True)), ACC_BITS=acc_bits, OUT_BITS=odt.bitwidth(), HAS_ACT=0, NT=1,
-                      T_BITS=2, ACT_VAL=0, WEIGHTS=w_mem, THRESHOLDS="", RAM_STYLE=rom_style(bound["weights"]))
+                      T_BITS=2, ACT_VAL=0, WEIGHTS=w_mem, THRESHOLDS="", RAM_STYLE=rom_style(roms["weights"]))
         if self.has_activation():
             table, lo, hi = self.emitted_thresholds(model)
             t_bits, rom = threshold_rtl(table, lo, hi)
             t_mem = memory_path(ident, "thresholds")
             memories[t_mem] = rom
             params.update(HAS_ACT=1, NT=table.shape[2], T_BITS=t_bits, ACT_VAL=g("ActVal"), THRESHOLDS=t_mem,
-                          T_RAM_STYLE=rom_style(bound["thresholds"]),
+                          T_RAM_STYLE=rom_style(roms["thresholds"]),
                           ACC_BITS=max(acc_bits, signed_bits(lo, hi)))
         else:  # the output is the accumulator: its low OUT_BITS bits are the output's code
             params["ACC_BITS"] = max(acc_bits, odt.bitwidth())

@@ -24,11 +24,11 @@ OUTPUTS = 2  # two branches per fork; more branches chain forks
 
 
 def fifo_storage(depth: int) -> str:
-    """Where a stream of ``depth`` words lives: shift registers up to 32, LUTRAM up to 128, else block RAM
-    (the rule cost.memory applies to 'auto' memories)."""
+    """Where a stream of ``depth`` words lives: shift registers up to 32, else where an 'auto' memory of that
+    depth is bound (cost.bound_style: LUTRAM up to 128, block RAM beyond)."""
     if depth <= cost.SRL_DEPTH:
         return "srl"
-    return "lutram" if depth <= cost.AUTO_LUTRAM_MAX_DEPTH else "bram"
+    return "lutram" if cost.bound_style(depth, "auto") == "distributed" else "bram"
 
 
 def fifo_cost(depth: int, width: int) -> dict:

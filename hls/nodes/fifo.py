@@ -77,7 +77,7 @@ class StreamingFIFO(HWNode):
             return "bram"
         if depth <= SRL_MAX_DEPTH:
             return "srl"
-        return "lutram" if style == "distributed" or depth <= cost.AUTO_LUTRAM_MAX_DEPTH else "bram"
+        return "lutram" if cost.bound_style(depth, style) == "distributed" else "bram"
 
     def resources(self, board: dict) -> dict:
         """depth x width words in SRLs (32 per LUT), LUTRAM (64 per LUT) or RAMB18s, plus read/write

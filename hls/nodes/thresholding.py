@@ -170,5 +170,5 @@ class Thresholding(ChannelStreamNode):
         mem = memory_path(ident, "thresholds")
         params = dict(CH=g("NumChannels"), PE=pe, **element_params("IN", idt),
                       OUT_BITS=odt.bitwidth(), NT=slots, T_BITS=t_bits, ACT_VAL=g("ActVal"), THRESHOLDS=mem,
-                      RAM_STYLE=rom_style(self.memories()[0].bound()))
+                      RAM_STYLE=rom_style(self.memories()[0]))
         return RtlUnit(node.name, node.op_type, ident, "qnnflow_thresholding", params, *formats(self), {mem: rom})

@@ -102,8 +102,8 @@ def test_synth_per_node_follows_res_type_and_ram_style(tmp_path):
 def test_memories_are_built_as_the_estimate_binds_them(style, mw, tmp_path):
     """An MVAU's weight and threshold ROMs go where its estimate puts them (cost.bound_style): with
     ram_style=auto, block RAM beyond 128 words (a 1,024-word weight ROM) and logic below (a 32-word one,
-    the 8-word thresholds); with block, the weights in block RAM and the thresholds still 'auto'.  Yosys
-    would build an auto ROM of any depth in logic."""
+    the 8-word thresholds); with block, the weights in block RAM and the thresholds still 'auto' (the RTL
+    used to put them in block RAM with the weights: 3 BRAM18 where the estimate counts 1)."""
     rng = np.random.default_rng(mw)
     attrs = dict(MW=mw, MH=8, SIMD=4, PE=1, inputDataType="INT4", weightDataType="INT4", outputDataType="UINT2",
                  accDataType="INT16", ram_style=style)
